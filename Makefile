@@ -1,0 +1,44 @@
+# JStore: `make demo` runs the whole flow on generated data, `make test` runs the test suite.
+# Both set everything up first (Debian packages, the locked Python packages, the local servers).
+
+PY := .venv/bin/python
+JSTORE := .venv/bin/jstore
+PYTEST := .venv/bin/pytest
+
+.PHONY: setup services services-down services-status demo test test-fast test-e2e lint airflow serve
+
+.venv/.setup-done: scripts/setup.sh uv.lock pyproject.toml
+	bash scripts/setup.sh
+	touch $@
+
+setup: .venv/.setup-done
+
+services: setup
+	$(PY) scripts/services.py up
+
+services-down:
+	$(PY) scripts/services.py down
+
+services-status:
+	$(PY) scripts/services.py status
+
+demo: services
+	$(JSTORE) demo
+
+# The whole suite, slow end-to-end tests included (what CI runs).
+test: services
+	$(PYTEST) -q
+
+# Unit and integration tests without the slow end-to-end subset.
+test-fast: services
+	$(PYTEST) -q -m "not e2e"
+
+test-e2e: services
+	$(PYTEST) -q -m e2e
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+serve: services
+	$(JSTORE) serve

@@ -1,0 +1,29 @@
+"""The Spark session every JStore job uses: UTC everywhere, the JDBC driver on the classpath."""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+from jstore.config import Settings
+
+
+def spark_session(
+    settings: Settings,
+    app_name: str = "jstore",
+    master: str | None = None,
+    shuffle_partitions: int | None = None,
+) -> SparkSession:
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.jars", settings.jdbc_jar)
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    if master:
+        builder = builder.master(master)
+    if shuffle_partitions:
+        builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+    return builder.getOrCreate()

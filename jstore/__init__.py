@@ -1,0 +1,1 @@
+"""JStore: a batch-first feature store."""

@@ -1,0 +1,82 @@
+"""JStore's settings: one object, read from ``JSTORE_*`` environment variables (and ``.env``).
+
+The defaults point at the local servers that ``make services`` starts on loopback.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="JSTORE_", env_file=".env", extra="forbid", frozen=True
+    )
+
+    project: str = Field("jstore", pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    """Namespace of this deployment: the Redis key prefix and the registry's project."""
+
+    lake_uri: str = str(PROJECT_ROOT / ".jstore" / "lake")
+    """Root of the landing zone, staging area, quarantine and quality reports (a path or s3a://)."""
+
+    mongo_uri: str = "mongodb://127.0.0.1:57017"
+    """The registry's MongoDB."""
+
+    mongo_db: str = "jstore"
+    """The registry's database name."""
+
+    postgres_dsn: SecretStr = SecretStr("postgresql://jstore:jstore@127.0.0.1:55432/jstore")
+    """The offline store (TimescaleDB, or plain PostgreSQL)."""
+
+    offline_schema: str = Field("features", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    """PostgreSQL schema that holds one table per feature view version."""
+
+    redis_url: str = "redis://127.0.0.1:56379/0"
+    """The online store."""
+
+    kafka_bootstrap: str = "127.0.0.1:59092"
+    """Kafka bootstrap servers, comma-separated."""
+
+    kafka_session_timeout_ms: int = 6000
+    """Consumer-group session timeout; small, so that group joins do not wait for long."""
+
+    spark_master: str = "local[*]"
+    """Spark master for jobs run by the CLI (Airflow uses its `spark_default` connection)."""
+
+    jdbc_jar: str = "/usr/share/java/postgresql.jar"
+    """PostgreSQL JDBC driver for Spark (Debian's libpostgresql-jdbc-java)."""
+
+    registry_snapshot: Path = PROJECT_ROOT / ".jstore" / "registry_snapshot.json"
+    """The registry as a file, read by DAG files at parse time (no database call there)."""
+
+    api_keys: str = ""
+    """API keys: comma-separated `sha256hex:scope` entries (scope: read or write)."""
+
+    api_auth_disabled: bool = False
+    """Turn API-key checks off (local development only)."""
+
+    drift_threshold: float = 0.2
+    """Population stability index above which a feature's drift is flagged."""
+
+    @field_validator("lake_uri")
+    @classmethod
+    def _no_trailing_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    @property
+    def lake_path(self) -> Path:
+        """The lake as a local path (only for a local lake)."""
+        if "://" in self.lake_uri and not self.lake_uri.startswith("file://"):
+            raise ValueError(f"lake_uri {self.lake_uri!r} is not a local path")
+        return Path(self.lake_uri.removeprefix("file://"))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

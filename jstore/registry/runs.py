@@ -1,0 +1,33 @@
+"""Run records: what each land, extract, compute, validate, publish and materialize run did."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+RunKind = Literal["land", "extract", "compute", "validate", "publish", "materialize", "export"]
+RunStatus = Literal["running", "success", "failed"]
+
+
+def new_run_id(kind: str) -> str:
+    """Sortable and unique: `<kind>-<utc time>-<random>`."""
+    return f"{kind}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+class RunRecord(BaseModel):
+    run_id: str
+    kind: RunKind
+    subject: str
+    """The source or feature view the run worked on (`*` for several)."""
+    version: int | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    status: RunStatus = "running"
+    started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+    rows: int | None = None
+    details: dict[str, Any] = {}
+    error: str | None = None

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install what JStore needs on a Debian 12 machine with Python 3.11, then the locked Python
+# packages into .venv. Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(postgresql redis-server openjdk-17-jre-headless libpostgresql-jdbc-java python3-venv)
+UV_VERSION=0.13.9
+
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+python=$(command -v python3.11 || command -v python3)
+"$python" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
+  || { echo "setup: JStore needs Python 3.11 (found $("$python" --version))" >&2; exit 1; }
+
+uv=.jstore/tools/bin/uv
+if ! [ -x "$uv" ] || [ "$("$uv" --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
+  echo "setup: installing uv $UV_VERSION into .jstore/tools"
+  "$python" -m venv .jstore/tools
+  .jstore/tools/bin/pip install -q "uv==$UV_VERSION"
+fi
+
+# --frozen: install exactly what uv.lock pins; never re-resolve on a user's machine.
+"$uv" sync --frozen --all-extras --group dev --python "$python" -q

@@ -1,0 +1,94 @@
+"""Fixtures over the real servers that `make services` starts (see scripts/services.py).
+
+Every test gets its own registry database, offline schema, Redis key prefix and lake folder,
+so tests never see each other's data and can run in any order.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psycopg
+import pytest
+import redis
+from psycopg import sql
+
+from jstore.config import Settings
+from jstore.registry import Registry
+from jstore.repo import FeatureRepo, load_repo
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_REPO = ROOT / "examples" / "ecommerce"
+
+
+def _reachable(url_or_hostport: str) -> bool:
+    parsed = urlparse(url_or_hostport if "://" in url_or_hostport else f"x://{url_or_hostport}")
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((parsed.hostname or "127.0.0.1", parsed.port or 0)) == 0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _servers_running() -> None:
+    base = Settings()
+    for what, url in (
+        ("MongoDB", base.mongo_uri),
+        ("PostgreSQL", base.postgres_dsn.get_secret_value()),
+        ("Redis", base.redis_url),
+        ("Kafka", base.kafka_bootstrap.split(",")[0]),
+    ):
+        if not _reachable(url):
+            pytest.exit(
+                f"{what} does not answer at {url}: start the servers with `make services`",
+                returncode=3,
+            )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    tag = uuid.uuid4().hex[:10]
+    s = Settings(
+        project=f"t{tag}",
+        mongo_db=f"test_{tag}",
+        offline_schema=f"test_{tag}",
+        lake_uri=str(tmp_path / "lake"),
+        registry_snapshot=tmp_path / "registry_snapshot.json",
+    )
+    yield s
+    with psycopg.connect(s.postgres_dsn.get_secret_value(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(s.offline_schema))
+        )
+    r = redis.Redis.from_url(s.redis_url)
+    for key in r.scan_iter(match=f"{s.project}:*", count=1000):
+        r.delete(key)
+    r.close()
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[Registry]:
+    reg = Registry(settings)
+    yield reg
+    reg.client.drop_database(settings.mongo_db)
+    reg.close()
+
+
+@pytest.fixture(scope="session")
+def example_repo() -> FeatureRepo:
+    return load_repo(EXAMPLE_REPO)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for the whole test run (a JVM start costs seconds)."""
+    from jobs.spark import spark_session
+
+    session = spark_session(
+        Settings(), app_name="jstore-tests", master="local[2]", shuffle_partitions=4
+    )
+    yield session
+    session.stop()
