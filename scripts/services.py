@@ -1,4 +1,4 @@
-"""Start, stop and report JStore's local servers: PostgreSQL, Redis, tansu (Kafka), secantus (MongoDB).
+"""Start, stop and report the local servers: PostgreSQL, Redis, tansu (Kafka), secantus (MongoDB).
 
 Every server listens on loopback and keeps its files under ``$JSTORE_HOME`` (default ``.jstore/``).
 Starting is idempotent and waits until each server answers; stopping only signals the processes
