@@ -11,9 +11,17 @@ from jstore.repo import load_repo
 
 EXAMPLE_REPO = Path(__file__).resolve().parents[2] / "examples" / "ecommerce"
 
+demo_app = typer.Typer(
+    invoke_without_command=True,
+    help="The whole flow on generated data (subcommands run single steps of it).",
+)
 
-def demo() -> None:
+
+@demo_app.callback()
+def demo(ctx: typer.Context) -> None:
     """Apply the e-commerce example repo and run the flow over generated data."""
+    if ctx.invoked_subcommand is not None:
+        return
     with user_errors():
         definitions = load_repo(EXAMPLE_REPO)
     with open_registry() as registry:
@@ -29,4 +37,4 @@ def demo() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(demo)
+    app.add_typer(demo_app, name="demo")
