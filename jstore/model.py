@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -289,11 +290,17 @@ class FeatureRef(Definition):
     def parse(cls, text: str) -> FeatureRef:
         head, sep, feature = text.partition(":")
         view, at, version = head.partition("@")
-        if not sep or (at and not (version.startswith("v") and version[1:].isdigit())):
+        pinned = version.startswith("v") and version[1:].isdigit() and int(version[1:]) >= 1
+        if not sep or (at and not pinned):
             raise ValueError(
                 f"{text!r} is not a feature reference like view:feature or view@v2:feature"
             )
-        return cls(view=view, feature=feature, version=int(version[1:]) if at else None)
+        try:
+            return cls(view=view, feature=feature, version=int(version[1:]) if at else None)
+        except ValidationError:
+            raise ValueError(
+                f"{text!r}: view and feature must be lower-case names like amount_sum_7d"
+            ) from None
 
     def __str__(self) -> str:
         pin = f"@v{self.version}" if self.version else ""

@@ -37,10 +37,20 @@ class DefinitionError(ValueError):
     """An invalid definition; the message names the object and the field."""
 
 
-def definition_error(e: ValidationError, what: str) -> DefinitionError:
-    """One line from pydantic's error: `<what>: <field path>: <message>`."""
+UNION_TAG_ERRORS = frozenset({"union_tag_not_found", "union_tag_invalid"})
+
+
+def definition_error(e: ValidationError, what: str, tagged: bool = False) -> DefinitionError:
+    """One line from pydantic's error: `<what>: <field path>: <message>`.
+
+    `tagged`: `e` comes from a union discriminated by `kind`, whose tag (`windowed`, `table`, …)
+    pydantic puts first in every error location; it is not a field (though `table` can be one).
+    """
     err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if p not in ("windowed", "sql", "event", "table"))
+    parts = err["loc"][1:] if tagged else err["loc"]
+    if err["type"] in UNION_TAG_ERRORS:
+        parts = ("kind",)
+    loc = ".".join(str(p) for p in parts)
     msg = err["msg"].removeprefix("Value error, ")
     where = f"{loc}: " if loc and not msg.startswith(f"{loc}:") else ""
     return DefinitionError(f"{what}: {where}{msg}")
@@ -58,7 +68,8 @@ def parse_definition(kind: str, data: dict) -> BaseModel:
     try:
         return adapters[kind].validate_python(data)
     except ValidationError as e:
-        raise definition_error(e, f"{kind} {name!r}") from None
+        tagged = kind in ("source", "feature view")
+        raise definition_error(e, f"{kind} {name!r}", tagged) from None
 
 
 @dataclass
@@ -143,7 +154,7 @@ def load_repo(path: str | Path) -> FeatureRepo:
             try:
                 spec.loader.exec_module(module)
             except ValidationError as e:
-                raise definition_error(e, f"{file.name}") from None
+                raise definition_error(e, f"{file.name}: {e.title}") from None
             for value in vars(module).values():
                 if type(value) in KINDS:
                     repo.add(value)
