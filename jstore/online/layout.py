@@ -1,0 +1,208 @@
+"""The Redis layout of the online store: key names and packed values.
+
+Written down in docs/online_store_format.md.
+
+Invariants:
+- One key per (view version, entity): `<project>:<view>:v<N>:<entity>`, where `<entity>` is the
+  join key values in the view's key order, each written as text (`%` -> `%25`, `|` -> `%7C`)
+  and joined with `|`.
+- The value is one JSON array `[feature_ts, f1, …, fn]`, features in `ResolvedView.features`
+  order (fixed per version), timestamps as ISO-8601 UTC text. One `json.loads` per key is the
+  whole decoding cost of a lookup.
+- `<project>:__keys__:<view>:v<N>` is the set of entity parts written for a version (so a retired
+  version is deleted without scanning the keyspace); `<project>:__meta__:<view>:v<N>` is a hash
+  of what the materializer last pushed (see `Meta`). `__` cannot start a view name.
+Encoding works column-wise with Arrow compute, so materializing a million rows stays out of
+Python loops; lookups encode their few request entities through the same path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jstore.durations import parse_timestamp
+from jstore.model import DType, ResolvedView
+
+ENTITY_SEPARATOR = "|"
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+
+
+def value_key(project: str, view: ResolvedView, entity: str) -> str:
+    return f"{project}:{view.name}:v{view.version}:{entity}"
+
+
+def key_prefix(project: str, view: ResolvedView) -> str:
+    return f"{project}:{view.name}:v{view.version}:"
+
+
+def index_key(project: str, name: str, version: int) -> str:
+    """The set of entity parts stored for one view version."""
+    return f"{project}:__keys__:{name}:v{version}"
+
+
+def meta_key(project: str, name: str, version: int) -> str:
+    return f"{project}:__meta__:{name}:v{version}"
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What the materializer last pushed for a view version (the `__meta__` hash)."""
+
+    coverage_end: datetime | None
+    """End of the view's published coverage when it was materialized."""
+    synced_at: datetime
+    """When the materializer started reading the offline store: publishes before it are in."""
+    watermark: datetime | None
+    """The largest `_computed_at` pushed."""
+
+    def to_hash(self) -> dict[str, str]:
+        return {
+            name: value.isoformat()
+            for name, value in (
+                ("coverage_end", self.coverage_end),
+                ("synced_at", self.synced_at),
+                ("watermark", self.watermark),
+            )
+            if value is not None
+        }
+
+    @classmethod
+    def from_hash(cls, fields: dict[bytes, bytes]) -> Meta | None:
+        if b"synced_at" not in fields:
+            return None
+
+        def ts(name: bytes) -> datetime | None:
+            return parse_timestamp(fields[name].decode()) if name in fields else None
+
+        return cls(
+            coverage_end=ts(b"coverage_end"),
+            synced_at=ts(b"synced_at"),  # type: ignore[arg-type]
+            watermark=ts(b"watermark"),
+        )
+
+
+def _text(column: pa.Array, dtype: DType) -> pa.Array:
+    """A column as text (nulls stay null): the one spelling of a value in keys and values."""
+    if dtype == "timestamp":
+        column = pc.cast(column, ARROW_TYPES["timestamp"])
+        seconds = pc.cast(column, pa.timestamp("s", tz="UTC"), safe=False)
+        whole = pc.fill_null(pc.equal(pc.cast(seconds, column.type), column), True)
+        return pc.if_else(
+            whole, pc.strftime(seconds, TIMESTAMP_FORMAT), pc.strftime(column, TIMESTAMP_FORMAT)
+        )
+    return pc.cast(column, pa.string())
+
+
+def entity_parts(columns: Sequence[pa.Array], dtypes: Sequence[DType]) -> list[str]:
+    """The `<entity>` part of each row's key, from the join key columns in key order."""
+    texts = []
+    for column, dtype in zip(columns, dtypes, strict=True):
+        text = _text(column, dtype)
+        text = pc.replace_substring(text, "%", "%25")
+        texts.append(pc.replace_substring(text, ENTITY_SEPARATOR, "%7C"))
+    if len(texts) == 1:
+        return texts[0].to_pylist()
+    return pc.binary_join_element_wise(*texts, ENTITY_SEPARATOR).to_pylist()
+
+
+def request_entity_parts(view: ResolvedView, entities: Sequence[dict[str, Any]]) -> list[str]:
+    """The `<entity>` parts of lookup entities given as JSON objects of join key values.
+
+    Raises ValueError naming `entities.<i>.<key>` for a missing or mistyped key.
+    """
+    columns = []
+    for key in view.join_keys:
+        dtype = view.key_dtypes[key]
+        values = []
+        for i, entity in enumerate(entities):
+            value = entity.get(key)
+            if value is None:
+                raise ValueError(f"entities.{i}.{key}: missing join key")
+            try:
+                values.append(_coerce(value, dtype))
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"entities.{i}.{key}: {value!r} is not a {dtype} join key value"
+                ) from None
+        columns.append(pa.array(values, ARROW_TYPES[dtype]))
+    return entity_parts(columns, [view.key_dtypes[k] for k in view.join_keys])
+
+
+def _coerce(value: Any, dtype: DType) -> Any:
+    if dtype == "string":
+        if isinstance(value, bool | dict | list):
+            raise TypeError
+        return str(value)
+    if dtype == "int64":
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise TypeError
+        return int(value)
+    if dtype == "float64":
+        if isinstance(value, bool):
+            raise TypeError
+        return float(value)
+    if dtype == "bool":
+        if not isinstance(value, bool):
+            raise TypeError
+        return value
+    return parse_timestamp(value) if isinstance(value, str) else value
+
+
+def _json_column(column: pa.Array, dtype: DType) -> pa.Array:
+    """Each value as a JSON token; floats keep a fraction or exponent so they decode as floats."""
+    if dtype == "string":
+        return pa.array(
+            [json.dumps(v, ensure_ascii=False) for v in column.to_pylist()], pa.string()
+        )
+    if dtype == "timestamp":
+        text = pc.binary_join_element_wise('"', _text(column, dtype), '"', "")
+    elif dtype == "float64":
+        text = pc.cast(column, pa.string())
+        integral = pc.match_substring_regex(text, r"^-?\d+$")
+        text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
+        text = pc.replace_substring_regex(text, r"^nan$", "NaN")
+        text = pc.replace_substring_regex(text, r"inf$", "Infinity")
+    else:
+        text = pc.cast(column, pa.string())
+    return pc.fill_null(text, "null")
+
+
+def packed_values(batch: pa.RecordBatch | pa.Table, view: ResolvedView) -> list[str]:
+    """The packed JSON value of each row: `[feature_ts, f1, …, fn]`."""
+    parts = [_json_column(batch.column("feature_ts"), "timestamp")]
+    parts += [_json_column(batch.column(f.name), f.dtype) for f in view.features]
+    joined = pc.binary_join_element_wise(*parts, ",")
+    return pc.binary_join_element_wise("[", joined, "]", "").to_pylist()
+
+
+def drained(batch: pa.RecordBatch | pa.Table, view: ResolvedView) -> pa.Array:
+    """Rows holding the empty-window values (DESIGN.md "Absent means empty"): keys to delete."""
+    mask = None
+    for spec in view.features:
+        column = batch.column(spec.name)
+        empty = (
+            pc.fill_null(pc.equal(column, 0), False)
+            if spec.empty_value == 0
+            else pc.is_null(column)
+        )
+        mask = empty if mask is None else pc.and_(mask, empty)
+    return mask
+
+
+def unpack(raw: bytes) -> list[Any]:
+    """A stored value back as `[feature_ts, f1, …, fn]`."""
+    return json.loads(raw)

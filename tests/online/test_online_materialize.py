@@ -1,0 +1,150 @@
+"""Materialize: offline rows -> Redis keys, incrementally from the registry watermark."""
+
+from __future__ import annotations
+
+import redis
+
+from jstore.model import Aggregation
+from jstore.online import OnlineStore, materialize
+from jstore.online.layout import index_key, meta_key, unpack
+from jstore.repo import FeatureRepo
+from tests.online.online_helpers import (
+    HOUR,
+    T0,
+    apply_clicks,
+    clicks,
+    publish_rows,
+    row,
+    user,
+    user_clicks,
+)
+
+
+def stored(settings, view) -> dict[str, list]:
+    r = redis.Redis.from_url(settings.redis_url)
+    prefix = f"{settings.project}:{view.name}:v{view.version}:"
+    entities = sorted(
+        m.decode() for m in r.smembers(index_key(settings.project, view.name, view.version))
+    )
+    values = {e: unpack(r.get(prefix + e)) for e in entities}
+    r.close()
+    return values
+
+
+def test_first_run_loads_the_latest_row_of_every_entity(settings, registry, offline):
+    view = apply_clicks(registry)
+    publish_rows(
+        settings,
+        registry,
+        view,
+        T0,
+        T0 + 2 * HOUR,
+        [
+            row("u1", T0, 1, 5.0, 5.0),
+            row("u1", T0 + HOUR, 2, 7.5, 5.0),
+            row("u2", T0, 1, 3.0, 3.0),
+        ],
+    )
+
+    result = materialize(settings, registry, ["user_clicks"], offline=offline)
+
+    assert [(v.view, v.version, v.written, v.deleted) for v in result.views] == [
+        ("user_clicks", 1, 2, 0)
+    ]
+    assert stored(settings, view) == {
+        "u1": ["2024-05-01T11:00:00Z", 2, 7.5, 5.0],
+        "u2": ["2024-05-01T10:00:00Z", 1, 3.0, 3.0],
+    }
+    run = registry.get_run(result.views[0].run_id)
+    assert (run.kind, run.status, run.rows, run.details["written"]) == (
+        "materialize",
+        "success",
+        2,
+        2,
+    )
+
+
+def test_later_runs_push_only_what_changed_and_repeating_is_idempotent(settings, registry, offline):
+    view = apply_clicks(registry)
+    publish_rows(
+        settings,
+        registry,
+        view,
+        T0,
+        T0 + HOUR,
+        [row("u1", T0, 1, 5.0, 5.0), row("u2", T0, 1, 3.0, 3.0)],
+    )
+    first = materialize(settings, registry, offline=offline).views[0]
+    again = materialize(settings, registry, offline=offline).views[0]
+    assert (again.written, again.deleted, again.watermark) == (0, 0, first.watermark)
+
+    publish_rows(
+        settings, registry, view, T0 + HOUR, T0 + 2 * HOUR, [row("u2", T0 + HOUR, 2, 4.0, 3.0)]
+    )
+    later = materialize(settings, registry, offline=offline).views[0]
+
+    assert (later.written, later.deleted) == (1, 0)
+    assert later.watermark > first.watermark
+    assert registry.get_watermark("materialize:user_clicks__v1") == later.watermark.isoformat()
+    assert stored(settings, view) == {
+        "u1": ["2024-05-01T10:00:00Z", 1, 5.0, 5.0],
+        "u2": ["2024-05-01T11:00:00Z", 2, 4.0, 3.0],
+    }
+    meta = OnlineStore(settings).get_meta(view)
+    assert meta.coverage_end == T0 + 2 * HOUR
+    assert meta.watermark == later.watermark
+
+
+def test_a_drained_entity_loses_its_key(settings, registry, offline):
+    view = apply_clicks(registry)
+    publish_rows(
+        settings,
+        registry,
+        view,
+        T0,
+        T0 + HOUR,
+        [row("u1", T0, 1, 5.0, 5.0), row("u2", T0, 1, 3.0, 3.0)],
+    )
+    materialize(settings, registry, offline=offline)
+
+    publish_rows(
+        settings, registry, view, T0 + HOUR, T0 + 2 * HOUR, [row("u1", T0 + HOUR, 0, 0.0, None)]
+    )
+    result = materialize(settings, registry, offline=offline).views[0]
+
+    assert (result.written, result.deleted) == (0, 1)
+    assert stored(settings, view) == {"u2": ["2024-05-01T10:00:00Z", 1, 3.0, 3.0]}
+    r = redis.Redis.from_url(settings.redis_url)
+    assert r.exists(f"{settings.project}:user_clicks:v1:u1") == 0
+    r.close()
+
+
+def test_keys_of_a_retired_version_are_removed(settings, registry, offline):
+    v1 = apply_clicks(registry)
+    publish_rows(settings, registry, v1, T0, T0 + HOUR, [row("u1", T0, 1, 5.0, 5.0)])
+    materialize(settings, registry, offline=offline)
+    assert stored(settings, v1) == {"u1": ["2024-05-01T10:00:00Z", 1, 5.0, 5.0]}
+
+    wider = user_clicks.model_copy(
+        update={"aggregations": [Aggregation(function="count", windows=["1h", "2h"])]}
+    )
+    registry.apply(FeatureRepo.of(user, clicks, wider))
+    v2 = registry.get_view("user_clicks")
+    assert v2.version == 2
+    publish_rows(
+        settings,
+        registry,
+        v2,
+        T0,
+        T0 + HOUR,
+        [{"user_id": "u1", "feature_ts": T0, "count_1h": 1, "count_2h": 1}],
+    )
+    result = materialize(settings, registry, offline=offline).views[0]
+
+    assert (result.version, result.written, result.retired_keys) == (2, 1, 1)
+    r = redis.Redis.from_url(settings.redis_url)
+    assert r.keys(f"{settings.project}:user_clicks:v1:*") == []
+    assert r.exists(index_key(settings.project, "user_clicks", 1)) == 0
+    assert r.exists(meta_key(settings.project, "user_clicks", 1)) == 0
+    r.close()
+    assert stored(settings, v2) == {"u1": ["2024-05-01T10:00:00Z", 1, 1]}
