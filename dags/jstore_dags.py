@@ -1,0 +1,208 @@
+"""JStore's DAGs, one set per registered feature repo, built from the registry snapshot file.
+
+- `jstore_land_<source>`: every few minutes, one bounded batch from Kafka into the landing zone.
+- `jstore_extract_<source>`: a table source's rows of each data interval into the landing zone.
+- `jstore_compute_<view>`: on the view's step, with catchup from its `start`: Spark computes the
+  interval into staging -> Great Expectations validates it -> publish replaces the interval in
+  the offline store and emits the Asset `jstore://<project>/<view>`. Backfills re-run any range.
+- `jstore_materialize`: on any of those Assets, an incremental push of every view to Redis.
+- `jstore_export_training_set`: triggered with params, a point-in-time training-set export.
+
+Wiring only: the snapshot is a local file (no database or network call at parse time) and the
+work is done by `jstore.orchestration`, whose heavy imports happen inside the tasks.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetAny,
+    CronDataIntervalTimetable,
+    DeltaDataIntervalTimetable,
+    Param,
+    get_current_context,
+    task,
+)
+
+from jstore import orchestration
+from jstore.config import PROJECT_ROOT, Settings
+from jstore.model import ResolvedView
+from jstore.registry import Snapshot
+
+COMPUTE_APPLICATION = str(PROJECT_ROOT / "jobs" / "compute_features.py")
+SPARK_ENV = {"PYTHONPATH": str(PROJECT_ROOT), "PYSPARK_PYTHON": sys.executable}
+"""The Spark driver and workers run the Python (and so the packages) Airflow runs with."""
+
+
+def default_args(owner: str) -> dict:
+    return {"owner": owner or "jstore", "retries": 2, "retry_delay": timedelta(minutes=1)}
+
+
+def step_timetable(step: timedelta) -> CronDataIntervalTimetable | DeltaDataIntervalTimetable:
+    """Data intervals of one step each, on UTC step boundaries."""
+    cron = orchestration.step_cron(step)
+    if cron is None:
+        return DeltaDataIntervalTimetable(step)
+    return CronDataIntervalTimetable(cron, timezone="UTC")
+
+
+def land_dag(source: str) -> DAG:
+    with DAG(
+        dag_id=f"jstore_land_{source}",
+        schedule=orchestration.LAND_EVERY,
+        start_date=orchestration.DEFAULT_START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args("jstore"),
+        params={"max_records": Param(orchestration.LAND_MAX_RECORDS, type="integer", minimum=1)},
+        tags=["jstore", "land", f"source:{source}"],
+        doc_md=f"One bounded batch of source `{source}` from Kafka into the landing zone.",
+    ) as dag:
+
+        @task(task_id="land")
+        def land() -> dict:
+            params = get_current_context()["params"]
+            return orchestration.land_task(Settings(), source, int(params["max_records"]))
+
+        land()
+    return dag
+
+
+def extract_dag(snapshot: Snapshot, source: str) -> DAG:
+    step, start, catchup = orchestration.extract_schedule(snapshot, source)
+    with DAG(
+        dag_id=f"jstore_extract_{source}",
+        schedule=step_timetable(step),
+        start_date=start,
+        catchup=catchup,
+        max_active_runs=2,
+        default_args=default_args("jstore"),
+        tags=["jstore", "extract", f"source:{source}"],
+        doc_md=f"The rows of table source `{source}` in each data interval, into the landing zone.",
+    ) as dag:
+
+        @task(task_id="extract")
+        def extract() -> dict:
+            context = get_current_context()
+            return orchestration.extract_task(
+                Settings(), source, context["data_interval_start"], context["data_interval_end"]
+            )
+
+        extract()
+    return dag
+
+
+def compute_dag(project: str, view: ResolvedView) -> DAG:
+    with DAG(
+        dag_id=f"jstore_compute_{view.name}",
+        schedule=step_timetable(view.view.step),
+        start_date=view.view.start or orchestration.DEFAULT_START,
+        catchup=True,
+        max_active_runs=2,
+        default_args=default_args(view.view.owner),
+        tags=[
+            "jstore",
+            "compute",
+            f"view:{view.name}",
+            *(f"{k}:{v}" for k, v in view.view.tags.items()),
+        ],
+        doc_md=orchestration.describe_view(view),
+    ) as dag:
+        compute = SparkSubmitOperator(
+            task_id="compute",
+            application=COMPUTE_APPLICATION,
+            conn_id="spark_default",
+            name=f"jstore-compute-{view.name}",
+            application_args=[
+                view.name,
+                "--start",
+                "{{ data_interval_start }}",
+                "--end",
+                "{{ data_interval_end }}",
+                "--run-id",
+                "{{ run_id }}",
+                "--version",
+                str(view.version),
+            ],
+            env_vars=SPARK_ENV,
+        )
+
+        @task(task_id="validate")
+        def validate() -> dict:
+            run_id = get_current_context()["run_id"]
+            return orchestration.validate_task(Settings(), view.name, run_id)
+
+        @task(task_id="publish", outlets=[Asset(orchestration.asset_uri(project, view.name))])
+        def publish() -> dict:
+            run_id = get_current_context()["run_id"]
+            return orchestration.publish_task(Settings(), view.name, run_id)
+
+        compute >> validate() >> publish()
+    return dag
+
+
+def materialize_dag(project: str, views: list[str]) -> DAG:
+    assets = [Asset(orchestration.asset_uri(project, view)) for view in views]
+    with DAG(
+        dag_id="jstore_materialize",
+        schedule=AssetAny(*assets),
+        start_date=orchestration.DEFAULT_START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args("jstore"),
+        tags=["jstore", "materialize"],
+        doc_md="When any view publishes: push what changed since the last run to Redis.",
+    ) as dag:
+
+        @task(task_id="materialize")
+        def materialize() -> dict:
+            return orchestration.materialize_task(Settings())
+
+        materialize()
+    return dag
+
+
+def export_dag() -> DAG:
+    with DAG(
+        dag_id="jstore_export_training_set",
+        schedule=None,
+        start_date=orchestration.DEFAULT_START,
+        catchup=False,
+        default_args=default_args("jstore"),
+        params={
+            "features": Param("", type="string", description="Comma-separated feature refs."),
+            "service": Param("", type="string", description="Or a feature service name."),
+            "entities": Param(type="string", description="Entity rows (.parquet or .csv)."),
+            "out": Param(type="string", description="Output file (.parquet or .csv)."),
+        },
+        tags=["jstore", "export"],
+        doc_md="A point-in-time training set for the entity rows of a file, to a file.",
+    ) as dag:
+
+        @task(task_id="export")
+        def export() -> dict:
+            params = orchestration.ExportParams(**get_current_context()["params"])
+            return orchestration.export_task(Settings(), params)
+
+        export()
+    return dag
+
+
+def build(snapshot: Snapshot) -> list[DAG]:
+    dags = [land_dag(s.name) for s in snapshot.sources.values() if s.kind == "event"]
+    dags += [extract_dag(snapshot, s.name) for s in snapshot.sources.values() if s.kind == "table"]
+    dags += [compute_dag(snapshot.project, view) for view in snapshot.views.values()]
+    if snapshot.views:
+        dags.append(materialize_dag(snapshot.project, sorted(snapshot.views)))
+    dags.append(export_dag())
+    return dags
+
+
+_snapshot = orchestration.load_snapshot(Settings().registry_snapshot)
+for _dag in build(_snapshot) if _snapshot else []:
+    globals()[_dag.dag_id] = _dag

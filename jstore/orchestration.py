@@ -1,0 +1,251 @@
+"""What the Airflow DAGs schedule and run, kept free of Airflow so it can be tested without it.
+
+`dags/jstore_dags.py` is wiring only: it reads the registry snapshot (`load_snapshot`), asks
+here for each DAG's schedule and asset, and its tasks call the `*_task` functions below. Each
+task function opens its own registry, calls the library function that does the work, logs what
+was read, written and validated with counts, and returns a small JSON-able summary (the task's
+XCom). Heavy modules (Spark, Great Expectations, the stores) are imported inside the functions,
+so parsing a DAG file imports none of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from jstore.config import Settings
+from jstore.durations import as_utc, format_duration
+from jstore.model import ResolvedView
+from jstore.registry import Registry, Snapshot
+
+log = logging.getLogger(__name__)
+
+DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
+"""start_date of DAGs without a view `start` (landing, extracts no view reads, exports)."""
+
+DEFAULT_STEP = timedelta(hours=1)
+"""Extract cadence of a table source that no view reads."""
+
+LAND_EVERY = timedelta(minutes=5)
+LAND_MAX_RECORDS = 100_000
+"""The bound of one landing batch (a DAG param, so a run can ask for more or less)."""
+
+
+def load_snapshot(path: Path) -> Snapshot | None:
+    """The registry snapshot, or None (logged) when there is none yet: a DAG parse never fails."""
+    if not path.exists():
+        log.warning(
+            "no registry snapshot at %s: no JStore DAGs (run `jstore apply` to write it)", path
+        )
+        return None
+    try:
+        return Snapshot.load(path)
+    except ValueError as e:
+        log.error("registry snapshot %s is unreadable, no JStore DAGs: %s", path, e)
+        return None
+
+
+def step_cron(step: timedelta) -> str | None:
+    """A cron expression firing exactly at the UTC step boundaries, or None if cron cannot.
+
+    Steps that divide an hour (in whole minutes) or a day (in whole hours) align with cron's
+    fields; other steps (`7d`, `5h`, `90s`) are scheduled as a fixed delta from the view's start.
+    """
+    seconds = int(step.total_seconds())
+    minutes, hours = seconds // 60, seconds // 3600
+    if seconds % 60:
+        return None
+    if minutes < 60 and 60 % minutes == 0:
+        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+    if seconds % 3600 == 0 and hours < 24 and 24 % hours == 0:
+        return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
+    if seconds == 86400:
+        return "0 0 * * *"
+    return None
+
+
+def asset_uri(project: str, view: str) -> str:
+    """The Asset a view's compute DAG emits when it publishes: `jstore://<project>/<view>`."""
+    return f"jstore://{project}/{view}"
+
+
+def views_of_source(snapshot: Snapshot, source: str) -> list[ResolvedView]:
+    return [v for v in snapshot.views.values() if v.source.name == source]
+
+
+def extract_schedule(snapshot: Snapshot, source: str) -> tuple[timedelta, datetime, bool]:
+    """(step, start, catchup) of a table source's extract DAG.
+
+    The finest step of the views that read the source, from the earliest of their starts, with
+    catchup so that every interval they compute has been extracted; a source no view reads is
+    extracted hourly from now on.
+    """
+    views = views_of_source(snapshot, source)
+    if not views:
+        return DEFAULT_STEP, DEFAULT_START, False
+    step = min(v.view.step for v in views)
+    starts = [v.view.start for v in views if v.view.start is not None]
+    return step, min(starts, default=DEFAULT_START), True
+
+
+@contextmanager
+def open_registry(settings: Settings) -> Iterator[Registry]:
+    registry = Registry(settings)
+    try:
+        yield registry
+    finally:
+        registry.close()
+
+
+def summary(result: Any) -> dict[str, Any]:
+    """A task's return value as JSON (an XCom): pydantic results dumped, others wrapped."""
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json", exclude={"path"})
+    return {"result": result}
+
+
+def land_task(settings: Settings, source: str, max_records: int) -> dict[str, Any]:
+    from jstore.ingest.lander import land
+
+    with open_registry(settings) as registry:
+        result = land(settings, registry, source, max_records=max_records)
+    log.info("landed a batch of at most %d records from source %s: %s", max_records, source, result)
+    return summary(result)
+
+
+def extract_task(settings: Settings, source: str, start: datetime, end: datetime) -> dict[str, Any]:
+    from jstore.ingest.extract import extract
+
+    start, end = as_utc(start), as_utc(end)
+    with open_registry(settings) as registry:
+        result = extract(settings, registry, source, start, end)
+    log.info("extracted source %s [%s, %s): %s", source, start, end, result)
+    return summary(result)
+
+
+def validate_task(settings: Settings, view: str, run_id: str) -> dict[str, Any]:
+    """Validate the rows the compute task staged for `run_id`; a failed suite fails the task."""
+    from jstore.quality import QualityGateFailed, validate_staged
+    from jstore.staging import StagedRun
+
+    staged = StagedRun.find(settings, view, run_id)
+    log.info(
+        "read staged run %s: %s v%d [%s, %s), %d rows in %d files at %s",
+        run_id,
+        view,
+        staged.version,
+        staged.start,
+        staged.end,
+        staged.rows,
+        len(staged.parquet_files),
+        staged.path,
+    )
+    with open_registry(settings) as registry:
+        resolved = registry.get_view(view, staged.version)
+        report = validate_staged(settings, registry, resolved, staged)
+    log.info(
+        "validated %d rows of %s v%d: %s; drift flagged: %s; report at %s",
+        staged.rows,
+        view,
+        staged.version,
+        "passed" if report.success else f"{len(report.failed)} expectations failed",
+        ", ".join(report.drift_flagged) or "none",
+        report.report_path,
+    )
+    if not report.success:
+        for line in report.failed:
+            log.error("failed expectation: %s", line)
+        raise QualityGateFailed(report)
+    return {
+        "rows": staged.rows,
+        "drift_flagged": report.drift_flagged,
+        "report_path": report.report_path,
+    }
+
+
+def publish_task(settings: Settings, view: str, run_id: str) -> dict[str, Any]:
+    """Publish the validated staged run: replace its interval in the offline store."""
+    from jstore.pipeline import publish_staged
+    from jstore.staging import StagedRun
+
+    staged = StagedRun.find(settings, view, run_id)
+    with open_registry(settings) as registry:
+        rows = publish_staged(settings, registry, staged)
+    log.info(
+        "published %d rows of %s v%d into %s.%s__v%d, replacing [%s, %s)",
+        rows,
+        view,
+        staged.version,
+        settings.offline_schema,
+        view,
+        staged.version,
+        staged.start,
+        staged.end,
+    )
+    return {"rows": rows, "start": staged.start.isoformat(), "end": staged.end.isoformat()}
+
+
+def materialize_task(settings: Settings, views: list[str] | None = None) -> dict[str, Any]:
+    from jstore.online import materialize
+
+    with open_registry(settings) as registry:
+        result = materialize(settings, registry, views)
+    log.info("materialized %s into Redis: %s", ", ".join(views or ["every view"]), result)
+    return summary(result)
+
+
+class ExportParams(BaseModel):
+    """The export DAG's params: the features (comma-separated refs) or a service, and files."""
+
+    features: str = ""
+    service: str = ""
+    entities: str
+    out: str
+
+    def feature_refs(self) -> list[str] | None:
+        refs = [r.strip() for r in self.features.split(",") if r.strip()]
+        if bool(refs) == bool(self.service.strip()):
+            raise ValueError("features: give either features (comma-separated refs) or service")
+        return refs or None
+
+
+def export_task(settings: Settings, params: ExportParams) -> dict[str, Any]:
+    from jstore.export import export_training_set
+
+    refs = params.feature_refs()
+    with open_registry(settings) as registry:
+        result = export_training_set(
+            settings,
+            registry,
+            Path(params.entities),
+            Path(params.out),
+            features=refs,
+            service=params.service.strip() or None,
+        )
+    log.info(
+        "exported a training set of %s for the entity rows in %s to %s: %s",
+        params.service or ", ".join(refs or []),
+        params.entities,
+        params.out,
+        result,
+    )
+    return summary(result)
+
+
+def describe_view(view: ResolvedView) -> str:
+    """The compute DAG's doc_md: what the view computes and how the DAG runs it."""
+    features = "\n".join(f"- `{f.name}` ({f.dtype})" for f in view.features)
+    return (
+        f"### {view.name} v{view.version}\n\n{view.view.description}\n\n"
+        f"Every `{format_duration(view.view.step)}` step: Spark computes the interval from the "
+        f"landing zone of source `{view.source.name}` into staging, Great Expectations validates "
+        f"it, and the interval is published to `{view.table}`, replacing what was there. "
+        "Any run can be re-run or backfilled: an interval's rows never depend on other runs.\n\n"
+        f"Keys: {', '.join(view.join_keys)}. Features:\n\n{features}\n"
+    )

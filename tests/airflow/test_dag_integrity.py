@@ -1,0 +1,155 @@
+"""The DAGs built from the example repo's snapshot: ids, tasks, schedules, assets and defaults."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.airflow.conftest import DAGS
+
+START = datetime(2024, 5, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+EXPECTED_TASKS = {
+    "jstore_land_purchases": ["land"],
+    "jstore_extract_customers": ["extract"],
+    "jstore_compute_user_purchases": ["compute", "validate", "publish"],
+    "jstore_compute_merchant_sales": ["compute", "validate", "publish"],
+    "jstore_compute_user_categories": ["compute", "validate", "publish"],
+    "jstore_compute_user_big_spends": ["compute", "validate", "publish"],
+    "jstore_materialize": ["materialize"],
+    "jstore_export_training_set": ["export"],
+}
+COMPUTE_STEPS = {
+    "user_purchases": ("0 * * * *", "fraud-team"),
+    "merchant_sales": ("0 0 * * *", "marketplace-team"),
+    "user_categories": ("0 * * * *", "fraud-team"),
+    "user_big_spends": ("0 * * * *", "fraud-team"),
+}
+
+
+def test_no_import_errors_and_exactly_the_expected_dags(dagbag) -> None:
+    assert dagbag.import_errors == {}
+    assert sorted(dagbag.dag_ids) == sorted(EXPECTED_TASKS)
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED_TASKS))
+def test_dag_has_tasks_tags_owner_and_retries(dagbag, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    assert sorted(dag.task_ids) == sorted(EXPECTED_TASKS[dag_id])
+    assert "jstore" in dag.tags
+    assert dag.doc_md
+    dag.check_cycle()
+    for t in dag.tasks:
+        assert t.owner and t.owner != "airflow"
+        assert t.retries >= 1
+
+
+@pytest.mark.parametrize("view", sorted(COMPUTE_STEPS))
+def test_compute_dag_runs_every_step_from_the_view_start(dagbag, view: str) -> None:
+    from airflow.sdk import Asset, CronDataIntervalTimetable
+
+    cron, owner = COMPUTE_STEPS[view]
+    dag = dagbag.dags[f"jstore_compute_{view}"]
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert dag.timetable.expression == cron
+    assert str(dag.timetable.timezone) == "UTC"
+    assert dag.catchup is True
+    assert dag.start_date == START
+    assert dag.owner == owner
+    compute, validate, publish = (dag.get_task(t) for t in ("compute", "validate", "publish"))
+    assert compute.downstream_task_ids == {"validate"}
+    assert validate.downstream_task_ids == {"publish"}
+    assert compute._conn_id == "spark_default"
+    assert compute.application.endswith("jobs/compute_features.py")
+    assert compute.application_args == [
+        view,
+        "--start",
+        "{{ data_interval_start }}",
+        "--end",
+        "{{ data_interval_end }}",
+        "--run-id",
+        "{{ run_id }}",
+        "--version",
+        "1",
+    ]
+    assert publish.outlets == [Asset(f"jstore://shop/{view}")]
+
+
+def test_first_runs_are_the_first_steps_after_start(dagbag) -> None:
+    """Scheduled runs cover [start, start + 1h), then [start + 1h, start + 2h), ..."""
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    timetable = coerce_to_core_timetable(dagbag.dags["jstore_compute_user_purchases"].timetable)
+    import pendulum
+
+    restriction = TimeRestriction(earliest=pendulum.instance(START), latest=None, catchup=True)
+    first = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+    second = timetable.next_dagrun_info(
+        last_automated_data_interval=first.data_interval, restriction=restriction
+    )
+    assert (first.data_interval.start, first.data_interval.end) == (START, START + HOUR)
+    assert (second.data_interval.start, second.data_interval.end) == (
+        START + HOUR,
+        START + 2 * HOUR,
+    )
+
+
+def test_materialize_runs_when_any_view_publishes(dagbag) -> None:
+    from airflow.sdk import Asset, AssetAny
+
+    dag = dagbag.dags["jstore_materialize"]
+    assert dag.timetable.asset_condition == AssetAny(
+        *(Asset(f"jstore://shop/{view}") for view in sorted(COMPUTE_STEPS))
+    )
+
+
+def test_extract_runs_hourly_without_catchup_when_no_view_reads_the_table(dagbag) -> None:
+    dag = dagbag.dags["jstore_extract_customers"]
+    assert dag.timetable.expression == "0 * * * *"
+    assert dag.catchup is False
+
+
+def test_land_runs_every_five_minutes_bounded(dagbag) -> None:
+    dag = dagbag.dags["jstore_land_purchases"]
+    assert dag.timetable.delta == timedelta(minutes=5)
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert dag.params["max_records"] == 100_000
+
+
+def test_export_is_triggered_with_params(dagbag) -> None:
+    dag = dagbag.dags["jstore_export_training_set"]
+    assert type(dag.timetable).__name__ == "NullTimetable"
+    assert set(dag.params.keys()) == {"features", "service", "entities", "out"}
+
+
+def test_parse_makes_no_network_call(example_snapshot: Path, monkeypatch) -> None:
+    """The registry servers unreachable and any socket connect refused: the file still parses."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    def refuse(self, address):
+        raise AssertionError(f"a DAG parse connected to {address}")
+
+    monkeypatch.setenv("JSTORE_REGISTRY_SNAPSHOT", str(example_snapshot))
+    monkeypatch.setenv("JSTORE_MONGO_URI", "mongodb://127.0.0.1:9")
+    monkeypatch.setenv("JSTORE_POSTGRES_DSN", "postgresql://jstore:x@127.0.0.1:9/jstore")
+    monkeypatch.setenv("JSTORE_REDIS_URL", "redis://127.0.0.1:9/0")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    bag = DagBag(dag_folder=DAGS)
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == sorted(EXPECTED_TASKS)
+
+
+def test_missing_snapshot_builds_no_dags_and_does_not_fail(tmp_path: Path, monkeypatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("JSTORE_REGISTRY_SNAPSHOT", str(tmp_path / "absent.json"))
+    bag = DagBag(dag_folder=DAGS)
+    assert bag.import_errors == {}
+    assert bag.dag_ids == []

@@ -1,0 +1,71 @@
+"""Schedules and params of the DAGs, without Airflow: `jstore.orchestration`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from jstore.durations import parse_duration
+from jstore.orchestration import (
+    DEFAULT_START,
+    ExportParams,
+    asset_uri,
+    extract_schedule,
+    load_snapshot,
+    step_cron,
+)
+from tests.airflow.conftest import snapshot_of
+
+
+@pytest.mark.parametrize(
+    ("step", "cron"),
+    [
+        ("1m", "* * * * *"),
+        ("15m", "*/15 * * * *"),
+        ("30m", "*/30 * * * *"),
+        ("1h", "0 * * * *"),
+        ("6h", "0 */6 * * *"),
+        ("12h", "0 */12 * * *"),
+        ("1d", "0 0 * * *"),
+        ("90s", None),
+        ("7m", None),
+        ("90m", None),
+        ("5h", None),
+        ("2d", None),
+        ("7d", None),
+    ],
+)
+def test_a_step_is_a_cron_only_when_cron_fires_on_every_utc_step(step: str, cron) -> None:
+    assert step_cron(parse_duration(step)) == cron
+
+
+def test_asset_uri_names_project_and_view() -> None:
+    assert asset_uri("shop", "user_purchases") == "jstore://shop/user_purchases"
+
+
+def test_extract_follows_the_finest_view_step_from_the_earliest_start(example_repo) -> None:
+    snapshot = snapshot_of(example_repo)
+    assert extract_schedule(snapshot, "customers") == (timedelta(hours=1), DEFAULT_START, False)
+    assert extract_schedule(snapshot, "purchases") == (
+        timedelta(hours=1),
+        datetime(2024, 5, 1, tzinfo=UTC),
+        True,
+    )
+
+
+def test_a_missing_or_broken_snapshot_is_none(tmp_path: Path) -> None:
+    assert load_snapshot(tmp_path / "absent.json") is None
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    assert load_snapshot(broken) is None
+
+
+def test_export_params_take_features_or_a_service() -> None:
+    files = {"entities": "e.parquet", "out": "o.parquet"}
+    assert ExportParams(features="a:x, b:y", **files).feature_refs() == ["a:x", "b:y"]
+    assert ExportParams(service="fraud_v1", **files).feature_refs() is None
+    for bad in ({}, {"features": "a:x", "service": "fraud_v1"}):
+        with pytest.raises(ValueError, match=r"^features: give either"):
+            ExportParams(**bad, **files).feature_refs()
