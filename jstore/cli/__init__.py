@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from jstore.cli import definitions, demo
+from jstore.cli import definitions, demo, ingest
 from jstore.cli.common import UserError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 definitions.register(app)
 demo.register(app)
+ingest.register(app)
 
 
 def main() -> None:

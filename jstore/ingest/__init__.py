@@ -1,0 +1,1 @@
+"""Ingestion: the Kafka lander and database extracts into the landing zone, and demo data."""

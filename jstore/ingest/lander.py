@@ -1,0 +1,363 @@
+"""The Kafka lander: one bounded batch of a source's topic into the landing zone, exactly once.
+
+A run takes the source's lock, recovers any batch a crash left half-done, and reads where to
+resume from the landing zone's file names (jstore/ingest/offsets.py). It assigns every
+partition of the topic explicitly (no group rebalancing), seeks right after the highest landed
+offset, and reads up to the end offsets it saw at start (or `max_records`). Each batch of
+messages is parsed (jstore/ingest/events.py); good rows are written per partition and event
+date, bad ones to the quarantine, all in one journaled transaction. Only afterwards are the
+group offsets committed, for lag monitoring; nothing reads them back.
+
+Late events land in the partition of their event date like any other; the run counts those
+older than the published coverage of the source's views, so recomputation can be planned.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from jstore.config import Settings
+from jstore.ingest.events import BadEvent, EventParser
+from jstore.ingest.offsets import (
+    highest_landed,
+    landed_file_name,
+    read_generations,
+    start_generation,
+)
+from jstore.ingest.quarantine import QuarantinedEvents
+from jstore.ingest.transaction import LandingTransaction, crash_point, exclusive, recover
+from jstore.lake import landing_dir, landing_partition, quarantine_dir
+from jstore.model import EventSource
+from jstore.registry import Registry, RunRecord, new_run_id
+
+log = logging.getLogger(__name__)
+
+BATCH_RECORDS = 100_000
+"""Messages per landed batch: larger batches make fewer, larger files."""
+IDLE_TIMEOUT_S = 30.0
+"""A run gives up when the broker sends nothing for this long before the end offsets."""
+
+
+class LandingError(Exception):
+    """The lander cannot run safely (unknown topic, a broker that lost its log, ...)."""
+
+
+class BrokerLogLost(LandingError):
+    """The broker's end offset is below the next offset to land: its log was lost or reset."""
+
+
+class PartitionRange(BaseModel):
+    """What a run did on one partition, in landing-zone offsets (see offsets.py, generations)."""
+
+    first: int | None = None
+    last: int | None = None
+    end: int
+    """The broker's end offset at the start of the run (the bound of a run)."""
+    generation: int = 0
+    lost_to_retention: list[int] | None = None
+    """[first, last] broker offsets deleted by the broker before they were landed."""
+
+
+class LandingResult(BaseModel):
+    run_id: str
+    source: str
+    topic: str
+    rows: int
+    quarantined: int
+    late: int
+    """Landed events older than the published coverage of the source's views."""
+    late_since: datetime | None = None
+    """The earliest late event time: recompute the views' steps from here."""
+    watermark: datetime | None = None
+    partitions: dict[int, PartitionRange]
+    files: int
+    new_generations: list[int] = []
+    duration_s: float
+
+
+def land(
+    settings: Settings,
+    registry: Registry,
+    source: str,
+    max_records: int | None = None,
+    new_generation: bool = False,
+) -> LandingResult:
+    """Land one bounded batch of `source`'s topic; see the module docstring.
+
+    `new_generation=True` accepts a broker that lost its log: its partitions start a new
+    generation instead of the run failing with BrokerLogLost.
+    """
+    spec = registry.get_source(source)
+    if not isinstance(spec, EventSource):
+        raise LandingError(f"source: {source!r} is a table source; use `jstore extract`")
+    if max_records is not None and max_records < 1:
+        raise LandingError(f"max_records: must be at least 1, got {max_records}")
+    landing = landing_dir(settings, source)
+    with exclusive(landing / "_lock"):
+        recover(landing / "_journal", landing, quarantine_dir(settings, source))
+        run = RunRecord(run_id=new_run_id("land"), kind="land", subject=source)
+        registry.record_run(run)
+        try:
+            result = _Run(settings, registry, spec, run.run_id, new_generation).execute(max_records)
+        except Exception as e:
+            registry.finish_run(run.run_id, "failed", error=f"{type(e).__name__}: {e}")
+            raise
+        registry.finish_run(
+            run.run_id,
+            "success",
+            rows=result.rows,
+            details=result.model_dump(mode="json", exclude={"run_id", "source"}),
+        )
+        return result
+
+
+def source_watermark(registry: Registry, source: str) -> datetime | None:
+    """The end of the latest published step over any current view of `source`."""
+    ends = [
+        cov[-1][1]
+        for view in registry.list_views()
+        if view.view.source == source
+        for cov in [registry.coverage(view.name, view.version)]
+        if cov
+    ]
+    return max(ends, default=None)
+
+
+def _end_offsets(settings: Settings, consumer: Any, tps: list[Any]) -> dict[Any, int]:
+    """The end offset (high watermark) of each partition, from a fetch.
+
+    Some Kafka-compatible brokers (tansu 0.6) answer ListOffsets(latest) with the base offset
+    of the last record batch plus one, below the end when that batch holds several records.
+    A fetch at that offset returns the whole last batch with the true high watermark, so this
+    reads one record there; on Apache Kafka both answers agree.
+    """
+    from kafka import KafkaConsumer
+
+    listed = consumer.end_offsets(tps)
+    ends = dict(listed)
+    probe_tps = [tp for tp in tps if listed[tp] > 0]
+    if not probe_tps:
+        return ends
+    probe = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap.split(","),
+        enable_auto_commit=False,
+        auto_offset_reset="none",
+    )
+    try:
+        probe.assign(probe_tps)
+        for tp in probe_tps:
+            probe.seek(tp, listed[tp] - 1)
+        deadline = time.monotonic() + IDLE_TIMEOUT_S
+        while any(probe.highwater(tp) is None for tp in probe_tps):
+            if time.monotonic() > deadline:
+                raise LandingError(f"no fetch answer for the end offsets of {probe_tps}")
+            probe.poll(timeout_ms=500)
+        for tp in probe_tps:
+            ends[tp] = max(listed[tp], probe.highwater(tp))
+    finally:
+        probe.close(autocommit=False)
+    return ends
+
+
+class _Run:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        source: EventSource,
+        run_id: str,
+        new_generation: bool,
+    ):
+        self.settings = settings
+        self.source = source
+        self.run_id = run_id
+        self.new_generation = new_generation
+        self.parser = EventParser(source)
+        self.schema = self.parser.landing_schema()
+        self.landing = landing_dir(settings, source.name)
+        self.watermark = source_watermark(registry, source.name)
+        self.rows = self.quarantined = self.late = self.files = 0
+        self.late_since: datetime | None = None
+        self.bases: dict[int, int] = {}
+        self.ranges: dict[int, PartitionRange] = {}
+        self.new_generations: list[int] = []
+
+    def execute(self, max_records: int | None) -> LandingResult:
+        from kafka import KafkaConsumer, TopicPartition
+        from kafka.structs import OffsetAndMetadata
+
+        started = time.monotonic()
+        topic = self.source.topic
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap.split(","),
+            group_id=f"jstore-lander.{self.settings.project}.{self.source.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="none",
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            max_poll_records=10_000,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        try:
+            numbers = consumer.partitions_for_topic(topic)
+            if not numbers:
+                raise LandingError(f"topic: {topic!r} of source {self.source.name!r} not found")
+            tps = [TopicPartition(topic, p) for p in sorted(numbers)]
+            consumer.assign(tps)
+            ends = _end_offsets(self.settings, consumer, tps)
+            begins = consumer.beginning_offsets(tps)
+            landed = highest_landed(
+                topic, self.landing, quarantine_dir(self.settings, self.source.name)
+            )
+            for tp in tps:
+                consumer.seek(tp, self._resume_at(tp.partition, landed, begins[tp], ends[tp]))
+            self._consume(consumer, {tp: ends[tp] for tp in tps}, max_records)
+            crash_point("before_commit")
+            consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in tps})
+        finally:
+            consumer.close(autocommit=False)
+        return LandingResult(
+            run_id=self.run_id,
+            source=self.source.name,
+            topic=topic,
+            rows=self.rows,
+            quarantined=self.quarantined,
+            late=self.late,
+            late_since=self.late_since,
+            watermark=self.watermark,
+            partitions=self.ranges,
+            files=self.files,
+            new_generations=self.new_generations,
+            duration_s=round(time.monotonic() - started, 3),
+        )
+
+    def _resume_at(self, partition: int, landed: dict[int, int], begin: int, end: int) -> int:
+        """The broker offset to read next; checks the broker still has the log we landed."""
+        topic = self.source.topic
+        generations = read_generations(self.landing, topic, partition)
+        next_landing = landed.get(partition, -1) + 1
+        base = generations.base
+        resume = next_landing - base
+        if end < resume:
+            reason = (
+                f"{topic}[{partition}]: the broker's end offset {end} is below the next offset "
+                f"to land {resume}: the broker lost its log (restart of a memory broker, or a "
+                "re-created topic)"
+            )
+            if not self.new_generation:
+                raise BrokerLogLost(
+                    f"{reason}; run again with --new-generation to land its new log as a new "
+                    f"generation (landing offsets continue from {next_landing})"
+                )
+            generations = start_generation(self.landing, topic, partition, next_landing, reason)
+            base, resume = next_landing, 0
+            self.new_generations.append(partition)
+        self.bases[partition] = base
+        self.ranges[partition] = PartitionRange(end=base + end, generation=generations.number)
+        if begin > resume:
+            log.warning(
+                "%s[%d]: offsets %d..%d expired before landing", topic, partition, resume, begin - 1
+            )
+            self.ranges[partition].lost_to_retention = [resume, begin - 1]
+            resume = begin
+        return resume
+
+    def _consume(self, consumer: Any, ends: dict[Any, int], max_records: int | None) -> None:
+        remaining = {tp for tp, end in ends.items() if consumer.position(tp) < end}
+        budget = max_records
+        batch: list[Any] = []
+        idle_since = time.monotonic()
+        while remaining and (budget is None or budget > 0):
+            want = BATCH_RECORDS - len(batch)
+            if budget is not None:
+                want = min(want, budget)
+            polled = consumer.poll(timeout_ms=500, max_records=want)
+            if not any(polled.values()):
+                self._check_progress(consumer, remaining, ends, idle_since)
+            else:
+                idle_since = time.monotonic()
+            for tp, messages in polled.items():
+                kept = [m for m in messages if m.offset < ends[tp]]
+                batch.extend(kept)
+                if budget is not None:
+                    budget -= len(kept)
+            for tp in list(remaining):
+                if consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+            if len(batch) >= BATCH_RECORDS:
+                self._land_batch(batch)
+                batch = []
+        self._land_batch(batch)
+
+    def _check_progress(
+        self, consumer: Any, remaining: set[Any], ends: dict[Any, int], idle_since: float
+    ) -> None:
+        if time.monotonic() - idle_since > IDLE_TIMEOUT_S:
+            behind = {str(tp): (consumer.position(tp), ends[tp]) for tp in remaining}
+            raise LandingError(f"no messages for {IDLE_TIMEOUT_S:.0f}s before the end: {behind}")
+
+    def _land_batch(self, messages: list[Any]) -> None:
+        """Parse, then write one file per (partition, event date) and per quarantined
+        partition, all in one transaction."""
+        if not messages:
+            return
+        ingested_at = datetime.now(UTC)
+        topic = self.source.topic
+        ts_name = self.source.timestamp_name
+        rows: dict[tuple[int, date], list[tuple[int, dict]]] = defaultdict(list)
+        bad: dict[int, QuarantinedEvents] = {}
+        for m in messages:
+            offset = self.bases[m.partition] + m.offset
+            rng = self.ranges[m.partition]
+            rng.first = offset if rng.first is None else rng.first
+            rng.last = offset
+            try:
+                row = self.parser.parse(m.value, ingested_at)
+            except BadEvent as e:
+                bad.setdefault(m.partition, QuarantinedEvents(topic, m.partition)).add(
+                    offset, m.key, m.value, str(e)
+                )
+                continue
+            ts = row[ts_name]
+            if self.watermark is not None and ts < self.watermark:
+                self.late += 1
+                self.late_since = ts if self.late_since is None else min(self.late_since, ts)
+            rows[(m.partition, ts.date())].append((offset, row))
+        crash_point("before_write")
+        txn = LandingTransaction(self.landing / "_journal")
+        for (partition, day), landed in rows.items():
+            table = self._table(partition, landed, ingested_at)
+            final = landing_partition(self.settings, self.source.name, day) / landed_file_name(
+                topic, partition, landed[0][0], landed[-1][0]
+            )
+            pq.write_table(table, txn.temp_for(final))
+            self.rows += len(landed)
+        for partition, events in bad.items():
+            final = events.folder(self.settings, self.source.name, ingested_at) / (
+                landed_file_name(topic, partition, events.offsets[0], events.offsets[-1])
+            )
+            pq.write_table(events.table(ingested_at), txn.temp_for(final))
+            self.quarantined += len(events.offsets)
+        self.files += len(txn.moves)
+        txn.commit()
+
+    def _table(
+        self, partition: int, landed: list[tuple[int, dict]], ingested_at: datetime
+    ) -> pa.Table:
+        columns: dict[str, list] = {
+            f.name: [r[f.name] for _, r in landed] for f in self.source.schema_
+        }
+        n = len(landed)
+        columns["_topic"] = [self.source.topic] * n
+        columns["_partition"] = [partition] * n
+        columns["_offset"] = [offset for offset, _ in landed]
+        columns["_ingested_at"] = [ingested_at] * n
+        return pa.table(columns, schema=self.schema)
