@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     drift_threshold: float = 0.2
     """Population stability index above which a feature's drift is flagged."""
 
+    api_url: str = "http://127.0.0.1:8765"
+    """Where users' browsers reach the JStore API (the Airflow UI links to its catalog)."""
+
     @field_validator("lake_uri")
     @classmethod
     def _no_trailing_slash(cls, v: str) -> str:
