@@ -1,0 +1,138 @@
+"""Moving Arrow data in and out of PostgreSQL with COPY, in CSV encoded and parsed by Arrow's C++.
+
+CSV keeps every row out of Python: Arrow writes the batches, PostgreSQL parses them, and on the
+way out Arrow parses what `COPY … TO STDOUT` sends. Conventions on both sides:
+- strings are always quoted, so an unquoted empty field is NULL and `""` is the empty string;
+- timestamps go in as ISO-8601 with `Z` and come out as microseconds since the epoch
+  (`epoch_us`), which Arrow turns back into `timestamp[us, tz=UTC]` without parsing text;
+- booleans come out as PostgreSQL's `t`/`f`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg import sql
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+_WRITE = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+
+
+def copy_in(
+    conn: psycopg.Connection,
+    table: sql.Composable,
+    columns: list[str],
+    batches: Iterable[pa.RecordBatch],
+) -> int:
+    """COPY `batches` (already holding exactly `columns`, in order) into `table`; returns rows."""
+    rows = 0
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        table, sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with conn.cursor().copy(statement) as copy:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            buffer = io.BytesIO()
+            pacsv.write_csv(batch, buffer, _WRITE)
+            copy.write(buffer.getbuffer())
+            rows += batch.num_rows
+    return rows
+
+
+def epoch_us(expression: sql.Composable) -> sql.Composed:
+    """A timestamptz expression as whole microseconds since the epoch (exact: numeric math)."""
+    return sql.SQL("(extract(epoch FROM {}) * 1000000)::bigint").format(expression)
+
+
+def select_column(expression: sql.Composable, dtype: str) -> sql.Composable:
+    """How a column of `dtype` is selected for `copy_out`."""
+    return epoch_us(expression) if dtype == "timestamp" else expression
+
+
+def copy_out(conn: psycopg.Connection, query: sql.Composable, dtypes: dict[str, str]) -> pa.Table:
+    """Run `query` (its columns selected with `select_column`) and return it as an Arrow table."""
+    with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)) as copy:
+        data = b"".join(bytes(chunk) for chunk in copy)
+    if not data:
+        return _empty(dtypes)
+    table = pacsv.read_csv(pa.py_buffer(data), *_read_options(dtypes, use_threads=True))
+    return _restore_timestamps(table, dtypes)
+
+
+def copy_out_batches(
+    conn: psycopg.Connection, query: sql.Composable, dtypes: dict[str, str], batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Like `copy_out`, streamed: batches of about `batch_rows` rows, never the whole result."""
+    with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)) as copy:
+        stream = io.BufferedReader(_CopyReader(iter(copy)), buffer_size=1 << 20)
+        if not stream.peek(1):
+            return
+        read, parse, convert = _read_options(dtypes, use_threads=False)
+        read.block_size = max(batch_rows * 64, 1 << 16)
+        reader = pacsv.open_csv(
+            stream, read_options=read, parse_options=parse, convert_options=convert
+        )
+        for batch in reader:
+            yield _restore_timestamps(pa.Table.from_batches([batch]), dtypes).to_batches()[0]
+
+
+def _read_options(
+    dtypes: dict[str, str], use_threads: bool
+) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
+    wire = {name: pa.int64() if d == "timestamp" else ARROW_TYPES[d] for name, d in dtypes.items()}
+    return (
+        pacsv.ReadOptions(column_names=list(dtypes), use_threads=use_threads),
+        pacsv.ParseOptions(newlines_in_values=True),
+        pacsv.ConvertOptions(
+            column_types=wire,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+
+
+def _restore_timestamps(table: pa.Table, dtypes: dict[str, str]) -> pa.Table:
+    for name, dtype in dtypes.items():
+        if dtype == "timestamp":
+            i = table.schema.get_field_index(name)
+            table = table.set_column(i, name, table[name].cast(ARROW_TYPES["timestamp"]))
+    return table
+
+
+def _empty(dtypes: dict[str, str]) -> pa.Table:
+    return pa.schema([(n, ARROW_TYPES[d]) for n, d in dtypes.items()]).empty_table()
+
+
+class _CopyReader(io.RawIOBase):
+    """A file over the chunks of a `COPY … TO STDOUT`, for Arrow's streaming CSV reader."""
+
+    def __init__(self, chunks: Iterator[memoryview]):
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = bytes(chunk)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n

@@ -1,0 +1,198 @@
+"""The offline table of a view version: its shape, and how it is split by time.
+
+`<offline_schema>.<view>__v<N>(join keys…, feature_ts, features…, _run_id, _computed_at)`,
+primary key (join keys, feature_ts). The primary key's index is the one every read uses: the
+point-in-time join and `latest_for_entities` seek the latest row per entity through it.
+
+Two layouts, chosen once per database by `TableLayout.for_connection` (is the `timescaledb`
+extension installed?):
+- TimescaleDB: a hypertable chunked by feature_ts (about `STEPS_PER_CHUNK` steps a chunk),
+  compressed segment-by the join keys and ordered by feature_ts desc, with a compression policy
+  and, when the view sets `retention`, a retention policy.
+- Plain PostgreSQL: declarative range partitions by feature_ts, one per calendar month (UTC),
+  created by `ensure_partitions` before a publish inserts rows into them. There is no DEFAULT
+  partition on purpose: rows there would make every later CREATE … PARTITION OF scan it and fail
+  on an overlap, and publish never needs one because it creates its months first. An insert
+  outside every partition fails loudly instead of landing somewhere unplanned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from psycopg import sql
+
+from jstore.model import ResolvedView
+
+PG_TYPES = {
+    "string": "text",
+    "int64": "bigint",
+    "float64": "double precision",
+    "bool": "boolean",
+    "timestamp": "timestamptz",
+}
+META_COLUMNS = ("_run_id", "_computed_at")
+STEPS_PER_CHUNK = 168
+MIN_CHUNK = timedelta(days=1)
+MAX_CHUNK = timedelta(days=30)
+MAX_IDENTIFIER = 63
+
+
+def table_id(schema: str, view: ResolvedView) -> sql.Composed:
+    return sql.Identifier(schema, view.table)
+
+
+def value_columns(view: ResolvedView) -> list[str]:
+    """The columns a staged run carries, in order: join keys, feature_ts, features."""
+    return [*view.join_keys, "feature_ts", *(f.name for f in view.features)]
+
+
+def column_types(view: ResolvedView) -> dict[str, str]:
+    """PostgreSQL type of every column of the table, in table order."""
+    types = {key: PG_TYPES[view.key_dtypes[key]] for key in view.join_keys}
+    types["feature_ts"] = "timestamptz"
+    types.update({f.name: PG_TYPES[f.dtype] for f in view.features})
+    types.update({"_run_id": "text", "_computed_at": "timestamptz"})
+    return types
+
+
+def lock_key(schema: str, table: str) -> str:
+    """Advisory-lock name serialising DDL and publishes of one table."""
+    return f"jstore.offline:{schema}.{table}"
+
+
+def chunk_interval(step: timedelta) -> timedelta:
+    return min(max(step * STEPS_PER_CHUNK, MIN_CHUNK), MAX_CHUNK)
+
+
+def month_start(ts: datetime) -> datetime:
+    ts = ts.astimezone(UTC)
+    return datetime(ts.year, ts.month, 1, tzinfo=UTC)
+
+
+def next_month(month: datetime) -> datetime:
+    return datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def months_between(start: datetime, end: datetime) -> list[datetime]:
+    """The first instants of the calendar months overlapping [start, end)."""
+    months, month = [], month_start(start)
+    while month < end:
+        months.append(month)
+        month = next_month(month)
+    return months
+
+
+def partition_name(table: str, month: datetime) -> str:
+    name = f"{table}__p{month:%Y%m}"
+    if len(name) <= MAX_IDENTIFIER:
+        return name
+    digest = hashlib.sha1(table.encode()).hexdigest()[:8]
+    return f"{table[: MAX_IDENTIFIER - 18]}_{digest}__p{month:%Y%m}"
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """How the tables of one database are split by time.
+
+    `hypertables` is the one capability that changes the layout; it is checked once per
+    connection from `pg_extension`, never probed by trying TimescaleDB calls.
+    """
+
+    schema: str
+    hypertables: bool
+
+    @classmethod
+    def for_connection(cls, conn: psycopg.Connection, schema: str) -> TableLayout:
+        installed = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
+        ).fetchone()
+        return cls(schema=schema, hypertables=bool(installed and installed[0]))
+
+    def create(self, conn: psycopg.Connection, view: ResolvedView) -> None:
+        """Create the view version's table if missing (idempotent, safe when run concurrently)."""
+        with conn.transaction():
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"jstore.offline:{self.schema}"]
+            )
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+            )
+            if self._exists(conn, view):
+                return
+            conn.execute(self._create_table(view))
+            conn.execute(
+                sql.SQL("CREATE INDEX ON {} (_computed_at)").format(table_id(self.schema, view))
+            )
+            if self.hypertables:
+                self._make_hypertable(conn, view)
+
+    def ensure_partitions(
+        self, conn: psycopg.Connection, view: ResolvedView, start: datetime, end: datetime
+    ) -> None:
+        """Create the monthly partitions [start, end) will write to (plain PostgreSQL only).
+
+        Runs inside the caller's transaction, after it took the table's publish lock.
+        """
+        if self.hypertables:
+            return
+        for month in months_between(start, end):
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})"
+                ).format(
+                    sql.Identifier(self.schema, partition_name(view.table, month)),
+                    table_id(self.schema, view),
+                    sql.Literal(month),
+                    sql.Literal(next_month(month)),
+                )
+            )
+
+    def _exists(self, conn: psycopg.Connection, view: ResolvedView) -> bool:
+        row = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL",
+            [sql.Identifier(self.schema, view.table).as_string(conn)],
+        ).fetchone()
+        return bool(row and row[0])
+
+    def _create_table(self, view: ResolvedView) -> sql.Composed:
+        columns = sql.SQL(", ").join(
+            sql.SQL("{} {} NOT NULL").format(sql.Identifier(name), sql.SQL(pg_type))
+            if name in (*view.join_keys, "feature_ts", *META_COLUMNS)
+            else sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(pg_type))
+            for name, pg_type in column_types(view).items()
+        )
+        primary_key = sql.SQL(", ").join(map(sql.Identifier, [*view.join_keys, "feature_ts"]))
+        partitioning = sql.SQL("" if self.hypertables else " PARTITION BY RANGE (feature_ts)")
+        return sql.SQL("CREATE TABLE {} ({}, PRIMARY KEY ({})){}").format(
+            table_id(self.schema, view), columns, primary_key, partitioning
+        )
+
+    def _make_hypertable(self, conn: psycopg.Connection, view: ResolvedView) -> None:
+        name = table_id(self.schema, view).as_string(conn)
+        interval = chunk_interval(view.view.step)
+        conn.execute(
+            "SELECT create_hypertable(%s::regclass, 'feature_ts', chunk_time_interval => %s)",
+            [name, interval],
+        )
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE {} SET (timescaledb.compress, timescaledb.compress_segmentby = {}, "
+                "timescaledb.compress_orderby = 'feature_ts DESC')"
+            ).format(
+                table_id(self.schema, view),
+                sql.Literal(",".join(sql.Identifier(k).as_string(conn) for k in view.join_keys)),
+            )
+        )
+        conn.execute(
+            "SELECT add_compression_policy(%s::regclass, compress_after => %s)",
+            [name, interval * 2],
+        )
+        if view.view.retention is not None:
+            conn.execute(
+                "SELECT add_retention_policy(%s::regclass, drop_after => %s)",
+                [name, view.view.retention],
+            )
