@@ -1,0 +1,254 @@
+"""The point-in-time join: per entity row and view, the latest row at or before its time."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pyarrow as pa
+import pytest
+
+from jstore.offline import OfflineStore, uncovered_rows
+from jstore.repo import DefinitionError
+from tests.offline.conftest import HOUR, T0, stage_rows
+
+DAY = timedelta(days=1)
+
+
+@pytest.fixture
+def store(settings):
+    with OfflineStore(settings) as s:
+        yield s
+
+
+def _spend(bank, account_id, hours, count, total, top):
+    return {
+        "bank": bank,
+        "account_id": account_id,
+        "feature_ts": T0 + hours * HOUR,
+        "count_1h": count,
+        "amount_sum_1h": total,
+        "amount_max_1h": top,
+    }
+
+
+def _features(view, *names):
+    return [(view, view.feature(n)) for n in names]
+
+
+def test_golden_rows(store, settings, spend_view):
+    """Stored: a1 changed at 01:00 and drained at 03:00; covered [00:00, 04:00)."""
+    rows = [_spend("x", 1, 1, 2, 30.0, 20.0), _spend("x", 1, 3, 0, 0.0, None)]
+    store.publish(spend_view, stage_rows(settings, spend_view, rows, T0, T0 + 4 * HOUR, "r"))
+    entities = pa.table(
+        {
+            "bank": ["x", "x", "x", "x", "x", "y"],
+            "account_id": [1, 1, 1, 1, 1, 1],
+            "event_timestamp": [
+                T0 + 30 * timedelta(minutes=1),  # before the first row: empty values
+                T0 + HOUR,  # exactly at feature_ts: that row counts
+                T0 + 2 * HOUR + timedelta(minutes=59),  # still the 01:00 row
+                T0 + 3 * HOUR,  # drained
+                T0 + 4 * HOUR,  # past coverage: null
+                T0 + 2 * HOUR,  # never seen: empty values
+            ],
+            "label": ["a", "b", "c", "d", "e", "f"],
+        }
+    )
+    joined = store.point_in_time_join(
+        entities,
+        _features(spend_view, "count_1h", "amount_sum_1h", "amount_max_1h"),
+        {spend_view.table: [(T0, T0 + 4 * HOUR)]},
+    )
+    assert joined.column_names == [
+        "bank",
+        "account_id",
+        "event_timestamp",
+        "label",
+        "account_spend__count_1h",
+        "account_spend__amount_sum_1h",
+        "account_spend__amount_max_1h",
+    ]
+    assert joined.select(["label", *joined.column_names[4:]]).to_pylist() == [
+        {
+            "label": "a",
+            "account_spend__count_1h": 0,
+            "account_spend__amount_sum_1h": 0.0,
+            "account_spend__amount_max_1h": None,
+        },
+        {
+            "label": "b",
+            "account_spend__count_1h": 2,
+            "account_spend__amount_sum_1h": 30.0,
+            "account_spend__amount_max_1h": 20.0,
+        },
+        {
+            "label": "c",
+            "account_spend__count_1h": 2,
+            "account_spend__amount_sum_1h": 30.0,
+            "account_spend__amount_max_1h": 20.0,
+        },
+        {
+            "label": "d",
+            "account_spend__count_1h": 0,
+            "account_spend__amount_sum_1h": 0.0,
+            "account_spend__amount_max_1h": None,
+        },
+        {
+            "label": "e",
+            "account_spend__count_1h": None,
+            "account_spend__amount_sum_1h": None,
+            "account_spend__amount_max_1h": None,
+        },
+        {
+            "label": "f",
+            "account_spend__count_1h": 0,
+            "account_spend__amount_sum_1h": 0.0,
+            "account_spend__amount_max_1h": None,
+        },
+    ]
+    assert uncovered_rows(joined) == {"account_spend__v1": 1}
+
+
+def _oracle(entity_rows, stored, coverage, features):
+    """Brute force: scan every stored row for every entity row."""
+    out = []
+    for row in entity_rows:
+        values = {}
+        for view, spec in features:
+            t = row["event_timestamp"]
+            column = f"{view.name}__{spec.name}"
+            if not any(s <= t < e for s, e in coverage[view.table]):
+                values[column] = None
+                continue
+            key = tuple(row[k] for k in view.join_keys)
+            candidates = [
+                r
+                for r in stored[view.table]
+                if tuple(r[k] for k in view.join_keys) == key and r["feature_ts"] <= t
+            ]
+            latest = max(candidates, key=lambda r: r["feature_ts"], default=None)
+            values[column] = spec.empty_value if latest is None else latest[spec.name]
+        out.append({**row, **values})
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_matches_a_brute_force_oracle(store, settings, spend_view, card_view, seed):
+    rng = random.Random(seed)
+    accounts = [(b, i) for b in ("x", "y") for i in range(4)]
+    cards = [f"c{i}" for i in range(4)]
+    spend = {}
+    for bank, account_id in accounts[:6]:  # the last two accounts are never stored
+        for h in rng.sample(range(72), 8):
+            count = rng.choice([0, 1, 3])
+            spend[(bank, account_id, h)] = _spend(
+                bank, account_id, h, count, 1.5 * count, None if count == 0 else rng.random()
+            )
+    daily = [
+        {"card_id": c, "feature_ts": T0 + d * DAY, "count_1d": rng.randint(0, 5)}
+        for c in cards[:3]
+        for d in sorted(rng.sample(range(3), 2))
+    ]
+    # Spend published as two runs with a gap [24h, 36h); cards cover [day 0, day 3).
+    spend_rows = list(spend.values())
+    for name, (s, e) in {"a": (0, 24), "b": (36, 72)}.items():
+        inside = [r for r in spend_rows if T0 + s * HOUR <= r["feature_ts"] < T0 + e * HOUR]
+        store.publish(
+            spend_view, stage_rows(settings, spend_view, inside, T0 + s * HOUR, T0 + e * HOUR, name)
+        )
+    store.publish(card_view, stage_rows(settings, card_view, daily, T0, T0 + 3 * DAY, "d"))
+    published_spend = [
+        r
+        for r in spend_rows
+        if r["feature_ts"] < T0 + 24 * HOUR or r["feature_ts"] >= T0 + 36 * HOUR
+    ]
+    coverage = {
+        spend_view.table: [(T0, T0 + 24 * HOUR), (T0 + 36 * HOUR, T0 + 72 * HOUR)],
+        card_view.table: [(T0, T0 + 3 * DAY)],
+    }
+    entity_rows = []
+    for i in range(300):
+        bank, account_id = rng.choice(accounts)
+        minutes = rng.randrange(-60, 80 * 60)
+        if rng.random() < 0.3:  # ties: exactly on a step
+            minutes -= minutes % 60
+        entity_rows.append(
+            {
+                "bank": bank,
+                "account_id": account_id,
+                "card_id": rng.choice([*cards, "unseen"]),
+                "event_timestamp": T0 + timedelta(minutes=minutes),
+                "row": i,
+            }
+        )
+    features = _features(spend_view, "count_1h", "amount_max_1h") + _features(card_view, "count_1d")
+    joined = store.point_in_time_join(pa.Table.from_pylist(entity_rows), features, coverage)
+    stored = {spend_view.table: published_spend, card_view.table: daily}
+    assert joined.to_pylist() == _oracle(entity_rows, stored, coverage, features)
+    assert {r["account_spend__count_1h"] for r in joined.to_pylist()} >= {None, 0, 1, 3}
+    expected_uncovered = {
+        view.table: sum(
+            not any(s <= r["event_timestamp"] < e for s, e in coverage[view.table])
+            for r in entity_rows
+        )
+        for view in (spend_view, card_view)
+    }
+    assert uncovered_rows(joined) == expected_uncovered
+    assert expected_uncovered[spend_view.table] > 0
+
+
+def test_event_timestamps_as_text_and_naive(store, settings, card_view):
+    store.publish(
+        card_view,
+        stage_rows(
+            settings,
+            card_view,
+            [{"card_id": "c", "feature_ts": T0, "count_1d": 4}],
+            T0,
+            T0 + DAY,
+            "r",
+        ),
+    )
+    entities = pa.table(
+        {
+            "card_id": ["c", "c", "c"],
+            "event_timestamp": [
+                "2024-05-01T00:00:00Z",
+                "2024-05-01 05:00:00",
+                "2024-04-30T23:59:59Z",
+            ],
+        }
+    )
+    joined = store.point_in_time_join(
+        entities, _features(card_view, "count_1d"), {card_view.table: [(T0 - DAY, T0 + DAY)]}
+    )
+    assert joined["card_daily__count_1d"].to_pylist() == [4, 4, 0]
+    assert joined["event_timestamp"].to_pylist() == entities["event_timestamp"].to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("entities", "message"),
+    [
+        ({"card": ["c"], "event_timestamp": [T0]}, r"card_id: missing join key column"),
+        ({"card_id": ["c"]}, r"event_timestamp: missing column"),
+        ({"card_id": ["c"], "event_timestamp": ["yesterday"]}, r"event_timestamp: not ISO-8601"),
+        ({"card_id": ["c"], "event_timestamp": [None]}, r"event_timestamp: row 0 has no timestamp"),
+        (
+            {"card_id": ["c"], "event_timestamp": [T0], "card_daily__count_1d": [1]},
+            r"card_daily__count_1d: the entity rows already have this column",
+        ),
+    ],
+)
+def test_bad_entity_rows_are_refused_naming_the_column(store, card_view, entities, message):
+    with pytest.raises(DefinitionError, match=message):
+        store.point_in_time_join(
+            pa.table(entities), _features(card_view, "count_1d"), {card_view.table: []}
+        )
+
+
+def test_a_view_never_published_gives_nulls(store, card_view):
+    entities = pa.table({"card_id": ["c"], "event_timestamp": [T0]})
+    joined = store.point_in_time_join(entities, _features(card_view, "count_1d"), {})
+    assert joined["card_daily__count_1d"].to_pylist() == [None]
+    assert uncovered_rows(joined) == {"card_daily__v1": 1}
