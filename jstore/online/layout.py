@@ -120,7 +120,21 @@ def entity_parts(columns: Sequence[pa.Array], dtypes: Sequence[DType]) -> list[s
 
 
 def request_entity_parts(view: ResolvedView, entities: Sequence[dict[str, Any]]) -> list[str]:
-    """The `<entity>` parts of lookup entities given as JSON objects of join key values.
+    """The `<entity>` parts of lookup entities given as JSON objects of join key values."""
+    return key_tuple_parts(view, request_keys(view, entities))
+
+
+def key_tuple_parts(view: ResolvedView, keys: Sequence[tuple]) -> list[str]:
+    """The `<entity>` parts of typed key tuples (in `view.join_keys` order)."""
+    dtypes = [view.key_dtypes[k] for k in view.join_keys]
+    columns = [
+        pa.array([key[i] for key in keys], ARROW_TYPES[dtype]) for i, dtype in enumerate(dtypes)
+    ]
+    return entity_parts(columns, dtypes)
+
+
+def request_keys(view: ResolvedView, entities: Sequence[dict[str, Any]]) -> list[tuple]:
+    """Typed key tuples of entities given as JSON objects of join key values.
 
     Raises ValueError naming `entities.<i>.<key>` for a missing or mistyped key.
     """
@@ -138,8 +152,8 @@ def request_entity_parts(view: ResolvedView, entities: Sequence[dict[str, Any]])
                 raise ValueError(
                     f"entities.{i}.{key}: {value!r} is not a {dtype} join key value"
                 ) from None
-        columns.append(pa.array(values, ARROW_TYPES[dtype]))
-    return entity_parts(columns, [view.key_dtypes[k] for k in view.join_keys])
+        columns.append(values)
+    return list(zip(*columns, strict=True))
 
 
 def _coerce(value: Any, dtype: DType) -> Any:

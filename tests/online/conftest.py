@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from jstore.config import Settings
-from tests.online.online_helpers import NaiveOffline
+from jstore.offline import OfflineStore
 
 
 @pytest.fixture
-def offline(settings: Settings) -> NaiveOffline:
-    return NaiveOffline(settings)
+def offline(settings: Settings) -> Iterator[OfflineStore]:
+    with OfflineStore(settings) as store:
+        yield store
