@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     api_auth_disabled: bool = False
     """Turn API-key checks off (local development only)."""
 
+    api_max_entities: int = Field(1000, ge=1)
+    """Most entities (or entity rows) one online or JSON training-set request may carry."""
+
+    api_max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1)
+    """Largest entity file a training-set request may upload."""
+
+    api_registry_cache_seconds: float = Field(5.0, ge=0)
+    """How long the API reuses registry lookups (views, coverage, publishes) on the hot path."""
+
     drift_threshold: float = 0.2
     """Population stability index above which a feature's drift is flagged."""
 
