@@ -1,0 +1,92 @@
+"""Compute a feature view's changed rows for the steps in [start, end) into the staging area.
+
+    spark-submit jobs/compute_features.py VIEW --start ISO --end ISO [--run-id R] [--version N]
+
+Settings come from the JSTORE_* environment, the view from the registry. The rows are written
+to `<lake>/staging/<view>/<run>/part-*.parquet`, then `_manifest.json` (written last) marks the
+staged run complete. The interval is computed from the landing zone alone, reading events from
+`start - step - max_window` to `end`, so any interval can be recomputed alone, in any order.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.landing import read_events, source_landing_path
+from jobs.spark import spark_session
+from jobs.sql_view import changed_sql_rows
+from jobs.windows import changed_windowed_rows
+from jstore.compute import check_interval, read_range
+from jstore.config import Settings
+from jstore.durations import parse_timestamp
+from jstore.lake import staging_dir
+from jstore.model import ResolvedView, SqlFeatureView
+from jstore.registry import Registry
+from jstore.registry.runs import new_run_id
+from jstore.staging import StagedRun
+
+
+def compute_view(
+    spark: SparkSession, view: ResolvedView, landing_path: str, start: datetime, end: datetime
+) -> DataFrame:
+    """The view's changed rows for [start, end): join keys, `feature_ts`, the features."""
+    check_interval(view, start, end)
+    read_start, read_end = read_range(view, start, end)
+    events = read_events(spark, landing_path, view.source, view.join_keys, read_start, read_end)
+    if isinstance(view.view, SqlFeatureView):
+        return changed_sql_rows(spark, events, view, start, end)
+    return changed_windowed_rows(events, view, start, end)
+
+
+def stage_view(
+    spark: SparkSession,
+    settings: Settings,
+    view: ResolvedView,
+    start: datetime,
+    end: datetime,
+    run_id: str,
+) -> StagedRun:
+    """Compute [start, end) and write it as a staged run (the manifest last)."""
+    rows = compute_view(spark, view, source_landing_path(settings, view.source.name), start, end)
+    path = staging_dir(settings, view.name, run_id)
+    rows.write.mode("overwrite").parquet(str(path))
+    staged = StagedRun(
+        view=view.name,
+        version=view.version,
+        run_id=run_id,
+        start=start,
+        end=end,
+        rows=spark.read.parquet(str(path)).count(),
+        path=path,
+    )
+    staged.write_manifest()
+    return staged
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("view")
+    parser.add_argument("--start", required=True, type=parse_timestamp)
+    parser.add_argument("--end", required=True, type=parse_timestamp)
+    parser.add_argument("--run-id", default=None)
+    parser.add_argument("--version", type=int, default=None)
+    args = parser.parse_args(argv)
+    settings = Settings()
+    registry = Registry(settings)
+    try:
+        view = registry.get_view(args.view, args.version)
+    finally:
+        registry.close()
+    spark = spark_session(settings, app_name=f"jstore-compute-{view.name}")
+    staged = stage_view(
+        spark, settings, view, args.start, args.end, args.run_id or new_run_id("compute")
+    )
+    print(staged.model_dump_json())
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Reading a source's events from the landing zone, for one read range, duplicates removed.
+
+Layout (docs/architecture.md): `<lake>/landing/<source>/event_date=YYYY-MM-DD/*.parquet`, with
+the source's schema columns plus `_topic`, `_partition`, `_offset`, `_ingested_at`.
+
+Invariants of the returned frame:
+- only rows with `read_start <= event time < read_end` and with every join key present;
+- a Kafka record (`_topic`, `_partition`, `_offset`) appears once, however often it was
+  landed; rows with a null `_offset` (table sources) are all kept;
+- only the `event_date` partitions that the read range touches are listed and read; files whose
+  names start with `.` or `_` (a lander's temp files, `_SUCCESS`) are skipped by Spark itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from jstore.config import Settings
+from jstore.lake import landing_dir
+from jstore.model import EventSource, TableSource
+
+SPARK_TYPES = {
+    "string": T.StringType(),
+    "int64": T.LongType(),
+    "float64": T.DoubleType(),
+    "bool": T.BooleanType(),
+    "timestamp": T.TimestampType(),
+}
+LINEAGE_FIELDS = [
+    T.StructField("_topic", T.StringType()),
+    T.StructField("_partition", T.IntegerType()),
+    T.StructField("_offset", T.LongType()),
+    T.StructField("_ingested_at", T.TimestampType()),
+]
+RECORD_ID = ["_topic", "_partition", "_offset"]
+
+
+def landing_schema(source: EventSource | TableSource) -> T.StructType:
+    fields = [T.StructField(f.name, SPARK_TYPES[f.dtype]) for f in source.schema_]
+    return T.StructType(fields + LINEAGE_FIELDS)
+
+
+def partition_days(read_start: datetime, read_end: datetime) -> list[str]:
+    """The `event_date` values holding events in [read_start, read_end)."""
+    first, last = read_start.date(), (read_end - timedelta(microseconds=1)).date()
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def source_landing_path(settings: Settings, source: str) -> str:
+    """`<lake>/landing/<source>`, as a URI for a remote lake."""
+    if "://" in settings.lake_uri and not settings.lake_uri.startswith("file://"):
+        return f"{settings.lake_uri}/landing/{source}"
+    return str(landing_dir(settings, source))
+
+
+def partition_paths(landing_path: str, read_start: datetime, read_end: datetime) -> list[str]:
+    """Partition folders to read; on a local lake only those that exist (Spark fails on others)."""
+    days = partition_days(read_start, read_end)
+    if "://" in landing_path and not landing_path.startswith("file://"):
+        return [f"{landing_path}/event_date={{{','.join(days)}}}"]
+    root = Path(landing_path.removeprefix("file://"))
+    return [str(p) for d in days if (p := root / f"event_date={d}").is_dir()]
+
+
+def read_events(
+    spark: SparkSession,
+    landing_path: str,
+    source: EventSource | TableSource,
+    join_keys: list[str],
+    read_start: datetime,
+    read_end: datetime,
+) -> DataFrame:
+    """The source's events in [read_start, read_end), each Kafka record once."""
+    schema = landing_schema(source)
+    paths = partition_paths(landing_path, read_start, read_end)
+    if paths:
+        raw = spark.read.schema(schema).parquet(*paths).select(*schema.fieldNames())
+    else:
+        raw = spark.createDataFrame([], schema)
+    ts = F.col(source.timestamp_name)
+    in_range: Column = (ts >= F.lit(read_start)) & (ts < F.lit(read_end))
+    for key in join_keys:
+        in_range = in_range & F.col(key).isNotNull()
+    events = raw.where(in_range)
+    from_tables = events.where(F.col("_offset").isNull())
+    from_kafka = events.where(F.col("_offset").isNotNull()).dropDuplicates(RECORD_ID)
+    return from_tables.unionByName(from_kafka)

@@ -1,0 +1,132 @@
+"""Per-step tiles of mergeable partial aggregates, and how a window merges and finishes them.
+
+A tile is one entity's events in one step `[tile, tile + step)`. Every function of a windowed
+view is split into partials that are computed once per tile and merged over a window of tiles
+(Chronon's prepare / merge / finalize, with Spark's native aggregates as the algebra):
+
+| function       | partial per tile                 | merge      | finalize                   |
+| -------------- | -------------------------------- | ---------- | -------------------------- |
+| count          | rows (or non-null values)        | sum        | 0 when empty               |
+| sum            | sum of non-null values           | sum        | 0 when empty               |
+| avg            | sum, count of non-null values    | sum, sum   | sum / count, null if empty |
+| min, max       | min, max of non-null values      | min, max   | null when empty            |
+| last           | greatest (event time, partition, | max        | its value; null when empty |
+|                | offset, value) of non-null values|            |                            |
+| count_distinct | HLL sketch (lgConfigK 12)        | union      | estimate; 0 when empty     |
+
+Invariants: a partial's merge is associative and commutative, so a window's value depends on
+its set of tiles only, never on how the interval was split; nulls in a column are skipped by
+every function but count without a column (which counts rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, WindowSpec
+from pyspark.sql import functions as F
+
+from jstore.model import FeatureSpec, ResolvedView
+
+TILE = "__tile"
+"""The tile's start as seconds since the epoch (a multiple of the step)."""
+
+HLL_LG_CONFIG_K = 12
+HLL_DTYPES = frozenset({"string", "int64"})
+"""Column types `hll_sketch_agg` takes as they are; others are sketched as their text."""
+
+
+@dataclass(frozen=True)
+class Partial:
+    name: str
+    tile: Column
+    """The aggregate over one tile's rows."""
+    merge: Callable[[Column], Column]
+    """The aggregate of the tile column over a window of tiles."""
+
+
+def partials_of(spec: FeatureSpec, view: ResolvedView) -> list[Partial]:
+    """The partials one feature needs, named so that features share them."""
+    column = F.col(spec.column) if spec.column else None
+    match spec.function, column:
+        case "count", None:
+            return [Partial("__rows", F.count(F.lit(1)), F.sum)]
+        case "count", _:
+            return [_count(spec.column)]
+        case "sum", _:
+            return [_sum(spec.column)]
+        case "avg", _:
+            return [_sum(spec.column), _count(spec.column)]
+        case "min", _:
+            return [Partial(f"__min_{spec.column}", F.min(column), F.min)]
+        case "max", _:
+            return [Partial(f"__max_{spec.column}", F.max(column), F.max)]
+        case "last", _:
+            return [Partial(f"__last_{spec.column}", _latest(column, view), F.max)]
+        case "count_distinct", _:
+            dtype = view.source.dtype_of(spec.column)
+            value = column if dtype in HLL_DTYPES else column.cast("string")
+            sketch = F.hll_sketch_agg(value, HLL_LG_CONFIG_K)
+            return [Partial(f"__hll_{spec.column}", sketch, F.hll_union_agg)]
+    raise ValueError(f"{spec.name}: a windowed feature needs a function, not {spec.function!r}")
+
+
+def tile_partials(view: ResolvedView) -> list[Partial]:
+    """Every partial of the view, each once."""
+    unique: dict[str, Partial] = {}
+    for spec in view.features:
+        for partial in partials_of(spec, view):
+            unique.setdefault(partial.name, partial)
+    return list(unique.values())
+
+
+def build_tiles(events: DataFrame, view: ResolvedView, step_seconds: int) -> DataFrame:
+    """One row per (entity, tile) with events: the join keys, `__tile`, the partials."""
+    seconds = F.unix_seconds(F.col(view.source.timestamp_name))
+    tile = (seconds - F.pmod(seconds, F.lit(step_seconds))).alias(TILE)
+    partials = [p.tile.alias(p.name) for p in tile_partials(view)]
+    return events.groupBy(*view.join_keys, tile).agg(*partials)
+
+
+def window_value(spec: FeatureSpec, view: ResolvedView, frame: WindowSpec) -> Column:
+    """The feature over the tiles of `frame`, with the empty-window values of DESIGN.md."""
+    merged = {p.name: p.merge(F.col(p.name)).over(frame) for p in partials_of(spec, view)}
+    match spec.function:
+        case "count" | "sum":
+            (total,) = merged.values()
+            return F.coalesce(total, F.lit(0))
+        case "avg":
+            total, count = merged.values()
+            return F.when(count > 0, total.cast("double") / count)
+        case "last":
+            (latest,) = merged.values()
+            return latest.getField("value")
+        case "count_distinct":
+            (sketch,) = merged.values()
+            return F.coalesce(F.hll_sketch_estimate(sketch), F.lit(0))
+    (value,) = merged.values()
+    return value
+
+
+def _count(column: str) -> Partial:
+    return Partial(f"__count_{column}", F.count(F.col(column)), F.sum)
+
+
+def _sum(column: str) -> Partial:
+    return Partial(f"__sum_{column}", F.sum(F.col(column)), F.sum)
+
+
+def _latest(column: Column, view: ResolvedView) -> Column:
+    """The greatest (event time, _partition, _offset, value) among the non-null values.
+
+    Ties on event time are broken by the Kafka partition, then the offset, then the value itself,
+    so the result never depends on the order Spark reads the rows in.
+    """
+    ordered = F.struct(
+        F.col(view.source.timestamp_name).alias("ts"),
+        F.col("_partition").alias("partition"),
+        F.col("_offset").alias("offset"),
+        column.alias("value"),
+    )
+    return F.max(F.when(column.isNotNull(), ordered))
