@@ -60,8 +60,10 @@ class EventParser:
         if value is None:
             raise BadEvent("empty message (null value)")
         try:
-            event = json.loads(value)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            event = json.loads(value.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise BadEvent(f"not UTF-8: {e}") from None
+        except json.JSONDecodeError as e:
             raise BadEvent(f"not JSON: {e}") from None
         if not isinstance(event, dict):
             raise BadEvent(f"not a JSON object: {type(event).__name__}")

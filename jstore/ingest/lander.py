@@ -104,6 +104,7 @@ def land(
     with exclusive(landing / "_lock"):
         recover(landing / "_journal", landing, quarantine_dir(settings, source))
         run = RunRecord(run_id=new_run_id("land"), kind="land", subject=source)
+        _fail_dead_runs(registry, "land", source, run.run_id)
         registry.record_run(run)
         try:
             result = _Run(settings, registry, spec, run.run_id, new_generation).execute(max_records)
@@ -117,6 +118,17 @@ def land(
             details=result.model_dump(mode="json", exclude={"run_id", "source"}),
         )
         return result
+
+
+def _fail_dead_runs(registry: Registry, kind: str, source: str, found_by: str) -> None:
+    """Mark runs left `running` by a killed lander as failed (we hold the source's lock, so
+    no other run of it is alive)."""
+    for dead in registry.list_runs(kind=kind, subject=source, status="running", limit=1000):
+        registry.finish_run(
+            dead.run_id,
+            "failed",
+            error=f"the lander died before finishing; found by run {found_by}",
+        )
 
 
 def source_watermark(registry: Registry, source: str) -> datetime | None:
@@ -202,6 +214,7 @@ class _Run:
             enable_auto_commit=False,
             auto_offset_reset="none",
             session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self.settings.kafka_session_timeout_ms // 3,
             max_poll_records=10_000,
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
