@@ -42,3 +42,7 @@ lint: setup
 
 serve: services
 	$(JSTORE) serve
+
+# Airflow standalone with JStore's DAGs and UI plugin: http://127.0.0.1:8085 (login printed).
+airflow: services
+	bash scripts/airflow.sh

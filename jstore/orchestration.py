@@ -10,7 +10,11 @@ so parsing a DAG file imports none of them.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shlex
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from jstore.config import Settings
+from jstore.config import PROJECT_ROOT, Settings
 from jstore.durations import as_utc, format_duration
 from jstore.model import ResolvedView
 from jstore.registry import Registry, Snapshot
@@ -35,6 +39,27 @@ DEFAULT_STEP = timedelta(hours=1)
 LAND_EVERY = timedelta(minutes=5)
 LAND_MAX_RECORDS = 100_000
 """The bound of one landing batch (a DAG param, so a run can ask for more or less)."""
+
+
+def airflow_environment(home: Path, port: int = 8085) -> dict[str, str]:
+    """The environment of JStore's local Airflow (`make airflow`, `jstore demo`).
+
+    Its own home (SQLite metadata, logs, the generated login), the project's DAGs and plugins,
+    no example DAGs, the API server on `port`, and `spark_default` submitting `local[*]` with
+    the spark-submit of this Python's environment (put first on PATH).
+    """
+    spark = {"conn_type": "spark", "host": "local[*]", "extra": {"deploy-mode": "client"}}
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(spark),
+        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
+    }
 
 
 def load_snapshot(path: Path) -> Snapshot | None:
@@ -249,3 +274,9 @@ def describe_view(view: ResolvedView) -> str:
         "Any run can be re-run or backfilled: an interval's rows never depend on other runs.\n\n"
         f"Keys: {', '.join(view.join_keys)}. Features:\n\n{features}\n"
     )
+
+
+if __name__ == "__main__":
+    # `eval "$(python -m jstore.orchestration HOME PORT)"`: scripts/airflow.sh's environment.
+    for name, value in airflow_environment(Path(sys.argv[1]), int(sys.argv[2])).items():
+        print(f"export {name}={shlex.quote(value)}")
