@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from jstore.cli import definitions, demo, ingest
+from jstore.cli import definitions, demo, ingest, offline
 from jstore.cli.common import UserError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
 definitions.register(app)
 demo.register(app)
 ingest.register(app)
+offline.register(app)
 
 
 def main() -> None:

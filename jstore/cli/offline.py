@@ -1,0 +1,96 @@
+"""`jstore compute | publish | export`: the offline store's verbs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jstore.cli.common import UserError, open_registry
+from jstore.config import get_settings
+from jstore.durations import parse_timestamp
+from jstore.staging import StagedRun
+
+
+def _timestamp(text: str, field: str):
+    try:
+        return parse_timestamp(text)
+    except ValueError as e:
+        raise UserError(f"{field}: {e}") from None
+
+
+def compute(
+    view: Annotated[str, typer.Argument(help="Feature view name.")],
+    start: Annotated[str, typer.Option(help="First step, ISO-8601 UTC (aligned to the step).")],
+    end: Annotated[str, typer.Option(help="End of the interval (exclusive), aligned.")],
+    run_id: Annotated[str | None, typer.Option(help="Run id (default: generated).")] = None,
+) -> None:
+    """Compute [start, end) of a view with Spark, validate it, and publish it if valid."""
+    from jstore.compute import ComputeFailed
+    from jstore.pipeline import compute as run_pipeline
+    from jstore.quality.report import QualityGateFailed
+
+    interval = _timestamp(start, "start"), _timestamp(end, "end")
+    with open_registry() as registry:
+        try:
+            result = run_pipeline(get_settings(), registry, view, *interval, run_id=run_id)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        except (QualityGateFailed, ComputeFailed) as e:
+            typer.echo(f"jstore: {e}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(
+        f"{result.view} v{result.version} [{result.start.isoformat()}, {result.end.isoformat()}): "
+        f"{result.staged_rows} rows staged, validated, {result.published_rows} published "
+        f"(run {result.run_id}; report {result.validation.report_path})"
+    )
+    for feature in result.validation.drift_flagged:
+        typer.echo(f"warning: drift on {feature}: {result.validation.drift[feature]:.3f}")
+
+
+def publish(
+    view: Annotated[str, typer.Argument(help="Feature view name.")],
+    run_id: Annotated[str, typer.Option(help="The staged run to publish.")],
+) -> None:
+    """Publish a staged run: replace its interval in the offline store, extend the coverage."""
+    from jstore.offline import StagedRunRejected
+    from jstore.pipeline import publish_staged
+
+    settings = get_settings()
+    with open_registry() as registry:
+        staged = StagedRun.find(settings, view.partition("@")[0], run_id)
+        try:
+            rows = publish_staged(settings, registry, staged)
+        except StagedRunRejected as e:
+            raise UserError(str(e)) from None
+    typer.echo(
+        f"{staged.view} v{staged.version} [{staged.start.isoformat()}, {staged.end.isoformat()}): "
+        f"{rows} rows published from run {staged.run_id}"
+    )
+
+
+def export(
+    entities: Annotated[Path, typer.Option(help="Entity rows: .parquet or .csv.")],
+    out: Annotated[Path, typer.Option(help="Output file: .parquet or .csv.")],
+    features: Annotated[
+        str | None, typer.Option(help="Comma-separated refs, e.g. user_purchases:count_1h.")
+    ] = None,
+    service: Annotated[str | None, typer.Option(help="A feature service name.")] = None,
+) -> None:
+    """Point-in-time join entity rows with features into a training set."""
+    from jstore.export import export_training_set
+
+    refs = [r.strip() for r in features.split(",") if r.strip()] if features else None
+    with open_registry() as registry:
+        result = export_training_set(get_settings(), registry, entities, out, refs, service)
+    typer.echo(f"{result.rows} rows x {len(result.columns)} features -> {result.out_path}")
+    for table, count in result.uncovered_rows.items():
+        if count:
+            typer.echo(f"{table}: {count} rows past the published coverage (null features)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(compute)
+    app.command()(publish)
+    app.command()(export)

@@ -1,0 +1,132 @@
+"""Training-set export: entity rows from a file, point-in-time joined, written to a file.
+
+Input and output are Parquet or CSV, chosen by the file extension. In a CSV input the join keys
+are read with their view's type (so `007` stays the string `007`) and `event_timestamp` as
+ISO-8601 text; other columns are kept as Arrow infers them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from jstore.config import Settings
+from jstore.model import FeatureSpec, ResolvedView
+from jstore.offline import OfflineStore, output_column, uncovered_rows
+from jstore.offline.arrow_copy import ARROW_TYPES
+from jstore.offline.pit_join import EVENT_TIMESTAMP
+from jstore.registry import Registry, RunRecord, new_run_id
+from jstore.repo import DefinitionError
+
+FORMATS = (".parquet", ".csv")
+
+
+class ExportResult(BaseModel):
+    run_id: str
+    out_path: Path
+    rows: int
+    columns: list[str]
+    """The feature columns added, `<view>__<feature>`, in the order asked."""
+    uncovered_rows: dict[str, int]
+    """Per view table: entity rows past its published coverage (their features are null)."""
+
+
+def resolve_features(
+    registry: Registry, features: list[str] | None, service: str | None
+) -> list[tuple[ResolvedView, FeatureSpec]]:
+    if bool(features) == bool(service):
+        raise DefinitionError("features: give either feature references or a service, not both")
+    return registry.resolve_refs(features or [], service=service)
+
+
+def join_features(
+    settings: Settings,
+    registry: Registry,
+    entity_rows: pa.Table,
+    features: list[tuple[ResolvedView, FeatureSpec]],
+) -> pa.Table:
+    """The point-in-time join of `entity_rows` with each view's published coverage."""
+    coverage = {view.table: registry.coverage(view.name, view.version) for view, _ in features}
+    with OfflineStore(settings) as store:
+        return store.point_in_time_join(entity_rows, features, coverage)
+
+
+def read_entity_rows(path: Path, features: list[tuple[ResolvedView, FeatureSpec]]) -> pa.Table:
+    """Entity rows from a .parquet or .csv file (see the module docstring for CSV types)."""
+    _check_format(path, "entities")
+    if not path.exists():
+        raise FileNotFoundError(f"entities: no such file {path}")
+    if path.suffix == ".parquet":
+        return pq.read_table(path)
+    key_types = {
+        key: ARROW_TYPES[view.key_dtypes[key]] for view, _ in features for key in view.join_keys
+    }
+    options = pacsv.ConvertOptions(
+        column_types={**key_types, EVENT_TIMESTAMP: pa.string()},
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+    try:
+        return pacsv.read_csv(path, convert_options=options)
+    except pa.ArrowInvalid as e:
+        raise DefinitionError(f"entities: {path.name} is not a readable CSV file ({e})") from None
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write Parquet or CSV by extension, through a temporary name, so no half file is seen."""
+    _check_format(path, "out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if path.suffix == ".parquet":
+        pq.write_table(table, tmp)
+    else:
+        pacsv.write_csv(table, tmp)
+    os.replace(tmp, path)
+
+
+def export_training_set(
+    settings: Settings,
+    registry: Registry,
+    entities_path: Path,
+    out_path: Path,
+    features: list[str] | None = None,
+    service: str | None = None,
+) -> ExportResult:
+    """Join the entity rows of `entities_path` with the features and write `out_path`."""
+    _check_format(out_path, "out")
+    resolved = resolve_features(registry, features, service)
+    entity_rows = read_entity_rows(entities_path, resolved)
+    details = {"entities": str(entities_path), "out": str(out_path)}
+    run_id = registry.record_run(
+        RunRecord(
+            run_id=new_run_id("export"), kind="export", subject=service or "*", details=details
+        )
+    )
+    try:
+        joined = join_features(settings, registry, entity_rows, resolved)
+        write_table(joined, out_path)
+    except Exception as e:
+        registry.finish_run(run_id, "failed", error=str(e))
+        raise
+    uncovered = uncovered_rows(joined)
+    registry.finish_run(
+        run_id, "success", rows=joined.num_rows, details={**details, "uncovered_rows": uncovered}
+    )
+    columns = list(dict.fromkeys(output_column(view, spec) for view, spec in resolved))
+    return ExportResult(
+        run_id=run_id,
+        out_path=out_path,
+        rows=joined.num_rows,
+        columns=columns,
+        uncovered_rows=uncovered,
+    )
+
+
+def _check_format(path: Path, field: str) -> None:
+    if path.suffix not in FORMATS:
+        raise DefinitionError(f"{field}: {path.name} must end with .parquet or .csv")
