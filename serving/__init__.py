@@ -1,0 +1,1 @@
+"""The FastAPI app over jstore: online lookups, training sets, the registry and quality reports."""

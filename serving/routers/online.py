@@ -1,0 +1,37 @@
+"""`POST /v1/online`: feature values of a batch of entities, one Redis round trip."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, HTTPException, Response, status
+
+from jstore.online.lookup import OfflineUnavailable
+from serving.deps import LookupDep, MetricsDep, ReadAccess, SettingsDep
+from serving.schemas import OnlineRequest, OnlineResponse
+
+router = APIRouter(prefix="/v1", tags=["online"], dependencies=[ReadAccess])
+
+
+@router.post("/online", response_model=OnlineResponse, response_class=Response)
+async def online(
+    body: OnlineRequest, settings: SettingsDep, lookup: LookupDep, metrics: MetricsDep
+) -> Response:
+    """Values, a status per value (present, expired, fallback, missing) and each view's step.
+
+    The body is serialized directly (not through the response model) to keep the hot path
+    short; its shape is `OnlineResponse`.
+    """
+    if len(body.entities) > settings.api_max_entities:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"entities: at most {settings.api_max_entities} per request, got {len(body.entities)}",
+        )
+    try:
+        result = await lookup.lookup(body.features or [], body.feature_service, body.entities)
+    except ValueError as e:  # a bad reference or entity key; the message names the field
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from None
+    except OfflineUnavailable as e:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e)) from None
+    metrics.observe_lookup(result)
+    return Response(json.dumps(result.body, separators=(",", ":")), media_type="application/json")

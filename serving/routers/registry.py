@@ -1,0 +1,168 @@
+"""The registry over REST: list, get and register entities, sources, feature views and services.
+
+Definitions travel in the same JSON shape as the models (`jstore.repo.parse_definition`);
+registering one is `Registry.register`, checked against what is stored, and needs a write key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Body, HTTPException, Request, status
+
+from jstore.durations import format_duration, parse_timestamp
+from jstore.model import ResolvedView
+from jstore.online.layout import request_keys
+from jstore.online.lookup import iso
+from jstore.registry import Registry
+from jstore.repo import parse_definition
+from serving.deps import ReadAccess, RegistryDep, SettingsDep, WriteAccess
+from serving.schemas import FeatureOut, FeatureViewOut, HistoryResponse, RegisterResponse
+
+router = APIRouter(prefix="/v1", tags=["registry"], dependencies=[ReadAccess])
+Definition = Body(..., description="The definition as JSON, the same shape as the model.")
+
+
+def _register(registry: Registry, kind: str, body: dict[str, Any]) -> RegisterResponse:
+    change = registry.register(parse_definition(kind, body))
+    return RegisterResponse(
+        kind=change.kind, name=change.name, action=change.action, version=change.version
+    )
+
+
+def _dump(definition: Any) -> dict[str, Any]:
+    return definition.model_dump(mode="json", by_alias=True)
+
+
+@router.get("/entities")
+def list_entities(registry: RegistryDep) -> list[dict[str, Any]]:
+    return [_dump(e) for e in registry.list_entities()]
+
+
+@router.get("/entities/{name}")
+def get_entity(name: str, registry: RegistryDep) -> dict[str, Any]:
+    return _dump(registry.get_entity(name))
+
+
+@router.post("/entities", dependencies=[WriteAccess])
+def register_entity(registry: RegistryDep, body: dict[str, Any] = Definition) -> RegisterResponse:
+    return _register(registry, "entity", body)
+
+
+@router.get("/sources")
+def list_sources(registry: RegistryDep) -> list[dict[str, Any]]:
+    return [_dump(s) for s in registry.list_sources()]
+
+
+@router.get("/sources/{name}")
+def get_source(name: str, registry: RegistryDep) -> dict[str, Any]:
+    return _dump(registry.get_source(name))
+
+
+@router.post("/sources", dependencies=[WriteAccess])
+def register_source(registry: RegistryDep, body: dict[str, Any] = Definition) -> RegisterResponse:
+    return _register(registry, "source", body)
+
+
+@router.get("/feature-services")
+def list_services(registry: RegistryDep) -> list[dict[str, Any]]:
+    return [_dump(s) for s in registry.list_services()]
+
+
+@router.get("/feature-services/{name}")
+def get_service(name: str, registry: RegistryDep) -> dict[str, Any]:
+    return _dump(registry.get_service(name))
+
+
+@router.post("/feature-services", dependencies=[WriteAccess])
+def register_service(registry: RegistryDep, body: dict[str, Any] = Definition) -> RegisterResponse:
+    return _register(registry, "feature service", body)
+
+
+def _view_out(registry: Registry, view: ResolvedView) -> FeatureViewOut:
+    return FeatureViewOut(
+        name=view.name,
+        version=view.version,
+        versions=registry.view_versions(view.name),
+        definition=_dump(view.view),
+        join_keys=view.join_keys,
+        features=[
+            FeatureOut(
+                name=f.name,
+                dtype=f.dtype,
+                function=f.function,
+                column=f.column,
+                window=format_duration(f.window) if f.window else None,
+            )
+            for f in view.features
+        ],
+        coverage=[(iso(s), iso(e)) for s, e in registry.coverage(view.name, view.version)],
+    )
+
+
+@router.get("/feature-views")
+def list_views(
+    registry: RegistryDep,
+    tag: str | None = None,
+    entity: str | None = None,
+    owner: str | None = None,
+) -> list[FeatureViewOut]:
+    """Current versions; `tag` is `key` or `key=value`."""
+    return [
+        _view_out(registry, v) for v in registry.list_views(tag=tag, entity=entity, owner=owner)
+    ]
+
+
+@router.get("/feature-views/{name}")
+def get_view(name: str, registry: RegistryDep, version: int | None = None) -> FeatureViewOut:
+    """The current version, or `?version=N` (or `name@vN`)."""
+    return _view_out(registry, registry.get_view(name, version))
+
+
+@router.post("/feature-views", dependencies=[WriteAccess])
+def register_view(registry: RegistryDep, body: dict[str, Any] = Definition) -> RegisterResponse:
+    return _register(registry, "feature view", body)
+
+
+@router.get("/feature-views/{name}/history")
+def history(
+    name: str,
+    request: Request,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    start: str | None = None,
+    end: str | None = None,
+) -> HistoryResponse:
+    """One entity's stored rows with start <= feature_ts < end; the join keys are query params."""
+    from jstore.offline import OfflineStore
+
+    view = registry.get_view(name)
+    params = {k: v for k, v in request.query_params.items() if k not in ("start", "end")}
+    unknown = sorted(set(params) - set(view.join_keys))
+    if unknown:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"{unknown[0]}: not a join key of {view.name} ({', '.join(view.join_keys)})",
+        )
+    try:
+        (key,) = request_keys(view, [params])
+    except ValueError as e:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, str(e).removeprefix("entities.0.")
+        ) from None
+    bounds = {"start": _timestamp("start", start), "end": _timestamp("end", end)}
+    entity = dict(zip(view.join_keys, key, strict=True))
+    with OfflineStore(settings) as store:
+        rows = store.history(view, entity, bounds["start"], bounds["end"])
+    wire = [{k: iso(v) if isinstance(v, datetime) else v for k, v in row.items()} for row in rows]
+    return HistoryResponse(view=view.name, version=view.version, entity=entity, rows=wire)
+
+
+def _timestamp(field: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_timestamp(text)
+    except ValueError as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: {e}") from None

@@ -1,0 +1,152 @@
+"""`POST /v1/training-sets`: a point-in-time correct training set, streamed.
+
+Entity rows come as JSON (`entity_rows`) or as an uploaded Parquet/CSV file (multipart: file
+`entities` + field `features` with comma-separated references, or field `feature_service`).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from anyio import to_thread
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from jstore.config import Settings
+from jstore.registry import Registry
+from serving.deps import ReadAccess, RegistryDep, SettingsDep
+from serving.formats import MEDIA_TYPES, Format, stream_table
+from serving.schemas import TrainingSetRequest
+
+router = APIRouter(prefix="/v1", tags=["training sets"], dependencies=[ReadAccess])
+UNPROCESSABLE = status.HTTP_422_UNPROCESSABLE_CONTENT
+
+
+@router.post(
+    "/training-sets",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": TrainingSetRequest.model_json_schema()},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "entities": {"type": "string", "format": "binary"},
+                            "features": {"type": "string"},
+                            "feature_service": {"type": "string"},
+                        },
+                        "required": ["entities"],
+                    }
+                },
+            },
+            "required": True,
+        }
+    },
+    response_class=StreamingResponse,
+)
+async def training_set(
+    request: Request,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    format: Format = Query("parquet", description="parquet, csv or json"),
+) -> StreamingResponse:
+    """The entity rows, their columns unchanged, plus one `<view>__<feature>` column a feature."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        selection, rows = await _from_upload(request, settings)
+    else:
+        selection, rows = await _from_json(request, settings)
+    try:
+        table = await to_thread.run_sync(_join, settings, registry, selection, rows)
+    except ValueError as e:
+        raise HTTPException(UNPROCESSABLE, str(e)) from None
+    return StreamingResponse(
+        stream_table(table, format),
+        media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="training_set.{format}"'},
+    )
+
+
+async def _from_json(request: Request, settings: Settings) -> tuple[TrainingSetRequest, pa.Table]:
+    try:
+        body = TrainingSetRequest.model_validate_json(await request.body())
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        raise HTTPException(UNPROCESSABLE, f"{where}: {err['msg']}") from None
+    if len(body.entity_rows) > settings.api_max_entities:
+        raise HTTPException(
+            UNPROCESSABLE,
+            f"entity_rows: at most {settings.api_max_entities} as JSON, "
+            "upload a Parquet or CSV file for more",
+        )
+    try:
+        return body, pa.Table.from_pylist(body.entity_rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise HTTPException(
+            UNPROCESSABLE, f"entity_rows: mixed or unsupported values ({e})"
+        ) from None
+
+
+async def _from_upload(request: Request, settings: Settings) -> tuple[TrainingSetRequest, pa.Table]:
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > settings.api_max_upload_bytes:
+        raise _too_large(settings)
+    form = await request.form(max_files=1, max_fields=4)
+    upload = form.get("entities")
+    if not isinstance(upload, UploadFile):
+        raise HTTPException(UNPROCESSABLE, "entities: upload the entity rows as a file field")
+    if (upload.size or 0) > settings.api_max_upload_bytes:
+        raise _too_large(settings)
+    features = form.get("features")
+    service = form.get("feature_service")
+    try:
+        selection = TrainingSetRequest(
+            features=[f.strip() for f in str(features).split(",") if f.strip()]
+            if features
+            else None,
+            feature_service=str(service) if service else None,
+            entity_rows=[{}],
+        )
+    except ValidationError as e:
+        message = e.errors()[0]["msg"].removeprefix("Value error, ")
+        raise HTTPException(UNPROCESSABLE, message) from None
+    data = await upload.read()
+    return selection, _read_entities(upload.filename or "", data)
+
+
+def _read_entities(filename: str, data: bytes) -> pa.Table:
+    try:
+        if data[:4] == b"PAR1" or filename.endswith(".parquet"):
+            return pq.read_table(io.BytesIO(data))
+        if filename.endswith(".csv") or not filename:
+            return pacsv.read_csv(io.BytesIO(data))
+    except (pa.ArrowInvalid, OSError) as e:
+        raise HTTPException(UNPROCESSABLE, f"entities: not a readable file ({e})") from None
+    raise HTTPException(UNPROCESSABLE, f"entities: {filename!r} is not a .parquet or .csv file")
+
+
+def _too_large(settings: Settings) -> HTTPException:
+    return HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        f"entities: larger than the limit of {settings.api_max_upload_bytes} bytes",
+    )
+
+
+def _join(
+    settings: Settings, registry: Registry, selection: TrainingSetRequest, rows: pa.Table
+) -> pa.Table:
+    from jstore.offline import OfflineStore
+
+    features = registry.resolve_refs(selection.features or [], selection.feature_service)
+    coverage: dict[str, Any] = {
+        view.table: registry.coverage(view.name, view.version) for view, _ in features
+    }
+    with OfflineStore(settings) as store:
+        return store.point_in_time_join(rows, features, coverage)

@@ -1,0 +1,90 @@
+"""Request and response bodies of the REST API (separate from the stored models)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Status = Literal["present", "expired", "fallback", "missing"]
+
+
+class FeatureSelection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    features: list[str] | None = Field(None, min_length=1)
+    """Feature references `view:feature` or `view@vN:feature`."""
+    feature_service: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> FeatureSelection:
+        if (self.features is None) == (self.feature_service is None):
+            raise ValueError("features: give exactly one of features and feature_service")
+        return self
+
+
+class OnlineRequest(FeatureSelection):
+    entities: list[dict[str, Any]] = Field(min_length=1)
+    """Join key values of each entity, e.g. `{"user_id": "u1"}`."""
+
+
+class OnlineRow(BaseModel):
+    entity: dict[str, Any]
+    values: dict[str, Any]
+    statuses: dict[str, Status]
+    feature_ts: dict[str, str | None]
+    """Per view: the step of the row answered (null when the entity has none)."""
+
+
+class OnlineResponse(BaseModel):
+    features: list[str]
+    rows: list[OnlineRow]
+
+
+class TrainingSetRequest(FeatureSelection):
+    entity_rows: list[dict[str, Any]] = Field(min_length=1)
+    """Join keys, `event_timestamp` and any extra columns (kept as they are)."""
+
+
+class RegisterResponse(BaseModel):
+    kind: str
+    name: str
+    action: Literal["create", "new version", "update", "unchanged"]
+    version: int | None = None
+
+
+class FeatureOut(BaseModel):
+    name: str
+    dtype: str
+    function: str | None = None
+    column: str | None = None
+    window: str | None = None
+
+
+class FeatureViewOut(BaseModel):
+    name: str
+    version: int
+    versions: list[int]
+    definition: dict[str, Any]
+    """The view as registered (`POST /v1/feature-views` takes this shape)."""
+    join_keys: list[str]
+    features: list[FeatureOut]
+    coverage: list[tuple[str, str]]
+    """Published intervals [start, end) of this version."""
+
+
+class HistoryResponse(BaseModel):
+    view: str
+    version: int
+    entity: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+
+class ServerCheck(BaseModel):
+    ok: bool
+    error: str | None = None
+
+
+class ReadyResponse(BaseModel):
+    ready: bool
+    servers: dict[str, ServerCheck]
