@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from jstore.cli import definitions, demo, ingest, offline
+from jstore.cli import definitions, demo, ingest, offline, online
 from jstore.cli.common import UserError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ definitions.register(app)
 demo.register(app)
 ingest.register(app)
 offline.register(app)
+online.register(app)
 
 
 def main() -> None:
