@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from jstore.config import Settings
 from jstore.durations import as_utc
+from jstore.model import ResolvedView
 from jstore.offline import OfflineStore
 from jstore.quality.report import QualityGateFailed, ValidationReport
 from jstore.registry import Registry, RunRecord, new_run_id
@@ -62,6 +63,21 @@ def publish_staged(settings: Settings, registry: Registry, staged: StagedRun) ->
     return rows
 
 
+def validate_and_publish(
+    settings: Settings, registry: Registry, view: ResolvedView, staged: StagedRun
+) -> tuple[ValidationReport, int]:
+    """The gate: validate the staged run, publish it only if its suite passed.
+
+    Raises `QualityGateFailed` (carrying the report) and publishes nothing when it failed.
+    """
+    from jstore.quality import validate_staged
+
+    report = validate_staged(settings, registry, view, staged)
+    if not report.success:
+        raise QualityGateFailed(report)
+    return report, publish_staged(settings, registry, staged)
+
+
 def compute(
     settings: Settings,
     registry: Registry,
@@ -72,7 +88,6 @@ def compute(
 ) -> PipelineResult:
     """Stage [start, end) of `view` with Spark, validate it, and publish it if valid."""
     from jstore.compute import stage
-    from jstore.quality import validate_staged
 
     resolved = registry.get_view(view)
     run_id = registry.record_run(
@@ -87,10 +102,7 @@ def compute(
     )
     try:
         staged = stage(settings, registry, resolved.name, start, end, run_id, resolved.version)
-        report = validate_staged(settings, registry, resolved, staged)
-        if not report.success:
-            raise QualityGateFailed(report)
-        published = publish_staged(settings, registry, staged)
+        report, published = validate_and_publish(settings, registry, resolved, staged)
     except QualityGateFailed as e:
         registry.finish_run(
             run_id,
