@@ -1,0 +1,165 @@
+"""POST /v1/training-sets: point-in-time rows, in order, streamed as JSON, CSV or Parquet."""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from tests.online.online_helpers import HOUR, T0, apply_clicks, publish_rows, row
+from tests.serving.conftest import READ
+
+FEATURES = ["user_clicks:count_1h", "user_clicks:amount_max_1h"]
+ENTITY_ROWS = [
+    {"user_id": "u1", "event_timestamp": "2024-05-01T11:30:00Z", "label": 1},
+    {"user_id": "u1", "event_timestamp": "2024-05-01T10:30:00Z", "label": 0},
+    {"user_id": "u2", "event_timestamp": "2024-05-01T10:15:00Z", "label": 0},
+    {"user_id": "u1", "event_timestamp": "2024-05-01T13:00:00Z", "label": 1},
+]
+EXPECTED_FEATURES = [
+    # u1 at 11:30 sees the 11:00 row; at 10:30 the 10:00 row; u2 has no row (empty window);
+    # 13:00 is past the coverage [10:00, 12:00): null.
+    {"user_clicks__count_1h": 2, "user_clicks__amount_max_1h": 5.0},
+    {"user_clicks__count_1h": 1, "user_clicks__amount_max_1h": 5.0},
+    {"user_clicks__count_1h": 0, "user_clicks__amount_max_1h": None},
+    {"user_clicks__count_1h": None, "user_clicks__amount_max_1h": None},
+]
+
+
+@pytest.fixture
+def published(api_settings, registry):
+    view = apply_clicks(registry)
+    publish_rows(
+        api_settings,
+        registry,
+        view,
+        T0,
+        T0 + 2 * HOUR,
+        [row("u1", T0, 1, 5.0, 5.0), row("u1", T0 + HOUR, 2, 7.5, 5.0)],
+    )
+
+
+def test_json_rows_in_json_out(client, published):
+    response = client.post(
+        "/v1/training-sets?format=json",
+        json={"features": FEATURES, "entity_rows": ENTITY_ROWS},
+        headers=READ,
+    )
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == [
+        {**entity, **features}
+        for entity, features in zip(ENTITY_ROWS, EXPECTED_FEATURES, strict=True)
+    ]
+
+
+def test_a_feature_service_and_parquet_out(client, published):
+    response = client.post(
+        "/v1/training-sets",
+        json={"feature_service": "clicks_v1", "entity_rows": ENTITY_ROWS},
+        headers=READ,
+    )
+
+    assert response.headers["content-type"] == "application/vnd.apache.parquet"
+    table = pq.read_table(io.BytesIO(response.content))
+    assert table.column_names == [
+        "user_id",
+        "event_timestamp",
+        "label",
+        "user_clicks__count_1h",
+        "user_clicks__amount_max_1h",
+    ]
+    assert table.select(["user_clicks__count_1h", "user_clicks__amount_max_1h"]).to_pylist() == (
+        EXPECTED_FEATURES
+    )
+    assert table.column("label").to_pylist() == [1, 0, 0, 1]
+
+
+def test_an_uploaded_csv_file_and_csv_out(client, published):
+    upload = io.BytesIO()
+    pacsv.write_csv(pa.Table.from_pylist(ENTITY_ROWS), upload)
+
+    response = client.post(
+        "/v1/training-sets?format=csv",
+        files={"entities": ("entities.csv", upload.getvalue(), "text/csv")},
+        data={"features": ",".join(FEATURES)},
+        headers=READ,
+    )
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    table = pacsv.read_csv(io.BytesIO(response.content))
+    assert table.column("user_id").to_pylist() == ["u1", "u1", "u2", "u1"]
+    assert table.select(["user_clicks__count_1h", "user_clicks__amount_max_1h"]).to_pylist() == (
+        EXPECTED_FEATURES
+    )
+
+
+def test_an_uploaded_parquet_file(client, published):
+    upload = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(ENTITY_ROWS), upload)
+
+    response = client.post(
+        "/v1/training-sets?format=json",
+        files={"entities": ("rows.parquet", upload.getvalue())},
+        data={"features": ",".join(FEATURES)},
+        headers=READ,
+    )
+
+    assert [
+        {k: r[k] for k in ("user_clicks__count_1h", "user_clicks__amount_max_1h")}
+        for r in response.json()
+    ] == EXPECTED_FEATURES
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "detail"),
+    [
+        ({"json": {"features": FEATURES}}, 422, "entity_rows: Field required"),
+        (
+            {"json": {"features": FEATURES, "entity_rows": [{"user_id": "u1"}]}},
+            422,
+            "event_timestamp: missing column in the entity rows",
+        ),
+        (
+            {"files": {"entities": ("rows.txt", b"hello")}, "data": {"features": FEATURES[0]}},
+            422,
+            "entities: 'rows.txt' is not a .parquet or .csv file",
+        ),
+        (
+            {"data": {"features": FEATURES[0]}, "files": {"other": ("a.csv", b"a\n1\n")}},
+            422,
+            "entities: upload the entity rows as a file field",
+        ),
+    ],
+)
+def test_bad_training_set_requests(client, published, kwargs, status, detail):
+    response = client.post("/v1/training-sets", headers=READ, **kwargs)
+
+    assert response.status_code == status
+    assert response.json()["detail"].startswith(detail)
+
+
+def test_an_upload_over_the_size_limit_is_refused(api_settings, registry, published):
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    settings = api_settings.model_copy(update={"api_max_upload_bytes": 100})
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/v1/training-sets",
+            files={
+                "entities": ("rows.csv", b"user_id,event_timestamp\n" + b"u1,2024-05-01\n" * 20)
+            },
+            data={"features": FEATURES[0]},
+            headers=READ,
+        )
+    assert (response.status_code, response.json()) == (
+        413,
+        {"detail": "entities: larger than the limit of 100 bytes"},
+    )
