@@ -3,8 +3,10 @@
 CSV keeps every row out of Python: Arrow writes the batches, PostgreSQL parses them, and on the
 way out Arrow parses what `COPY … TO STDOUT` sends. Conventions on both sides:
 - strings are always quoted, so an unquoted empty field is NULL and `""` is the empty string;
-- timestamps go in as ISO-8601 with `Z` and come out as microseconds since the epoch
-  (`epoch_us`), which Arrow turns back into `timestamp[us, tz=UTC]` without parsing text;
+- timestamps travel as whole microseconds since the epoch both ways (formatting and parsing
+  timestamp text costs more than the rest of the row): `copy_in` sends them as bigint into a
+  column declared with `wire_type`, SQL turns them back with `from_epoch_us`, and `copy_out`
+  receives `epoch_us(…)` and casts to `timestamp[us, tz=UTC]`;
 - booleans come out as PostgreSQL's `t`/`f`.
 """
 
@@ -18,6 +20,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
+from jstore.offline.tables import PG_TYPES
+
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
     "int64": pa.int64(),
@@ -28,13 +32,26 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 _WRITE = pacsv.WriteOptions(include_header=False, quoting_style="needed")
 
 
+def wire_type(dtype: str) -> str:
+    """The column type of a temporary table that `copy_in` fills (timestamps: epoch µs)."""
+    return "bigint" if dtype == "timestamp" else PG_TYPES[dtype]
+
+
+def from_epoch_us(expression: sql.Composable) -> sql.Composed:
+    """Epoch microseconds (bigint) back to timestamptz, exactly."""
+    return sql.SQL("(TIMESTAMPTZ 'epoch' + {} * INTERVAL '1 microsecond')").format(expression)
+
+
 def copy_in(
     conn: psycopg.Connection,
     table: sql.Composable,
     columns: list[str],
     batches: Iterable[pa.RecordBatch],
 ) -> int:
-    """COPY `batches` (already holding exactly `columns`, in order) into `table`; returns rows."""
+    """COPY `batches` (holding exactly `columns`, in order) into `table`; returns rows.
+
+    Timestamp columns are sent as epoch microseconds: declare them with `wire_type`.
+    """
     rows = 0
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
         table, sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -44,10 +61,15 @@ def copy_in(
             if batch.num_rows == 0:
                 continue
             buffer = io.BytesIO()
-            pacsv.write_csv(batch, buffer, _WRITE)
+            pacsv.write_csv(_timestamps_as_int(batch), buffer, _WRITE)
             copy.write(buffer.getbuffer())
             rows += batch.num_rows
     return rows
+
+
+def _timestamps_as_int(batch: pa.RecordBatch) -> pa.RecordBatch:
+    arrays = [c.cast(pa.int64()) if pa.types.is_timestamp(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def epoch_us(expression: sql.Composable) -> sql.Composed:

@@ -28,7 +28,13 @@ import pyarrow.compute as pc
 from psycopg import sql
 
 from jstore.model import FeatureSpec, ResolvedView
-from jstore.offline.arrow_copy import ARROW_TYPES, copy_in, copy_out, select_column
+from jstore.offline.arrow_copy import (
+    ARROW_TYPES,
+    copy_in,
+    copy_out,
+    from_epoch_us,
+    select_column,
+)
 from jstore.offline.tables import PG_TYPES, table_id
 from jstore.repo import DefinitionError
 
@@ -216,6 +222,7 @@ def _fetch(
     )
     joined_parts = [p for p in parts if p.view.table in existing]
     with conn.transaction():
+        conn.execute("SET LOCAL jit = off")  # compiling the plan costs more than it saves
         conn.execute(
             sql.SQL("CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP").format(
                 sql.Identifier(ENTITY_TABLE),
@@ -225,13 +232,13 @@ def _fetch(
                         sql.SQL("{} {}").format(sql.Identifier(k), sql.SQL(PG_TYPES[dtype]))
                         for k, dtype in _dtypes_of(key_columns, parts).items()
                     ]
-                    + [sql.SQL("{} timestamptz").format(sql.Identifier(EVENT_TIMESTAMP))]
+                    + [sql.SQL("{} bigint").format(sql.Identifier(EVENT_TIMESTAMP))]
                 ),
             )
         )
         copy_in(conn, sql.Identifier(ENTITY_TABLE), entity.column_names, entity.to_batches())
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(ENTITY_TABLE)))
-        query, dtypes = _join_query(schema, joined_parts)
+        query, dtypes = _join_query(schema, joined_parts, list(key_columns))
         fetched = copy_out(conn, query, dtypes)
     order = pc.sort_indices(fetched[ROW])
     return fetched.take(order)
@@ -245,7 +252,9 @@ def _dtypes_of(key_columns: dict[str, pa.Array], parts: list[_ViewPart]) -> dict
     return {k: dtypes[k] for k in key_columns}
 
 
-def _join_query(schema: str, parts: list[_ViewPart]) -> tuple[sql.Composed, dict[str, str]]:
+def _join_query(
+    schema: str, parts: list[_ViewPart], keys: list[str]
+) -> tuple[sql.Composed, dict[str, str]]:
     dtypes: dict[str, str] = {ROW: "int64"}
     selected = [sql.SQL("e.{}").format(sql.Identifier(ROW))]
     laterals = []
@@ -284,7 +293,14 @@ def _join_query(schema: str, parts: list[_ViewPart]) -> tuple[sql.Composed, dict
                 alias=sql.Identifier(alias),
             )
         )
-    query = sql.SQL("SELECT {} FROM {} e{}").format(
-        sql.SQL(", ").join(selected), sql.Identifier(ENTITY_TABLE), sql.SQL("").join(laterals)
+    entity_rows = sql.SQL("SELECT {}, {}, {} AS {} FROM {}").format(
+        sql.Identifier(ROW),
+        sql.SQL(", ").join(map(sql.Identifier, keys)),
+        from_epoch_us(sql.Identifier(EVENT_TIMESTAMP)),
+        sql.Identifier(EVENT_TIMESTAMP),
+        sql.Identifier(ENTITY_TABLE),
+    )
+    query = sql.SQL("SELECT {} FROM ({}) e{}").format(
+        sql.SQL(", ").join(selected), entity_rows, sql.SQL("").join(laterals)
     )
     return query, dtypes

@@ -31,8 +31,8 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from jstore.model import ResolvedView
-from jstore.offline.arrow_copy import ARROW_TYPES, copy_in
-from jstore.offline.tables import TableLayout, column_types, lock_key, table_id, value_columns
+from jstore.offline.arrow_copy import ARROW_TYPES, copy_in, from_epoch_us, wire_type
+from jstore.offline.tables import TableLayout, lock_key, table_id, value_columns
 from jstore.staging import StagedRun
 
 CRASH_ENV = "JSTORE_CRASH_AT"
@@ -60,9 +60,10 @@ def publish_interval(
             f"not {view.name} v{view.version}"
         )
     target = table_id(layout.schema, view)
-    columns = value_columns(view)
-    types = column_types(view)
+    dtypes = staged_dtypes(view)
+    columns = list(dtypes)
     with conn.transaction():
+        conn.execute("SET LOCAL jit = off")  # compiling these plans costs more than it saves
         conn.execute(
             "SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key(layout.schema, view.table)]
         )
@@ -71,7 +72,8 @@ def publish_interval(
             sql.SQL("CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP").format(
                 sql.Identifier(STAGED_TABLE),
                 sql.SQL(", ").join(
-                    sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in columns
+                    sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(wire_type(d)))
+                    for c, d in dtypes.items()
                 ),
             )
         )
@@ -81,25 +83,36 @@ def publish_interval(
             [staged.start, staged.end],
         )
         crash_point("publish:after_delete")
-        names = sql.SQL(", ").join(map(sql.Identifier, columns))
+        computed_at = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
+        values = sql.SQL(", ").join(
+            from_epoch_us(sql.Identifier(c)) if d == "timestamp" else sql.Identifier(c)
+            for c, d in dtypes.items()
+        )
         conn.execute(
-            sql.SQL(
-                "INSERT INTO {} ({}, _run_id, _computed_at) "
-                "SELECT {}, %s, clock_timestamp() FROM {}"
-            ).format(target, names, names, sql.Identifier(STAGED_TABLE)),
-            [staged.run_id],
+            sql.SQL("INSERT INTO {} ({}, _run_id, _computed_at) SELECT {}, %s, %s FROM {}").format(
+                target,
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+                values,
+                sql.Identifier(STAGED_TABLE),
+            ),
+            [staged.run_id, computed_at],
         )
     return rows
+
+
+def staged_dtypes(view: ResolvedView) -> dict[str, str]:
+    """The dtype of every column of a staged run, in order: keys, feature_ts, features."""
+    return {
+        **{key: view.key_dtypes[key] for key in view.join_keys},
+        "feature_ts": "timestamp",
+        **{f.name: f.dtype for f in view.features},
+    }
 
 
 def _staged_batches(view: ResolvedView, staged: StagedRun) -> Iterator[pa.RecordBatch]:
     """The staged rows as batches of the table's columns, checked against the interval."""
     columns = value_columns(view)
-    schema = pa.schema(
-        [(key, ARROW_TYPES[view.key_dtypes[key]]) for key in view.join_keys]
-        + [("feature_ts", ARROW_TYPES["timestamp"])]
-        + [(f.name, ARROW_TYPES[f.dtype]) for f in view.features]
-    )
+    schema = pa.schema([(c, ARROW_TYPES[d]) for c, d in staged_dtypes(view).items()])
     start = pa.scalar(staged.start, ARROW_TYPES["timestamp"])
     end = pa.scalar(staged.end, ARROW_TYPES["timestamp"])
     for path in staged.parquet_files:

@@ -1,0 +1,193 @@
+"""Training-set export: JStore's point-in-time join in PostgreSQL next to DuckDB's ASOF JOIN.
+
+    .venv/bin/python bench/bench_export.py                          # small, a minute or two
+    .venv/bin/python bench/bench_export.py --users 100000 --rows 1000000   # the issue's sizes
+
+Feature rows of user_purchases (step 1h), merchant_sales (1d) and user_categories (1h) are
+generated directly (change-only rows at random steps over `--days`), published through staged
+runs into a scratch schema, then `--rows` entity rows get every feature of the three views.
+The baseline is DuckDB's ASOF LEFT JOIN over the same rows written to Parquet, in the same run;
+the ratio JStore / DuckDB is the figure. The scratch schema is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from psycopg import sql
+
+from jstore.config import PROJECT_ROOT, Settings
+from jstore.lake import staging_dir
+from jstore.model import ResolvedView
+from jstore.offline import OfflineStore
+from jstore.offline.arrow_copy import ARROW_TYPES
+from jstore.repo import load_repo
+from jstore.staging import StagedRun
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+VIEWS = ("user_purchases", "merchant_sales", "user_categories")
+ROWS_PER_ENTITY = {"user_purchases": 20, "merchant_sales": 25, "user_categories": 8}
+
+
+def feature_rows(
+    view: ResolvedView, entities: int, days: int, rng: np.random.Generator
+) -> pa.Table:
+    """About ROWS_PER_ENTITY change rows per entity, at distinct random steps in the days."""
+    steps = int(timedelta(days=days) / view.view.step)
+    per_entity = min(ROWS_PER_ENTITY[view.name], steps)
+    ids = np.repeat(np.arange(entities), per_entity)
+    offsets = np.concatenate(
+        [rng.choice(steps, per_entity, replace=False) for _ in range(entities)]
+    )
+    step_us = int(view.view.step.total_seconds() * 1_000_000)
+    start_us = int(T0.timestamp() * 1_000_000)
+    key = view.join_keys[0]
+    columns = {
+        key: pa.array(np.char.add(key[0], ids.astype(str))),
+        "feature_ts": pa.array(start_us + offsets * step_us).cast(ARROW_TYPES["timestamp"]),
+    }
+    n = len(ids)
+    for spec in view.features:
+        if spec.dtype == "int64":
+            columns[spec.name] = pa.array(rng.integers(0, 50, n))
+        else:
+            values = rng.gamma(2.0, 30.0, n)
+            columns[spec.name] = pa.array(values, mask=rng.random(n) < 0.1)
+    return pa.table(columns)
+
+
+def stage(settings: Settings, view: ResolvedView, table: pa.Table, days: int) -> StagedRun:
+    run_id = f"bench-{view.name}"
+    path = staging_dir(settings, view.name, run_id)
+    path.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path / "part-00000.parquet")
+    staged = StagedRun(
+        view=view.name,
+        version=view.version,
+        run_id=run_id,
+        start=T0,
+        end=T0 + timedelta(days=days),
+        rows=table.num_rows,
+        path=path,
+    )
+    staged.write_manifest()
+    return staged
+
+
+def entity_rows(users: int, merchants: int, rows: int, days: int, rng: np.random.Generator):
+    """Entity rows over the days plus a day past them; 5% of users never seen."""
+    span_us = int(timedelta(days=days + 1).total_seconds() * 1_000_000)
+    ts = int(T0.timestamp() * 1_000_000) + rng.integers(0, span_us, rows)
+    return pa.table(
+        {
+            "user_id": np.char.add("u", rng.integers(0, int(users * 1.05), rows).astype(str)),
+            "merchant_id": np.char.add("m", rng.integers(0, merchants, rows).astype(str)),
+            "event_timestamp": pa.array(ts).cast(ARROW_TYPES["timestamp"]),
+            "label": rng.integers(0, 2, rows),
+        }
+    )
+
+
+def duckdb_asof(folder: Path, views: dict[str, ResolvedView]) -> tuple[float, int]:
+    """The same join with DuckDB's ASOF LEFT JOIN over Parquet; returns (seconds, rows)."""
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    select = ["e.*"]
+    joins = []
+    for i, (name, view) in enumerate(views.items()):
+        key = view.join_keys[0]
+        select += [f'v{i}."{f.name}" AS "{name}__{f.name}"' for f in view.features]
+        joins.append(
+            f"ASOF LEFT JOIN read_parquet('{folder / name}.parquet') v{i} "
+            f'ON e."{key}" = v{i}."{key}" AND e.event_timestamp >= v{i}.feature_ts'
+        )
+    query = (
+        f"SELECT {', '.join(select)} FROM "
+        "(SELECT *, row_number() OVER () AS _row "
+        f"FROM read_parquet('{folder}/entities.parquet')) e "
+        f"{' '.join(joins)} ORDER BY e._row"
+    )
+    began = time.perf_counter()
+    result = con.execute(query).to_arrow_table()
+    return time.perf_counter() - began, result.num_rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--rows", type=int, default=100_000, help="entity rows to join")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    repo = load_repo(PROJECT_ROOT / "examples" / "ecommerce")
+    views = {name: repo.resolve(name, 1) for name in VIEWS}
+    merchants = max(args.users // 20, 1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        settings = Settings(
+            offline_schema=f"bench_{uuid.uuid4().hex[:8]}", lake_uri=str(folder / "lake")
+        )
+        try:
+            with OfflineStore(settings) as store:
+                print(
+                    f"users {args.users:,}  merchants {merchants:,}  days {args.days}  "
+                    f"entity rows {args.rows:,}"
+                )
+                for name, view in views.items():
+                    entities = merchants if name == "merchant_sales" else args.users
+                    table = feature_rows(view, entities, args.days, rng)
+                    pq.write_table(table, folder / f"{name}.parquet")
+                    staged = stage(settings, view, table, args.days)
+                    began = time.perf_counter()
+                    store.publish(view, staged)
+                    store.conn.execute(
+                        sql.SQL("ANALYZE {}").format(
+                            sql.Identifier(settings.offline_schema, view.table)
+                        )
+                    )
+                    took = time.perf_counter() - began
+                    print(
+                        f"publish {name:16} {table.num_rows:>10,} rows  {took:6.2f} s  "
+                        f"{table.num_rows / took:>10,.0f} rows/s"
+                    )
+                entities = entity_rows(args.users, merchants, args.rows, args.days, rng)
+                pq.write_table(entities, folder / "entities.parquet")
+                features = [(v, f) for v in views.values() for f in v.features]
+                coverage = {v.table: [(T0, T0 + timedelta(days=args.days))] for v in views.values()}
+                began = time.perf_counter()
+                joined = store.point_in_time_join(entities, features, coverage)
+                ours = time.perf_counter() - began
+            baseline, baseline_rows = duckdb_asof(folder, views)
+            assert joined.num_rows == baseline_rows == args.rows
+            print(
+                f"jstore point-in-time join  {args.rows:,} rows x {len(features)} features  "
+                f"{ours:6.2f} s  {args.rows / ours:>10,.0f} rows/s"
+            )
+            print(
+                f"duckdb ASOF JOIN (parquet) {args.rows:,} rows x {len(features)} features  "
+                f"{baseline:6.2f} s  {args.rows / baseline:>10,.0f} rows/s"
+            )
+            print(f"ratio jstore / duckdb: {baseline / ours:.2f}")
+        finally:
+            with psycopg.connect(settings.postgres_dsn.get_secret_value(), autocommit=True) as c:
+                c.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                        sql.Identifier(settings.offline_schema)
+                    )
+                )
+
+
+if __name__ == "__main__":
+    main()
