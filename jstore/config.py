@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8765"
     """Where users' browsers reach the JStore API (the Airflow UI links to its catalog)."""
 
+    expectations_dir: Path = PROJECT_ROOT / "expectations"
+    """User expectations: one Great Expectations suite JSON per feature view, `<view>.json`."""
+
     @field_validator("lake_uri")
     @classmethod
     def _no_trailing_slash(cls, v: str) -> str:

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from jstore.cli import definitions, demo, ingest, offline, online
+from jstore.cli import definitions, demo, ingest, offline, online, quality
 from jstore.cli.common import UserError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ demo.register(app)
 ingest.register(app)
 offline.register(app)
 online.register(app)
+quality.register(app)
 
 
 def main() -> None:

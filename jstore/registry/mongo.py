@@ -340,8 +340,11 @@ class Registry:
         subject: str | None = None,
         status: str | None = None,
         limit: int = 50,
+        version: int | None = None,
     ) -> list[RunRecord]:
         query = {k: v for k, v in (("kind", kind), ("subject", subject), ("status", status)) if v}
+        if version is not None:
+            query["version"] = version
         docs = self.db.runs.find(query).sort("started_at", DESCENDING).limit(limit)
         return [RunRecord.model_validate(d) for d in docs]
 

@@ -1,0 +1,217 @@
+"""A view's expectation suite: the defaults its definition implies, plus the user's file.
+
+Defaults (DESIGN.md "Quality"): the staged columns are the view's; the row count is the
+manifest's; join keys and feature_ts are not null; feature_ts lies in [start, end) and on a step
+boundary; (keys, feature_ts) is unique; counts are >= 0; min <= avg <= max for the same column
+and window; float features hold no NaN or infinity (null is fine: an empty window).
+
+Two of them have no Great Expectations built-in, so `checked_frame` adds a computed column per
+check that a built-in expectation then validates, which keeps every check in Data Docs:
+`_check_feature_ts_step_offset` (seconds past the step boundary, expected 0) and
+`_check_<feature>_non_finite` (the NaN or inf value as text, expected null). NaN needs Arrow:
+pandas reads null and NaN alike.
+
+User expectations: `<Settings.expectations_dir>/<view>.json`, a GX 1.x suite JSON whose
+`expectations` are `{"type": "expect_…", "kwargs": {…}, "description"?: "…", "meta"?: {…}}`.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from great_expectations.exceptions import ExpectationNotFoundError
+from great_expectations.expectations.expectation import Expectation
+from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.v1 import ValidationError as GxValidationError
+
+from jstore.config import Settings
+from jstore.durations import EPOCH, format_duration
+from jstore.model import ResolvedView, WindowedFeatureView
+from jstore.repo import DefinitionError, definition_error
+from jstore.staging import StagedRun
+
+STEP_OFFSET = "_check_feature_ts_step_offset"
+ORDERED_FUNCTIONS = ("min", "avg", "max")
+"""For one column and window these hold min <= avg <= max."""
+COLUMN_KWARGS = ("column", "column_A", "column_B")
+COLUMN_LIST_KWARGS = ("column_list",)
+
+
+def non_finite_column(feature: str) -> str:
+    return f"_check_{feature}_non_finite"
+
+
+def staged_columns(view: ResolvedView) -> list[str]:
+    return [*view.join_keys, "feature_ts", *(f.name for f in view.features)]
+
+
+def check_columns(view: ResolvedView) -> list[str]:
+    """The computed columns `checked_frame` appends, in order."""
+    floats = [non_finite_column(f.name) for f in view.features if f.dtype == "float64"]
+    return [*floats, STEP_OFFSET]
+
+
+def checked_frame(table: pa.Table, view: ResolvedView) -> pd.DataFrame:
+    """The staged rows for the pandas engine, plus the computed check columns."""
+    frame = table.to_pandas()
+    for spec in view.features:
+        if spec.dtype == "float64" and spec.name in table.column_names:
+            values = table[spec.name]
+            bad = pc.fill_null(pc.or_(pc.is_nan(values), pc.is_inf(values)), False)
+            text = pc.if_else(bad, pc.cast(values, pa.string()), pa.scalar(None, pa.string()))
+            frame[non_finite_column(spec.name)] = text.to_pandas()
+    if "feature_ts" in frame and len(frame):
+        since_epoch = pd.to_datetime(frame["feature_ts"], utc=True) - pd.Timestamp(EPOCH)
+        frame[STEP_OFFSET] = (since_epoch % pd.Timedelta(view.view.step)).dt.total_seconds()
+    elif "feature_ts" in frame:
+        frame[STEP_OFFSET] = pd.Series(dtype=float)
+    return frame
+
+
+def build_suite(settings: Settings, view: ResolvedView, staged: StagedRun) -> gx.ExpectationSuite:
+    expectations = default_expectations(view, staged) + user_expectations(settings, view)
+    return gx.ExpectationSuite(name=view.table, expectations=expectations)
+
+
+def default_expectations(view: ResolvedView, staged: StagedRun) -> list[Expectation]:
+    keys = view.join_keys
+    step = format_duration(view.view.step)
+    expectations: list[Expectation] = [
+        gxe.ExpectTableColumnsToMatchOrderedList(
+            column_list=staged_columns(view) + check_columns(view),
+            description="the staged columns are the view's: join keys, feature_ts, features "
+            "(then the computed check columns)",
+        ),
+        gxe.ExpectTableRowCountToEqual(
+            value=staged.rows, description="as many rows as the staged run's manifest says"
+        ),
+    ]
+    expectations += [
+        gxe.ExpectColumnValuesToNotBeNull(column=column, description=f"{column} is not null")
+        for column in [*keys, "feature_ts"]
+    ]
+    expectations += [
+        gxe.ExpectColumnValuesToBeBetween(
+            column="feature_ts",
+            min_value=staged.start,
+            max_value=staged.end,
+            strict_max=True,
+            description="feature_ts lies in the computed interval [start, end)",
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column=STEP_OFFSET,
+            value_set=[0],
+            description=f"feature_ts is on a step boundary: 0 seconds past a multiple of {step}",
+        ),
+        gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=[*keys, "feature_ts"],
+            description="one row per entity and feature_ts",
+        ),
+    ]
+    expectations += [
+        gxe.ExpectColumnValuesToBeBetween(
+            column=spec.name, min_value=0, description=f"{spec.name} is a count, >= 0"
+        )
+        for spec in view.features
+        if spec.function in ("count", "count_distinct")
+    ]
+    expectations += _ordered_aggregates(view)
+    expectations += [
+        gxe.ExpectColumnValuesToBeNull(
+            column=non_finite_column(spec.name),
+            description=f"{spec.name} holds no NaN or infinity",
+        )
+        for spec in view.features
+        if spec.dtype == "float64"
+    ]
+    return expectations
+
+
+def _ordered_aggregates(view: ResolvedView) -> list[Expectation]:
+    """min <= avg <= max per (column, window), for the functions the view has."""
+    if not isinstance(view.view, WindowedFeatureView):
+        return []
+    by_column_window: dict[tuple[str | None, Any], dict[str, str]] = {}
+    for spec in view.features:
+        if spec.function in ORDERED_FUNCTIONS:
+            by_column_window.setdefault((spec.column, spec.window), {})[spec.function] = spec.name
+    expectations: list[Expectation] = []
+    for features in by_column_window.values():
+        chain = [features[f] for f in ORDERED_FUNCTIONS if f in features]
+        for low, high in pairwise(chain):
+            expectations.append(
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=high,
+                    column_B=low,
+                    or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                    description=f"{low} <= {high}",
+                )
+            )
+    return expectations
+
+
+class UserExpectation(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: str
+    kwargs: dict[str, Any]
+    description: str | None = None
+    meta: dict[str, Any] = {}
+
+
+class UserSuite(BaseModel):
+    """A GX 1.x suite JSON; its other fields (name, id, meta, notes) are not used."""
+
+    model_config = ConfigDict(extra="ignore")
+    expectations: list[UserExpectation]
+
+
+def user_expectations_path(settings: Settings, view: str) -> Path:
+    return settings.expectations_dir / f"{view}.json"
+
+
+def user_expectations(settings: Settings, view: ResolvedView) -> list[Expectation]:
+    """The user's expectations for the view, checked against its columns; [] without a file."""
+    path = user_expectations_path(settings, view.name)
+    if not path.exists():
+        return []
+    try:
+        suite = UserSuite.model_validate_json(path.read_text())
+    except ValidationError as e:
+        raise definition_error(e, str(path)) from None
+    columns = set(staged_columns(view))
+    expectations = []
+    for i, item in enumerate(suite.expectations):
+        where = f"{path}: expectations.{i}"
+        for name, value in item.kwargs.items():
+            named = [value] if name in COLUMN_KWARGS else []
+            named += value if name in COLUMN_LIST_KWARGS and isinstance(value, list) else []
+            for column in named:
+                if column not in columns:
+                    raise DefinitionError(
+                        f"{where}.kwargs.{name}: {column!r} is not a column of {view.table}"
+                    )
+        config = ExpectationConfiguration(
+            type=item.type, kwargs=item.kwargs, description=item.description, meta=item.meta
+        )
+        try:
+            expectations.append(config.to_domain_obj())
+        except ExpectationNotFoundError:
+            raise DefinitionError(
+                f"{where}.type: {item.type!r} is not a Great Expectations expectation"
+            ) from None
+        except GxValidationError as e:
+            first = e.errors()[0]
+            field = ".".join(str(part) for part in first["loc"] if part != "__root__")
+            raise DefinitionError(
+                f"{where}.kwargs{'.' + field if field else ''}: {first['msg']}"
+            ) from None
+    return expectations

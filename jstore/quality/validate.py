@@ -1,0 +1,115 @@
+"""The quality gate: validate a staged run before it is published (write-audit-publish)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jstore.config import Settings
+from jstore.lake import quality_dir
+from jstore.model import ResolvedView
+from jstore.quality.drift import drift_scores
+from jstore.quality.report import ValidationReport
+from jstore.quality.statistics import feature_statistics
+from jstore.registry import Registry, RunRecord, new_run_id
+from jstore.repo import DefinitionError
+from jstore.staging import StagedRun
+
+
+def validate_staged(
+    settings: Settings, registry: Registry, view: ResolvedView, staged: StagedRun
+) -> ValidationReport:
+    """Validate the staged rows with the view's suite, compute their statistics and drift.
+
+    Records a `validate` run in the registry (details: failed expectations, statistics, drift)
+    and renders the run's Data Docs page. The report is returned whatever the verdict: the
+    caller must not publish when `report.success` is false, but raise `QualityGateFailed`.
+    A drift flag is a warning; it does not fail the gate.
+    """
+    # Great Expectations takes seconds to import: only validation pays for it.
+    from jstore.quality import findings, gx_context, suites
+
+    if (staged.view, staged.version) != (view.name, view.version):
+        raise DefinitionError(
+            f"staged run {staged.run_id} is {staged.view} v{staged.version}, "
+            f"not {view.name} v{view.version}"
+        )
+    suite = suites.build_suite(settings, view, staged)
+    table = read_staged(staged, suites.staged_columns(view))
+    index_columns = [*view.join_keys, "feature_ts"]
+    run = RunRecord(
+        run_id=new_run_id("validate"),
+        kind="validate",
+        subject=view.name,
+        version=view.version,
+        start=staged.start,
+        end=staged.end,
+        rows=table.num_rows,
+        details={"staged_run_id": staged.run_id},
+    )
+    registry.record_run(run)
+    try:
+        result, page = gx_context.run_checkpoint(
+            quality_dir(settings),
+            suite,
+            suites.checked_frame(table, view),
+            run_name=staged.run_id,
+            index_columns=index_columns,
+        )
+        statistics = feature_statistics(table, view)
+        previous = previous_statistics(registry, view)
+        drift = drift_scores(table, view, previous) if previous else {}
+        report = ValidationReport(
+            run_id=run.run_id,
+            staged_run_id=staged.run_id,
+            view=view.name,
+            version=view.version,
+            success=bool(result.success),
+            failed=findings.failed_lines(result, index_columns),
+            statistics=statistics,
+            drift=drift,
+            drift_flagged=sorted(f for f, s in drift.items() if s > settings.drift_threshold),
+            report_path=str(page),
+            rows=table.num_rows,
+        )
+        summary_path(page).write_text(report.model_dump_json(indent=2))
+    except Exception as e:
+        registry.finish_run(run.run_id, "failed", error=f"{type(e).__name__}: {e}")
+        raise
+    registry.finish_run(
+        run.run_id,
+        "success" if report.success else "failed",
+        details=run_details(report),
+        error=None if report.success else f"{len(report.failed)} expectations failed",
+    )
+    return report
+
+
+def read_staged(staged: StagedRun, columns: list[str]) -> pa.Table:
+    """All rows of a staged run; a run without files is an empty table of the view's columns."""
+    files = staged.parquet_files
+    if not files:
+        return pa.table({c: pa.array([], pa.null()) for c in columns})
+    return pq.read_table([str(f) for f in files], partitioning=None)
+
+
+def previous_statistics(registry: Registry, view: ResolvedView) -> dict[str, dict] | None:
+    """The statistics of the latest successful validate run of the same view version."""
+    runs = registry.list_runs(
+        kind="validate", subject=view.name, status="success", version=view.version, limit=1
+    )
+    return runs[0].details.get("statistics") if runs else None
+
+
+def run_details(report: ValidationReport) -> dict[str, Any]:
+    return report.model_dump(
+        include={"staged_run_id", "failed", "statistics", "drift", "drift_flagged", "report_path"}
+    )
+
+
+def summary_path(page: Path) -> Path:
+    """The JSON summary beside a Data Docs page: the report, statistics and drift included."""
+    return page.with_suffix(".summary.json")
