@@ -33,7 +33,8 @@ from jstore.ingest.offsets import (
     start_generation,
 )
 from jstore.ingest.quarantine import QuarantinedEvents
-from jstore.ingest.transaction import LandingTransaction, crash_point, exclusive, recover
+from jstore.ingest.runs import fail_dead_runs
+from jstore.ingest.transaction import LandingTransaction, crash_point, exclusive, recover_source
 from jstore.lake import landing_dir, landing_partition, quarantine_dir
 from jstore.model import EventSource
 from jstore.registry import Registry, RunRecord, new_run_id
@@ -102,9 +103,9 @@ def land(
         raise LandingError(f"max_records: must be at least 1, got {max_records}")
     landing = landing_dir(settings, source)
     with exclusive(landing / "_lock"):
-        recover(landing / "_journal", landing, quarantine_dir(settings, source))
+        recover_source(settings, source)
         run = RunRecord(run_id=new_run_id("land"), kind="land", subject=source)
-        _fail_dead_runs(registry, "land", source, run.run_id)
+        fail_dead_runs(registry, "land", source, run.run_id)
         registry.record_run(run)
         try:
             result = _Run(settings, registry, spec, run.run_id, new_generation).execute(max_records)
@@ -118,17 +119,6 @@ def land(
             details=result.model_dump(mode="json", exclude={"run_id", "source"}),
         )
         return result
-
-
-def _fail_dead_runs(registry: Registry, kind: str, source: str, found_by: str) -> None:
-    """Mark runs left `running` by a killed lander as failed (we hold the source's lock, so
-    no other run of it is alive)."""
-    for dead in registry.list_runs(kind=kind, subject=source, status="running", limit=1000):
-        registry.finish_run(
-            dead.run_id,
-            "failed",
-            error=f"the lander died before finishing; found by run {found_by}",
-        )
 
 
 def source_watermark(registry: Registry, source: str) -> datetime | None:

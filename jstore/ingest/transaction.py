@@ -21,14 +21,20 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from jstore.config import Settings
+from jstore.lake import landing_dir, quarantine_dir
+
 CRASH_ENV = "JSTORE_CRASH_AT"
 TEMP_SUFFIX = ".tmp"
+SPARK_OUTPUT = "_extract_output"
+"""Where an extract's Spark job writes first (a `_` folder: never read as landed data)."""
 
 
 def crash_point(name: str) -> None:
@@ -56,6 +62,12 @@ class LandingTransaction:
         self.moves.append((temp, final))
         return temp
 
+    def move_on_commit(self, written: Path, final: Path) -> None:
+        """Make an already written file (outside the visible lake, e.g. a Spark output folder
+        starting with `_`) final on commit."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.moves.append((written, final))
+
     def delete_on_commit(self, path: Path) -> None:
         self.deletes.append(path)
 
@@ -78,6 +90,17 @@ class LandingTransaction:
         _fsync_dir(self.journal_dir)
         crash_point("after_journal")
         _replay(journal)
+
+
+def spark_output_dir(settings: Settings, source: str) -> Path:
+    return landing_dir(settings, source) / SPARK_OUTPUT
+
+
+def recover_source(settings: Settings, source: str) -> None:
+    """Finish or undo what a crashed lander or extract of `source` left behind."""
+    landing = landing_dir(settings, source)
+    recover(landing / "_journal", landing, quarantine_dir(settings, source))
+    shutil.rmtree(spark_output_dir(settings, source), ignore_errors=True)
 
 
 def recover(journal_dir: Path, *roots: Path) -> int:

@@ -103,5 +103,5 @@ def test_a_crash_at_any_step_loses_nothing_and_lands_nothing_twice(
     crashed = registry.list_runs(kind="land")[-1]
     assert (crashed.status, crashed.error) == (
         "failed",
-        f"the lander died before finishing; found by run {rerun.run_id}",
+        f"the run died before finishing; found by run {rerun.run_id}",
     )

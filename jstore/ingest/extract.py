@@ -1,0 +1,204 @@
+"""Database sources into the landing zone: a TableSource's rows with timestamp in [start, end).
+
+Spark reads the table over JDBC (jobs/extract_table.py, run with spark-submit) and writes the
+rows in the landing layout, files named `extract-<start>-<end>-<n>.parquet` (UTC, compact ISO),
+`_topic` the table (or the source name for a query), `_partition` and `_offset` null.
+
+The replacement rule. Landed extract intervals never overlap. Extracting [s, e) first widens it
+to cover every landed extract interval it overlaps (repeatedly, as widening can reach more),
+reads that whole interval again, and swaps the new files for all the old ones of those
+intervals in one journaled step (jstore/ingest/transaction.py). So re-running an interval,
+with the same or different bounds, never duplicates a row and never drops the rows an older,
+wider extract held outside [s, e); intervals that only touch ([a, s) and [s, e)) stay apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from jstore.config import PROJECT_ROOT, Settings
+from jstore.durations import as_utc
+from jstore.ingest.runs import fail_dead_runs
+from jstore.ingest.transaction import (
+    LandingTransaction,
+    exclusive,
+    recover_source,
+)
+from jstore.lake import landing_dir, landing_partition
+from jstore.model import TableSource
+from jstore.registry import Registry, RunRecord, new_run_id
+
+JOB = PROJECT_ROOT / "jobs" / "extract_table.py"
+EXTRACT_NAME = re.compile(r"^extract-(?P<start>\d{8}T\d{6}Z)-(?P<end>\d{8}T\d{6}Z)-\d+\.parquet$")
+STAMP = "%Y%m%dT%H%M%SZ"
+
+
+class ExtractError(Exception):
+    """The extract cannot run: not a table source, an empty interval, or the Spark job failed."""
+
+
+class ExtractPlan(BaseModel):
+    source: str
+    requested_start: datetime
+    requested_end: datetime
+    start: datetime
+    """The interval actually read: the requested one widened over overlapping extracts."""
+    end: datetime
+    replaces: list[Path]
+    """The landed extract files of the intervals it replaces."""
+
+
+class ExtractResult(BaseModel):
+    run_id: str
+    source: str
+    table: str
+    requested_start: datetime
+    requested_end: datetime
+    start: datetime
+    end: datetime
+    rows: int
+    files: int
+    replaced: int
+    duration_s: float
+
+
+def stamp(ts: datetime) -> str:
+    return as_utc(ts).strftime(STAMP)
+
+
+def landed_intervals(
+    settings: Settings, source: str
+) -> dict[tuple[datetime, datetime], list[Path]]:
+    """The landed extract intervals of a source, with their files."""
+    intervals: dict[tuple[datetime, datetime], list[Path]] = {}
+    root = landing_dir(settings, source)
+    for path in sorted(root.glob("event_date=*/extract-*.parquet")):
+        match = EXTRACT_NAME.match(path.name)
+        if match:
+            key = tuple(
+                datetime.strptime(match[k], STAMP).replace(tzinfo=UTC) for k in ("start", "end")
+            )
+            intervals.setdefault(key, []).append(path)
+    return intervals
+
+
+def plan_extract(settings: Settings, source: str, start: datetime, end: datetime) -> ExtractPlan:
+    """Widen [start, end) over the landed extract intervals it overlaps (see the module doc)."""
+    start, end = as_utc(start), as_utc(end)
+    if end <= start:
+        raise ExtractError(f"end: {end.isoformat()} must be after start {start.isoformat()}")
+    landed = landed_intervals(settings, source)
+    lo, hi, replaced = start, end, set()
+    while True:
+        overlapping = {iv for iv in landed if iv[0] < hi and lo < iv[1]} - replaced
+        if not overlapping:
+            break
+        replaced |= overlapping
+        lo = min(lo, *(iv[0] for iv in overlapping))
+        hi = max(hi, *(iv[1] for iv in overlapping))
+    return ExtractPlan(
+        source=source,
+        requested_start=start,
+        requested_end=end,
+        start=lo,
+        end=hi,
+        replaces=sorted(p for iv in replaced for p in landed[iv]),
+    )
+
+
+def commit_extract(settings: Settings, plan: ExtractPlan, written: Path) -> int:
+    """Swap Spark's output (`written`, partitioned by event_date) for the replaced files in one
+    journaled step; returns the files landed."""
+    txn = LandingTransaction(landing_dir(settings, plan.source) / "_journal")
+    parts = sorted(written.glob("event_date=*/*.parquet"))
+    for n, part in enumerate(parts):
+        day = datetime.strptime(part.parent.name.removeprefix("event_date="), "%Y-%m-%d").date()
+        name = f"extract-{stamp(plan.start)}-{stamp(plan.end)}-{n:05d}.parquet"
+        txn.move_on_commit(part, landing_partition(settings, plan.source, day) / name)
+    landing = {final for _, final in txn.moves}
+    for old in plan.replaces:
+        if old not in landing:  # a same-named new file replaces it by its rename
+            txn.delete_on_commit(old)
+    txn.commit()
+    shutil.rmtree(written, ignore_errors=True)
+    return len(parts)
+
+
+def extract(
+    settings: Settings, registry: Registry, source: str, start: datetime, end: datetime
+) -> ExtractResult:
+    """Land the rows of table source `source` in [start, end) with spark-submit (see above)."""
+    from jstore.compute import job_environment
+
+    spec = registry.get_source(source)
+    if not isinstance(spec, TableSource):
+        raise ExtractError(f"source: {source!r} is a Kafka event source; use `jstore land`")
+    plan_extract(settings, source, start, end)  # refuses an empty interval before Spark starts
+    with exclusive(landing_dir(settings, source) / "_lock"):
+        recover_source(settings, source)
+        run = RunRecord(
+            run_id=new_run_id("extract"),
+            kind="extract",
+            subject=source,
+            start=as_utc(start),
+            end=as_utc(end),
+        )
+        fail_dead_runs(registry, "extract", source, run.run_id)
+        registry.record_run(run)
+        started = time.monotonic()
+        result_file = landing_dir(settings, source) / f"_extract_result_{run.run_id}.json"
+        python = sys.executable
+        env = {
+            **os.environ,
+            **job_environment(settings),
+            "PYSPARK_PYTHON": python,
+            "PYSPARK_DRIVER_PYTHON": python,
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p
+            ),
+        }
+        command = [
+            str(Path(python).parent / "spark-submit"),
+            "--master",
+            settings.spark_master,
+            "--jars",
+            settings.jdbc_jar,
+            "--conf",
+            "spark.driver.extraJavaOptions=-Duser.timezone=UTC",
+            str(JOB),
+            source,
+            "--start",
+            as_utc(start).isoformat(),
+            "--end",
+            as_utc(end).isoformat(),
+            "--result-file",
+            str(result_file),
+        ]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+            error = f"extract of {source} failed (exit {done.returncode}):\n{tail}"
+            registry.finish_run(run.run_id, "failed", error=error)
+            raise ExtractError(error)
+        outcome = json.loads(result_file.read_text())
+        result_file.unlink()
+        result = ExtractResult(
+            run_id=run.run_id, duration_s=round(time.monotonic() - started, 3), **outcome
+        )
+        registry.finish_run(
+            run.run_id,
+            "success",
+            rows=result.rows,
+            details=result.model_dump(mode="json", exclude={"run_id", "source"}),
+        )
+        return result
