@@ -74,7 +74,7 @@ def ours_running(server: Server) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except FileNotFoundError:
         return None
-    return pid if str(HOME) in cmdline or f"{server.port}" in cmdline else None
+    return pid if str(HOME) in cmdline or f"127.0.0.1:{server.port}" in cmdline else None
 
 
 def spawn(server: Server, argv: list[str], env: dict[str, str] | None = None) -> None:
@@ -111,6 +111,11 @@ def pg_start() -> None:
         os.chown(PG_DATA, pw.pw_uid, pw.pw_gid)
         os.chown(HOME / "run", pw.pw_uid, pw.pw_gid)
         os.chown(HOME / "log", pw.pw_uid, pw.pw_gid)
+        if subprocess.run(as_postgres_user(["test", "-w", str(PG_DATA)])).returncode != 0:
+            sys.exit(
+                f"postgres: the postgres user cannot write {PG_DATA}; "
+                "choose a JSTORE_HOME whose parent folders every user may enter"
+            )
     if not (PG_DATA / "PG_VERSION").exists():
         pwfile = HOME / "run" / "pg.pw"
         pwfile.write_text("jstore\n")
@@ -163,6 +168,9 @@ def pg_start() -> None:
                 str(PG_DATA),
                 "-l",
                 str(HOME / "log" / "postgres.log"),
+                # the port and socket folder of this run win over those written at initdb
+                "-o",
+                f"-p {PG_PORT} -k {HOME / 'run'}",
                 "-w",
                 "-t",
                 str(READY_TIMEOUT_S),
