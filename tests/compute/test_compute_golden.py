@@ -34,3 +34,133 @@ def test_count_window_edges_and_the_event_leaving(compute):
         ("u1", at("13:00"), 0, 1),
         ("u1", at("14:00"), 0, 0),
     ]
+
+
+def test_one_event_then_its_window_drains_to_the_empty_values(compute):
+    """count 0 and sum 0 once the event has left; avg, min, max and last are null."""
+    v = view(
+        Aggregation(function="count", windows=["1h"]),
+        Aggregation(function="sum", column="amount", windows=["1h"]),
+        Aggregation(function="avg", column="amount", windows=["1h"]),
+        Aggregation(function="min", column="amount", windows=["1h"]),
+        Aggregation(function="max", column="amount", windows=["1h"]),
+        Aggregation(function="last", column="amount", windows=["1h"]),
+    )
+    events = [{"user_id": "u1", "amount": 2.5, "ts": at("10:59")}]
+    assert compute(v, events, at("00:00"), at("2d 00:00")) == [
+        ("u1", at("11:00"), 1, 2.5, 2.5, 2.5, 2.5, 2.5),
+        ("u1", at("12:00"), 0, 0.0, None, None, None, None),
+    ]
+
+
+def test_avg_min_max_last_and_null_values(compute):
+    """Null values are skipped (count without a column counts rows); last is the latest value,
+    ties on event time broken by partition then offset."""
+    v = view(
+        Aggregation(function="count", windows=["2h"]),
+        Aggregation(function="count", column="amount", windows=["2h"]),
+        Aggregation(function="avg", column="amount", windows=["2h"]),
+        Aggregation(function="min", column="amount", windows=["2h"]),
+        Aggregation(function="max", column="amount", windows=["2h"]),
+        Aggregation(function="last", column="amount", windows=["2h"]),
+    )
+    events = [
+        {"user_id": "u1", "amount": 4.0, "ts": at("10:10"), "_offset": 7},
+        {"user_id": "u1", "amount": 1.0, "ts": at("10:10"), "_offset": 3},
+        {"user_id": "u1", "amount": None, "ts": at("10:50"), "_offset": 9},
+        {"user_id": "u1", "amount": 2.0, "ts": at("11:20"), "_offset": 2, "_partition": 1},
+    ]
+    assert compute(v, events, at("10:00"), at("14:00")) == [
+        ("u1", at("11:00"), 3, 2, 2.5, 1.0, 4.0, 4.0),
+        ("u1", at("12:00"), 4, 3, 7 / 3, 1.0, 4.0, 2.0),
+        ("u1", at("13:00"), 1, 1, 2.0, 2.0, 2.0, 2.0),
+    ]
+
+
+def test_sum_of_integers_stays_integer_and_windows_differ(compute):
+    v = view(Aggregation(function="sum", column="items", windows=["1h", "3h"]))
+    events = [
+        {"user_id": "u1", "items": 2, "ts": at("10:00")},
+        {"user_id": "u1", "items": 5, "ts": at("11:30")},
+    ]
+    assert compute(v, events, at("10:00"), at("16:00")) == [
+        ("u1", at("11:00"), 2, 2),
+        ("u1", at("12:00"), 5, 7),
+        ("u1", at("13:00"), 0, 7),
+        ("u1", at("14:00"), 0, 5),
+        ("u1", at("15:00"), 0, 0),
+    ]
+
+
+def test_distinct_counts(compute):
+    v = view(Aggregation(function="count_distinct", column="page", windows=["1h", "1d"]))
+    events = [
+        {"user_id": "u1", "page": "home", "ts": at("10:05")},
+        {"user_id": "u1", "page": "cart", "ts": at("10:06")},
+        {"user_id": "u1", "page": "home", "ts": at("10:07")},
+        {"user_id": "u1", "page": None, "ts": at("10:08")},
+        {"user_id": "u1", "page": "cart", "ts": at("11:00")},
+    ]
+    assert compute(v, events, at("10:00"), at("13:00")) == [
+        ("u1", at("11:00"), 2, 2),
+        ("u1", at("12:00"), 1, 2),
+    ]
+
+
+def test_two_entities_are_independent(compute):
+    v = view(Aggregation(function="count", windows=["1h"]))
+    events = [
+        {"user_id": "u1", "ts": at("10:00")},
+        {"user_id": "u2", "ts": at("10:30")},
+        {"user_id": "u2", "ts": at("11:30")},
+    ]
+    assert compute(v, events, at("10:00"), at("14:00")) == [
+        ("u1", at("11:00"), 1),
+        ("u1", at("12:00"), 0),
+        ("u2", at("11:00"), 1),
+        ("u2", at("13:00"), 0),
+    ]
+
+
+def test_composite_keys(compute):
+    v = view(Aggregation(function="sum", column="amount", windows=["1h"]), entities=["shop"])
+    events = [
+        {"country": "fr", "shop_id": 1, "amount": 1.5, "ts": at("10:00")},
+        {"country": "fr", "shop_id": 2, "amount": 2.0, "ts": at("10:00")},
+        {"country": "de", "shop_id": 1, "amount": 4.0, "ts": at("10:00")},
+        {"country": "fr", "shop_id": 1, "amount": 0.5, "ts": at("10:59")},
+        {"country": None, "shop_id": 1, "amount": 9.0, "ts": at("10:00")},
+    ]
+    assert compute(v, events, at("10:00"), at("12:00")) == [
+        ("de", 1, at("11:00"), 4.0),
+        ("fr", 1, at("11:00"), 2.0),
+        ("fr", 2, at("11:00"), 2.0),
+    ]
+
+
+def test_a_kafka_record_landed_twice_counts_once_but_table_rows_all_count(compute):
+    v = view(Aggregation(function="count", windows=["1h"]))
+    kafka = {"user_id": "u1", "ts": at("10:00"), "_partition": 0, "_offset": 5}
+    table_row = {"user_id": "u2", "ts": at("10:00"), "_partition": None, "_offset": None}
+    events = [kafka, dict(kafka, ts=at("10:00")), table_row, dict(table_row)]
+    assert compute(v, events, at("11:00"), at("12:00")) == [
+        ("u1", at("11:00"), 1),
+        ("u2", at("11:00"), 2),
+    ]
+
+
+def test_lookback_reads_events_before_the_interval(compute):
+    """[12:00, 13:00) sees the event of 09:30 in its 3h window, and knows that at 11:00 the
+    value was the same, so it writes no row; the event leaving at 13:00 is outside."""
+    v = view(Aggregation(function="count", windows=["3h"]))
+    events = [{"user_id": "u1", "ts": at("09:30")}]
+    assert compute(v, events, at("12:00"), at("13:00")) == []
+    assert compute(v, events, at("13:00"), at("14:00")) == [("u1", at("13:00"), 0)]
+
+
+def test_unaligned_interval_is_refused_naming_the_field(compute):
+    v = view(Aggregation(function="count", windows=["1h"]))
+    with pytest.raises(ValueError, match=r"^start: .* not aligned to the step 1h"):
+        compute(v, [], at("10:30"), at("12:00"))
+    with pytest.raises(ValueError, match=r"^end: .* not aligned"):
+        compute(v, [], at("10:00"), at("12:01"))

@@ -1,0 +1,74 @@
+"""SQL views: the user's query over each step's window, same stamping and change-only rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.sql_view import step_grouped
+from jstore.model import FieldSpec, SqlFeatureView
+from tests.compute.windowing_helpers import at
+
+QUERY = """
+    SELECT user_id,
+           COUNT_IF(amount >= 100) AS big_2h,
+           MAX(amount) - MIN(amount) AS range_2h  -- spread of amounts
+    FROM input_data
+    WHERE page <> 'test (ignore)'
+    GROUP BY user_id
+"""
+big_spends = SqlFeatureView(
+    name="big_spends",
+    entities=["user"],
+    source="clicks",
+    step="1h",
+    window="2h",
+    query=QUERY,
+    features=[
+        FieldSpec(name="big_2h", dtype="int64"),
+        FieldSpec(name="range_2h", dtype="float64"),
+    ],
+)
+
+
+@pytest.mark.spark
+def test_sql_view_rows_change_only_and_drain_to_nulls_once(compute):
+    events = [
+        {"user_id": "u1", "amount": 150.0, "page": "a", "ts": at("10:10")},
+        {"user_id": "u1", "amount": 20.0, "page": "a", "ts": at("10:40")},
+        {"user_id": "u1", "amount": 50.0, "page": "a", "ts": at("11:30")},
+        {"user_id": "u1", "amount": 999.0, "page": "test (ignore)", "ts": at("11:31")},
+        {"user_id": "u2", "amount": 100.0, "page": "b", "ts": at("12:00")},
+    ]
+    assert compute(big_spends, events, at("10:00"), at("17:00")) == [
+        ("u1", at("11:00"), 1, 130.0),
+        ("u1", at("13:00"), 0, 0.0),
+        ("u1", at("14:00"), None, None),
+        ("u2", at("13:00"), 1, 0.0),
+        ("u2", at("15:00"), None, None),
+    ]
+
+
+@pytest.mark.spark
+def test_sql_view_interval_starting_mid_window(compute):
+    """[12:00, 14:00) derives the value at 11:00 (1, 130.0) itself: 12:00 is unchanged."""
+    events = [
+        {"user_id": "u1", "amount": 150.0, "page": "a", "ts": at("10:10")},
+        {"user_id": "u1", "amount": 20.0, "page": "a", "ts": at("10:40")},
+        {"user_id": "u1", "amount": 50.0, "page": "a", "ts": at("11:30")},
+    ]
+    assert compute(big_spends, events, at("12:00"), at("14:00")) == [
+        ("u1", at("13:00"), 0, 0.0),
+    ]
+
+
+def test_step_is_added_to_the_outermost_select_and_group_by_only():
+    query = "select distinct k, (select max(x) from t group by y) as m from input_data group by k"
+    assert step_grouped(query) == (
+        "select distinct __t, k, (select max(x) from t group by y) as m from input_data "
+        "group by __t, k"
+    )
+
+
+def test_a_query_without_group_by_is_refused():
+    with pytest.raises(ValueError, match=r"^query: "):
+        step_grouped("SELECT user_id, 1 AS x FROM input_data")
