@@ -11,14 +11,16 @@ For an entity row (join keys, `event_timestamp` T, any other columns) and a view
 
 Every entity row is kept, in order, its columns unchanged; the features are appended as
 `<view>__<feature>`. In PostgreSQL: the entity rows are COPYed into a temporary table with their
-row number, then one query does one backward index seek per entity row and view
-(LEFT JOIN LATERAL … ORDER BY feature_ts DESC LIMIT 1).
+row number, then one query per view does one backward index seek per entity row
+(LEFT JOIN LATERAL … ORDER BY feature_ts DESC LIMIT 1); the views run on parallel connections.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -40,7 +42,9 @@ from jstore.repo import DefinitionError
 
 EVENT_TIMESTAMP = "event_timestamp"
 ROW = "_row"
-ENTITY_TABLE = "_jstore_entity_rows"
+FOUND = "_found"
+SCRATCH_PREFIX = "_jstore_join_"
+MAX_CONNECTIONS = 4
 UNCOVERED_METADATA = b"jstore.uncovered_rows"
 Coverage = dict[str, list[tuple[datetime, datetime]]]
 
@@ -67,7 +71,7 @@ def uncovered_rows(joined: pa.Table) -> dict[str, int]:
 
 
 def point_in_time_join(
-    conn: psycopg.Connection,
+    connect: Callable[[], psycopg.Connection],
     schema: str,
     entity_rows: pa.Table,
     features: Sequence[tuple[ResolvedView, FeatureSpec]],
@@ -79,16 +83,17 @@ def point_in_time_join(
     times = normalized_timestamps(entity_rows)
     key_columns = {k: _cast_key(entity_rows, k, dtype) for k, dtype in keys.items()}
     n = entity_rows.num_rows
-    existing = _existing_tables(conn, schema, parts)
+    with connect() as conn:
+        existing = _existing_tables(conn, schema, parts)
     found: dict[str, pa.Array] = {}
     stored: dict[str, pa.Array] = {}
-    if n and existing:
-        fetched = _fetch(conn, schema, parts, existing, key_columns, times)
-        for part in parts:
-            if part.view.table in existing:
-                found[part.view.table] = fetched[f"_found_{part.view.table}"]
-                for spec in part.features:
-                    stored[part.column(spec)] = fetched[part.column(spec)]
+    joined_parts = [part for part in parts if part.view.table in existing]
+    if n and joined_parts:
+        fetched = _fetch(connect, schema, joined_parts, key_columns, times)
+        for part, table in zip(joined_parts, fetched, strict=True):
+            found[part.view.table] = table[FOUND]
+            for spec in part.features:
+                stored[part.column(spec)] = table[part.column(spec)]
     output = entity_rows
     uncovered: dict[str, int] = {}
     for part in parts:
@@ -204,14 +209,18 @@ def _existing_tables(conn: psycopg.Connection, schema: str, parts: list[_ViewPar
 
 
 def _fetch(
-    conn: psycopg.Connection,
+    connect: Callable[[], psycopg.Connection],
     schema: str,
     parts: list[_ViewPart],
-    existing: set[str],
     key_columns: dict[str, pa.Array],
     times: pa.Array,
-) -> pa.Table:
-    """Per entity row (in input order): per view whether a row was found, and its features."""
+) -> list[pa.Table]:
+    """Per view, per entity row in input order: whether a row was found, and its features.
+
+    The entity rows go to an unlogged scratch table (dropped at the end) so that each view is
+    joined on its own connection, in parallel: most of the time goes into the server's output
+    of the rows, which one backend does on one core.
+    """
     n = len(times)
     entity = pa.table({ROW: pa.array(range(n), pa.int64()), **key_columns, EVENT_TIMESTAMP: times})
     first_keys = parts[0].view.join_keys
@@ -220,28 +229,44 @@ def _fetch(
             entity, [(k, "ascending") for k in first_keys] + [(EVENT_TIMESTAMP, "ascending")]
         )
     )
-    joined_parts = [p for p in parts if p.view.table in existing]
-    with conn.transaction():
-        conn.execute("SET LOCAL jit = off")  # compiling the plan costs more than it saves
+    scratch = sql.Identifier(schema, f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}")
+    dtypes = _dtypes_of(key_columns, parts)
+    with connect() as conn:
         conn.execute(
-            sql.SQL("CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP").format(
-                sql.Identifier(ENTITY_TABLE),
+            sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
+                scratch,
                 sql.SQL(", ").join(
                     [sql.SQL("{} bigint").format(sql.Identifier(ROW))]
                     + [
                         sql.SQL("{} {}").format(sql.Identifier(k), sql.SQL(PG_TYPES[dtype]))
-                        for k, dtype in _dtypes_of(key_columns, parts).items()
+                        for k, dtype in dtypes.items()
                     ]
                     + [sql.SQL("{} bigint").format(sql.Identifier(EVENT_TIMESTAMP))]
                 ),
             )
         )
-        copy_in(conn, sql.Identifier(ENTITY_TABLE), entity.column_names, entity.to_batches())
-        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(ENTITY_TABLE)))
-        query, dtypes = _join_query(schema, joined_parts, list(key_columns))
+        try:
+            copy_in(conn, scratch, entity.column_names, entity.to_batches())
+            conn.execute(sql.SQL("ANALYZE {}").format(scratch))
+            with ThreadPoolExecutor(min(len(parts), MAX_CONNECTIONS)) as pool:
+                return list(
+                    pool.map(lambda part: _fetch_view(connect, schema, part, scratch), parts)
+                )
+        finally:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(scratch))
+
+
+def _fetch_view(
+    connect: Callable[[], psycopg.Connection],
+    schema: str,
+    part: _ViewPart,
+    scratch: sql.Identifier,
+) -> pa.Table:
+    query, dtypes = _join_query(schema, part, scratch)
+    with connect() as conn:
+        conn.execute("SET jit = off")  # compiling the plan costs more than it saves
         fetched = copy_out(conn, query, dtypes)
-    order = pc.sort_indices(fetched[ROW])
-    return fetched.take(order)
+    return fetched.take(pc.sort_indices(fetched[ROW]))
 
 
 def _dtypes_of(key_columns: dict[str, pa.Array], parts: list[_ViewPart]) -> dict[str, str]:
@@ -253,54 +278,33 @@ def _dtypes_of(key_columns: dict[str, pa.Array], parts: list[_ViewPart]) -> dict
 
 
 def _join_query(
-    schema: str, parts: list[_ViewPart], keys: list[str]
+    schema: str, part: _ViewPart, scratch: sql.Identifier
 ) -> tuple[sql.Composed, dict[str, str]]:
-    dtypes: dict[str, str] = {ROW: "int64"}
-    selected = [sql.SQL("e.{}").format(sql.Identifier(ROW))]
-    laterals = []
-    for i, part in enumerate(parts):
-        alias = f"v{i}"
-        found = f"_found_{part.view.table}"
-        dtypes[found] = "bool"
-        selected.append(
-            sql.SQL("({}.feature_ts IS NOT NULL) AS {}").format(
-                sql.Identifier(alias), sql.Identifier(found)
-            )
-        )
-        for spec in part.features:
-            dtypes[part.column(spec)] = spec.dtype
-            selected.append(
-                sql.SQL("{} AS {}").format(
-                    select_column(sql.Identifier(alias, spec.name), spec.dtype),
-                    sql.Identifier(part.column(spec)),
-                )
-            )
-        match = sql.SQL(" AND ").join(
-            sql.SQL("t.{k} = e.{k}").format(k=sql.Identifier(k)) for k in part.view.join_keys
-        )
-        laterals.append(
-            sql.SQL(
-                " LEFT JOIN LATERAL (SELECT t.feature_ts, {features} FROM {table} t "
-                "WHERE {match} AND t.feature_ts <= e.{ts} ORDER BY t.feature_ts DESC LIMIT 1) "
-                "{alias} ON true"
-            ).format(
-                features=sql.SQL(", ").join(
-                    sql.Identifier("t", spec.name) for spec in part.features
-                ),
-                table=table_id(schema, part.view),
-                match=match,
-                ts=sql.Identifier(EVENT_TIMESTAMP),
-                alias=sql.Identifier(alias),
-            )
-        )
-    entity_rows = sql.SQL("SELECT {}, {}, {} AS {} FROM {}").format(
-        sql.Identifier(ROW),
-        sql.SQL(", ").join(map(sql.Identifier, keys)),
-        from_epoch_us(sql.Identifier(EVENT_TIMESTAMP)),
-        sql.Identifier(EVENT_TIMESTAMP),
-        sql.Identifier(ENTITY_TABLE),
+    """Per entity row: its row number, whether the view has a row at or before its time, and
+    that row's features: one backward seek through the primary key per entity row."""
+    dtypes = {ROW: "int64", FOUND: "bool"}
+    dtypes.update({part.column(spec): spec.dtype for spec in part.features})
+    selected = sql.SQL(", ").join(
+        [
+            sql.SQL("e.{}").format(sql.Identifier(ROW)),
+            sql.SQL("(f.feature_ts IS NOT NULL) AS {}").format(sql.Identifier(FOUND)),
+        ]
+        + [select_column(sql.Identifier("f", spec.name), spec.dtype) for spec in part.features]
     )
-    query = sql.SQL("SELECT {} FROM ({}) e{}").format(
-        sql.SQL(", ").join(selected), entity_rows, sql.SQL("").join(laterals)
+    match = sql.SQL(" AND ").join(
+        sql.SQL("t.{k} = e.{k}").format(k=sql.Identifier(k)) for k in part.view.join_keys
+    )
+    query = sql.SQL(
+        "SELECT {selected} FROM {scratch} e LEFT JOIN LATERAL ("
+        "SELECT t.feature_ts, {features} FROM {table} t "
+        "WHERE {match} AND t.feature_ts <= {event_ts} "
+        "ORDER BY t.feature_ts DESC LIMIT 1) f ON true"
+    ).format(
+        selected=selected,
+        scratch=scratch,
+        features=sql.SQL(", ").join(sql.Identifier("t", spec.name) for spec in part.features),
+        table=table_id(schema, part.view),
+        match=match,
+        event_ts=from_epoch_us(sql.Identifier("e", EVENT_TIMESTAMP)),
     )
     return query, dtypes

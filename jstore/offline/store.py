@@ -32,14 +32,17 @@ class OfflineStore:
         self._layout: TableLayout | None = None
         self._ensured: set[str] = set()
 
+    def _connect(self) -> psycopg.Connection:
+        return psycopg.connect(
+            self.settings.postgres_dsn.get_secret_value(),
+            autocommit=True,
+            options="-c TimeZone=UTC",
+        )
+
     @property
     def conn(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(
-                self.settings.postgres_dsn.get_secret_value(),
-                autocommit=True,
-                options="-c TimeZone=UTC",
-            )
+            self._conn = self._connect()
         return self._conn
 
     @property
@@ -106,4 +109,6 @@ class OfflineStore:
         coverage: dict[str, list[tuple[datetime, datetime]]],
     ) -> pa.Table:
         """Entity rows plus `<view>__<feature>` columns (see pit_join.py for the semantics)."""
-        return pit_join.point_in_time_join(self.conn, self.schema, entity_rows, features, coverage)
+        return pit_join.point_in_time_join(
+            self._connect, self.schema, entity_rows, features, coverage
+        )
