@@ -14,19 +14,27 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null \
+      || { echo "setup: run as root, or install sudo, to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
   $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # through env: sudo resets the environment, so a plain VAR=… prefix would not reach apt-get
+  $sudo env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-python=$(command -v python3.11 || command -v python3)
-"$python" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
+python=$(command -v python3.11 || command -v python3 || true)
+[ -n "$python" ] || { echo "setup: JStore needs Python 3.11 (python3.11 not found)" >&2; exit 1; }
+"$python" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' 2>/dev/null \
   || { echo "setup: JStore needs Python 3.11 (found $("$python" --version))" >&2; exit 1; }
 
 uv=.jstore/tools/bin/uv
 if ! [ -x "$uv" ] || [ "$("$uv" --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
   echo "setup: installing uv $UV_VERSION into .jstore/tools"
-  "$python" -m venv .jstore/tools
+  # --clear: a venv left without pip by an earlier run (before python3-venv) is made anew
+  "$python" -m venv --clear .jstore/tools
   .jstore/tools/bin/pip install -q "uv==$UV_VERSION"
 fi
 
