@@ -118,7 +118,7 @@ def duckdb_asof(folder: Path, views: dict[str, ResolvedView]) -> tuple[float, in
         f"{' '.join(joins)} ORDER BY e._row"
     )
     began = time.perf_counter()
-    result = con.execute(query).to_arrow_table()
+    result = con.sql(query).to_arrow_table()
     return time.perf_counter() - began, result.num_rows
 
 
@@ -152,12 +152,12 @@ def main() -> None:
                     staged = stage(settings, view, table, args.days)
                     began = time.perf_counter()
                     store.publish(view, staged)
+                    took = time.perf_counter() - began
                     store.conn.execute(
                         sql.SQL("ANALYZE {}").format(
                             sql.Identifier(settings.offline_schema, view.table)
                         )
                     )
-                    took = time.perf_counter() - began
                     print(
                         f"publish {name:16} {table.num_rows:>10,} rows  {took:6.2f} s  "
                         f"{table.num_rows / took:>10,.0f} rows/s"
