@@ -186,10 +186,11 @@ def _json_column(column: pa.Array, dtype: DType) -> pa.Array:
         text = pc.binary_join_element_wise('"', _text(column, dtype), '"', "")
     elif dtype == "float64":
         text = pc.cast(column, pa.string())
-        integral = pc.match_substring_regex(text, r"^-?\d+$")
+        integral = pc.invert(pc.or_(pc.match_substring(text, "."), pc.match_substring(text, "e")))
+        if not pc.all(pc.is_finite(column)).as_py():
+            integral = pc.and_(integral, pc.is_finite(column))
+            text = pc.replace_substring(pc.replace_substring(text, "nan", "NaN"), "inf", "Infinity")
         text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
-        text = pc.replace_substring_regex(text, r"^nan$", "NaN")
-        text = pc.replace_substring_regex(text, r"inf$", "Infinity")
     else:
         text = pc.cast(column, pa.string())
     return pc.fill_null(text, "null")
@@ -217,6 +218,8 @@ def drained(batch: pa.RecordBatch | pa.Table, view: ResolvedView) -> pa.Array:
     return mask
 
 
-def unpack(raw: bytes) -> list[Any]:
-    """A stored value back as `[feature_ts, f1, …, fn]`."""
-    return json.loads(raw)
+def unpack(raws: Sequence[bytes | None]) -> list[list[Any] | None]:
+    """Stored values back as `[feature_ts, f1, …, fn]` (None stays None), in one JSON parse."""
+    found = [raw for raw in raws if raw is not None]
+    decoded = iter(json.loads(b"[" + b",".join(found) + b"]") if found else [])
+    return [None if raw is None else next(decoded) for raw in raws]

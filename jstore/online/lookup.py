@@ -31,6 +31,7 @@ from jstore.registry import Registry
 Status = Literal["present", "expired", "fallback", "missing"]
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 CACHE_ENTRIES = 1024
+MISS = object()
 T = TypeVar("T")
 
 
@@ -62,6 +63,11 @@ class RegistryCache:
         self.seconds = seconds
         self._entries: dict[tuple, tuple[float, Any]] = {}
 
+    def peek(self, key: tuple) -> Any:
+        """The cached value, or MISS (no blocking call: safe on the event loop)."""
+        hit = self._entries.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else MISS
+
     def _get(self, key: tuple, load: Callable[[], T]) -> T:
         now = time.monotonic()
         hit = self._entries.get(key)
@@ -73,8 +79,12 @@ class RegistryCache:
         self._entries[key] = (now + self.seconds, value)
         return value
 
+    @staticmethod
+    def features_key(refs: Sequence[str], service: str | None) -> tuple:
+        return ("features", tuple(refs), service)
+
     def features(self, refs: Sequence[str], service: str | None) -> list[RequestedFeature]:
-        return self._get(("features", tuple(refs), service), lambda: self._features(refs, service))
+        return self._get(self.features_key(refs, service), lambda: self._features(refs, service))
 
     def _features(self, refs: Sequence[str], service: str | None) -> list[RequestedFeature]:
         texts = list(self.registry.get_service(service).features) if service else list(refs)
@@ -86,8 +96,12 @@ class RegistryCache:
             requested.append(RequestedFeature(text, view, spec, label))
         return requested
 
+    @staticmethod
+    def state_key(view: ResolvedView) -> tuple:
+        return ("state", view.table)
+
     def state(self, view: ResolvedView) -> ViewState:
-        return self._get(("state", view.table), lambda: self._state(view))
+        return self._get(self.state_key(view), lambda: self._state(view))
 
     def _state(self, view: ResolvedView) -> ViewState:
         coverage = self.registry.coverage(view.name, view.version)
@@ -119,7 +133,9 @@ class OnlineLookup:
         self, refs: Sequence[str], service: str | None, entities: Sequence[dict[str, Any]]
     ) -> LookupResult:
         """Raises DefinitionError / NotFound for unknown references, ValueError for bad keys."""
-        requested = await to_thread.run_sync(self.cache.features, refs, service)
+        requested = self.cache.peek(self.cache.features_key(refs, service))
+        if requested is MISS:
+            requested = await to_thread.run_sync(self.cache.features, refs, service)
         views: dict[str, ResolvedView] = {}
         for item in requested:
             views.setdefault(item.label, item.view)
@@ -127,7 +143,9 @@ class OnlineLookup:
         parts = {label: key_tuple_parts(views[label], keys[label]) for label in views}
         states = {}
         for label, view in views.items():
-            states[label] = await to_thread.run_sync(self.cache.state, view)
+            states[label] = self.cache.peek(self.cache.state_key(view))
+            if states[label] is MISS:
+                states[label] = await to_thread.run_sync(self.cache.state, view)
         try:
             reads = await self.reader.read([(views[label], parts[label]) for label in views])
             redis_reads = dict(zip(views, reads, strict=True))
@@ -149,7 +167,7 @@ class OnlineLookup:
                 values = redis_reads[label].values
                 result.hits += sum(v is not None for v in values)
                 result.misses += sum(v is None for v in values)
-                columns[label] = ("present", [None if v is None else unpack(v) for v in values])
+                columns[label] = ("present", unpack(values))
             else:
                 result.fallbacks += len(entities)
                 rows = await to_thread.run_sync(self._offline_rows, view, keys[label])
@@ -192,30 +210,46 @@ def _response(
     entities: Sequence[dict[str, Any]],
     columns: dict[str, tuple[Status, list[list[Any] | None]]],
 ) -> dict[str, Any]:
-    positions = {
-        item.ref: 1 + [f.name for f in item.view.features].index(item.feature.name)
-        for item in requested
-    }
+    """The body: per entity, values (and statuses) of every requested feature, refs in order."""
+    refs = [item.ref for item in requested]
+    groups: dict[str, list[RequestedFeature]] = {}
+    for item in requested:
+        groups.setdefault(item.label, []).append(item)
+    plans = []
+    for label, items in groups.items():
+        names = [f.name for f in items[0].view.features]
+        status = columns[label][0]
+        plans.append(
+            (
+                label,
+                [item.ref for item in items],
+                [1 + names.index(item.feature.name) for item in items],
+                {
+                    item.ref: None if status in ("missing", "expired") else item.feature.empty_value
+                    for item in items
+                },
+            )
+        )
+    statuses = {item.ref: columns[item.label][0] for item in requested}
+    in_order = [ref for _, group_refs, _, _ in plans for ref in group_refs] == refs
     rows = []
     for i, entity in enumerate(entities):
         values: dict[str, Any] = {}
-        statuses: dict[str, Status] = {}
         feature_ts: dict[str, str | None] = {}
-        for item in requested:
-            status, stored = columns[item.label]
-            row = stored[i]
-            statuses[item.ref] = status
-            if status in ("missing", "expired"):
-                values[item.ref] = None
-            elif row is None:
-                values[item.ref] = item.feature.empty_value
+        for label, group_refs, positions, empty in plans:
+            row = columns[label][1][i]
+            if row is None:
+                values.update(empty)
+                feature_ts[label] = None
             else:
-                values[item.ref] = row[positions[item.ref]]
-            feature_ts[item.label] = row[0] if row is not None else None
+                values.update(zip(group_refs, [row[p] for p in positions], strict=True))
+                feature_ts[label] = row[0]
+        if not in_order:
+            values = {ref: values[ref] for ref in refs}
         rows.append(
             {"entity": entity, "values": values, "statuses": statuses, "feature_ts": feature_ts}
         )
-    return {"features": [item.ref for item in requested], "rows": rows}
+    return {"features": refs, "rows": rows}
 
 
 def iso(ts: datetime) -> str:

@@ -26,7 +26,7 @@ def stored(settings, view) -> dict[str, list]:
     entities = sorted(
         m.decode() for m in r.smembers(index_key(settings.project, view.name, view.version))
     )
-    values = {e: unpack(r.get(prefix + e)) for e in entities}
+    values = dict(zip(entities, unpack(r.mget([prefix + e for e in entities])), strict=True))
     r.close()
     return values
 
