@@ -13,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from jstore.config import Settings
 from jstore.lake import quarantine_dir
@@ -69,6 +68,8 @@ class QuarantinedEvents:
 
 def read_quarantine(settings: Settings, source: str) -> pa.Table:
     """Every quarantined event of a source, sorted by partition and offset."""
+    import pyarrow.dataset as ds
+
     root = quarantine_dir(settings, source)
     if not root.is_dir():
         return QUARANTINE_SCHEMA.empty_table()
