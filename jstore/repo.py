@@ -141,7 +141,7 @@ def load_repo(path: str | Path) -> FeatureRepo:
     """Every definition at module level of the Python files in `path` (a folder or one file)."""
     path = Path(path)
     files = sorted(path.glob("*.py")) if path.is_dir() else [path]
-    if not files or not all(f.exists() for f in files):
+    if not files or not all(f.is_file() and f.suffix == ".py" for f in files):
         raise DefinitionError(f"{path}: no Python feature definitions found")
     repo = FeatureRepo()
     sys.path.insert(0, str(files[0].parent))
@@ -155,6 +155,10 @@ def load_repo(path: str | Path) -> FeatureRepo:
                 spec.loader.exec_module(module)
             except ValidationError as e:
                 raise definition_error(e, f"{file.name}: {e.title}") from None
+            except DefinitionError:
+                raise
+            except Exception as e:  # the repo is user code: its error is bad input, in one line
+                raise DefinitionError(f"{file.name}: {type(e).__name__}: {e}") from None
             for value in vars(module).values():
                 if type(value) in KINDS:
                     repo.add(value)

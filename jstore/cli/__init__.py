@@ -27,17 +27,20 @@ quality.register(app)
 
 def main() -> None:
     """Run the CLI; a user error ends with one clear line on stderr and exit code 2."""
+    # typer vendors click: its usage errors are typer._click's, not the `click` package's.
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
     try:
-        app(standalone_mode=False)
+        exit_code = app(standalone_mode=False)  # the code of a `typer.Exit`, else None
     except UserError as e:
         print(f"jstore: {e}", file=sys.stderr)
         sys.exit(2)
     except typer.Abort:
         sys.exit(130)
-    except Exception as e:  # click's usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            print(f"jstore: {e.format_message()}", file=sys.stderr)
-            sys.exit(e.exit_code)
-        raise
+    except NoArgsIsHelpError as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except ClickException as e:
+        print(f"jstore: {e.format_message()}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    sys.exit(exit_code if isinstance(exit_code, int) else 0)

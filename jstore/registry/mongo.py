@@ -177,9 +177,8 @@ class Registry:
                     {"name": name, "version": change.version},
                     {
                         "$set": {
-                            "spec": doc["spec"],
-                            "resolved": doc["resolved"],
-                            "updated_at": doc["updated_at"],
+                            key: doc[key]
+                            for key in ("spec", "resolved", "owner", "tags", "updated_at")
                         }
                     },
                 )

@@ -140,6 +140,15 @@ def test_metadata_changes_update_the_current_version_in_place(registry: Registry
     assert not registry.apply(repo_of(changed)).has_changes
 
 
+def test_list_filters_follow_metadata_updates(registry: Registry):
+    registry.apply(repo_of())
+    registry.apply(repo_of(edit(SPEND, owner="risk", tags={"team": "risk"})))
+    assert [v.name for v in registry.list_views(owner="risk")] == ["spend"]
+    assert [v.name for v in registry.list_views(owner="fraud")] == []
+    assert [v.name for v in registry.list_views(tag="team=risk")] == ["spend"]
+    assert [v.name for v in registry.list_views(tag="tier")] == []
+
+
 @pytest.mark.parametrize(
     "breaking",
     [
