@@ -35,7 +35,11 @@ from jstore.model import ResolvedView
 from jstore.registry import Snapshot
 
 COMPUTE_APPLICATION = str(PROJECT_ROOT / "jobs" / "compute_features.py")
-SPARK_ENV = {"PYTHONPATH": str(PROJECT_ROOT), "PYSPARK_PYTHON": sys.executable}
+SPARK_ENV = {
+    "PYTHONPATH": str(PROJECT_ROOT),
+    "PYSPARK_PYTHON": sys.executable,
+    "PYSPARK_DRIVER_PYTHON": sys.executable,
+}
 """The Spark driver and workers run the Python (and so the packages) Airflow runs with."""
 
 
@@ -49,6 +53,14 @@ def step_timetable(step: timedelta) -> CronDataIntervalTimetable | DeltaDataInte
     if cron is None:
         return DeltaDataIntervalTimetable(step)
     return CronDataIntervalTimetable(cron, timezone="UTC")
+
+
+def interval_params() -> dict[str, Param]:
+    """A manual run may name its own [start, end) (say two days at once) instead of one step."""
+    return {
+        end: Param(None, type=["null", "string"], description=f"ISO {end}; default: the run's")
+        for end in ("start", "end")
+    }
 
 
 def land_dag(source: str) -> DAG:
@@ -82,6 +94,7 @@ def extract_dag(snapshot: Snapshot, source: str) -> DAG:
         catchup=catchup,
         max_active_runs=2,
         default_args=default_args("jstore"),
+        params=interval_params(),
         tags=["jstore", "extract", f"source:{source}"],
         doc_md=f"The rows of table source `{source}` in each data interval, into the landing zone.",
     ) as dag:
@@ -89,9 +102,10 @@ def extract_dag(snapshot: Snapshot, source: str) -> DAG:
         @task(task_id="extract")
         def extract() -> dict:
             context = get_current_context()
-            return orchestration.extract_task(
-                Settings(), source, context["data_interval_start"], context["data_interval_end"]
+            start, end = orchestration.run_interval(
+                context["params"], context["data_interval_start"], context["data_interval_end"]
             )
+            return orchestration.extract_task(Settings(), source, start, end)
 
         extract()
     return dag
@@ -105,6 +119,7 @@ def compute_dag(project: str, view: ResolvedView) -> DAG:
         catchup=True,
         max_active_runs=2,
         default_args=default_args(view.view.owner),
+        params=interval_params(),
         tags=[
             "jstore",
             "compute",
@@ -121,9 +136,9 @@ def compute_dag(project: str, view: ResolvedView) -> DAG:
             application_args=[
                 view.name,
                 "--start",
-                "{{ data_interval_start }}",
+                "{{ params.start or data_interval_start }}",
                 "--end",
-                "{{ data_interval_end }}",
+                "{{ params.end or data_interval_end }}",
                 "--run-id",
                 "{{ run_id }}",
                 "--version",

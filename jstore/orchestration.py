@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shlex
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from jstore.config import PROJECT_ROOT, Settings
-from jstore.durations import as_utc, format_duration
+from jstore.durations import as_utc, format_duration, parse_timestamp
 from jstore.model import ResolvedView
 from jstore.registry import Registry, Snapshot
 
@@ -119,6 +120,15 @@ def extract_schedule(snapshot: Snapshot, source: str) -> tuple[timedelta, dateti
     return step, min(starts, default=DEFAULT_START), True
 
 
+def run_interval(
+    params: dict[str, Any], interval_start: datetime, interval_end: datetime
+) -> tuple[datetime, datetime]:
+    """A run's [start, end): its data interval, unless its params name other ends."""
+    start = parse_timestamp(params["start"]) if params.get("start") else as_utc(interval_start)
+    end = parse_timestamp(params["end"]) if params.get("end") else as_utc(interval_end)
+    return start, end
+
+
 @contextmanager
 def open_registry(settings: Settings) -> Iterator[Registry]:
     registry = Registry(settings)
@@ -128,11 +138,9 @@ def open_registry(settings: Settings) -> Iterator[Registry]:
         registry.close()
 
 
-def summary(result: Any) -> dict[str, Any]:
-    """A task's return value as JSON (an XCom): pydantic results dumped, others wrapped."""
-    if isinstance(result, BaseModel):
-        return result.model_dump(mode="json", exclude={"path"})
-    return {"result": result}
+def summary(result: BaseModel) -> dict[str, Any]:
+    """A task's return value as JSON (its XCom)."""
+    return result.model_dump(mode="json")
 
 
 def land_task(settings: Settings, source: str, max_records: int) -> dict[str, Any]:
@@ -140,17 +148,35 @@ def land_task(settings: Settings, source: str, max_records: int) -> dict[str, An
 
     with open_registry(settings) as registry:
         result = land(settings, registry, source, max_records=max_records)
-    log.info("landed a batch of at most %d records from source %s: %s", max_records, source, result)
+    log.info(
+        "read topic %s (batch of at most %d): landed %d rows in %d files, quarantined %d, "
+        "%d late; run %s",
+        result.topic,
+        max_records,
+        result.rows,
+        result.files,
+        result.quarantined,
+        result.late,
+        result.run_id,
+    )
     return summary(result)
 
 
 def extract_task(settings: Settings, source: str, start: datetime, end: datetime) -> dict[str, Any]:
     from jstore.ingest.extract import extract
 
-    start, end = as_utc(start), as_utc(end)
     with open_registry(settings) as registry:
         result = extract(settings, registry, source, start, end)
-    log.info("extracted source %s [%s, %s): %s", source, start, end, result)
+    log.info(
+        "read table %s [%s, %s): landed %d rows in %d files (replacing %d); run %s",
+        result.table,
+        result.start,
+        result.end,
+        result.rows,
+        result.files,
+        result.replaced,
+        result.run_id,
+    )
     return summary(result)
 
 
@@ -221,7 +247,15 @@ def materialize_task(settings: Settings, views: list[str] | None = None) -> dict
 
     with open_registry(settings) as registry:
         result = materialize(settings, registry, views)
-    log.info("materialized %s into Redis: %s", ", ".join(views or ["every view"]), result)
+    for done in result.views:
+        log.info(
+            "materialized %s v%d into Redis: %d keys written, %d deleted, watermark %s",
+            done.view,
+            done.version,
+            done.written,
+            done.deleted,
+            done.watermark,
+        )
     return summary(result)
 
 
@@ -254,11 +288,14 @@ def export_task(settings: Settings, params: ExportParams) -> dict[str, Any]:
             service=params.service.strip() or None,
         )
     log.info(
-        "exported a training set of %s for the entity rows in %s to %s: %s",
-        params.service or ", ".join(refs or []),
+        "read %d entity rows from %s; wrote %s with %d feature columns (%s); "
+        "rows past coverage per view: %s",
+        result.rows,
         params.entities,
-        params.out,
-        result,
+        result.out_path,
+        len(result.columns),
+        params.service or "features",
+        result.uncovered_rows or "none",
     )
     return summary(result)
 
@@ -274,6 +311,38 @@ def describe_view(view: ResolvedView) -> str:
         "Any run can be re-run or backfilled: an interval's rows never depend on other runs.\n\n"
         f"Keys: {', '.join(view.join_keys)}. Features:\n\n{features}\n"
     )
+
+
+def prepare_local_airflow(home: Path) -> None:
+    """Point this process at the local Airflow and migrate its SQLite metadata database.
+
+    Call it before anything imports Airflow (its configuration is read once, on import).
+    """
+    os.environ.update(airflow_environment(home))
+    home.mkdir(parents=True, exist_ok=True)
+    airflow = Path(sys.executable).parent / "airflow"
+    done = subprocess.run(
+        [str(airflow), "db", "migrate"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{done.stderr[-2000:]}")
+
+
+def run_dag(dag_id: str, logical_date: datetime | None = None, conf: dict | None = None) -> Any:
+    """Run one DAG run in this process (`dag.test`), as the scheduler would; the DagRun.
+
+    The run's data interval is the step that ends at `logical_date` (a manual run's), and
+    `conf` sets its params. Raises if any task failed.
+    """
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+    if dag_id not in bag.dags:
+        raise KeyError(f"no DAG {dag_id!r} (import errors: {bag.import_errors or 'none'})")
+    run = bag.dags[dag_id].test(logical_date=logical_date, run_conf=conf)
+    if run.state != "success":
+        raise RuntimeError(f"DAG {dag_id} run {run.run_id} ended {run.state}")
+    return run
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Fixtures of the Airflow tests: an Airflow home of their own and a snapshot of the example repo.
 
-Airflow reads its configuration when first imported, so the environment is set here, before any
-test module imports it.
+Airflow reads its configuration when first imported, so the environment (the one `make airflow`
+uses, with a home of its own) is set here, before any test module imports it.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from jstore.orchestration import airflow_environment
 from jstore.registry import Snapshot
 from jstore.repo import FeatureRepo
 
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="jstore-airflow-tests-"))
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="jstore-airflow-tests-"))
+os.environ.update(airflow_environment(AIRFLOW_HOME))
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -47,3 +48,12 @@ def dagbag(example_snapshot: Path) -> Iterator:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JSTORE_REGISTRY_SNAPSHOT", str(example_snapshot))
         yield DagBag(dag_folder=DAGS)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata database, which `dag.test()` needs."""
+    from jstore.orchestration import prepare_local_airflow
+
+    prepare_local_airflow(AIRFLOW_HOME)
+    return AIRFLOW_HOME

@@ -68,9 +68,9 @@ def test_compute_dag_runs_every_step_from_the_view_start(dagbag, view: str) -> N
     assert compute.application_args == [
         view,
         "--start",
-        "{{ data_interval_start }}",
+        "{{ params.start or data_interval_start }}",
         "--end",
-        "{{ data_interval_end }}",
+        "{{ params.end or data_interval_end }}",
         "--run-id",
         "{{ run_id }}",
         "--version",
