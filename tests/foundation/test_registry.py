@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pymongo.errors import DuplicateKeyError
 
 from jstore.config import Settings
 from jstore.model import Aggregation, Entity, EventSource, FeatureService, FieldSpec
@@ -200,6 +201,26 @@ def test_an_entity_key_change_makes_new_versions_of_its_views(registry: Registry
     assert registry.get_view("visits@v1").join_keys == ["shop_id"]
 
 
+def test_a_source_metadata_or_topic_change_keeps_the_view_versions(registry: Registry):
+    registry.apply(repo_of())
+    renamed = EVENTS.model_copy(update={"topic": "events_v2", "description": "All events."})
+    applied = registry.apply(FeatureRepo.of(USER, SHOP, renamed, SPEND, VISITS, MODEL))
+    assert changes(applied)[2:5] == [
+        ("source", "events", "update", None),
+        ("feature view", "spend", "unchanged", 1),
+        ("feature view", "visits", "unchanged", 1),
+    ]
+    assert registry.get_source("events").topic == "events_v2"
+
+
+def test_apply_never_deletes_what_a_repo_no_longer_defines(registry: Registry):
+    registry.apply(repo_of())
+    applied = registry.apply(FeatureRepo.of(USER, EVENTS, SPEND))
+    assert not applied.has_changes
+    assert [v.name for v in registry.list_views()] == ["spend", "visits"]
+    assert registry.get_service("model_v1") == MODEL
+
+
 def test_a_source_dtype_change_of_a_feature_column_is_a_new_version(registry: Registry):
     registry.apply(repo_of())
     schema = [
@@ -229,6 +250,25 @@ def test_register_checks_one_definition_against_what_is_stored(registry: Registr
         "feature service 'model_v1': features.1: view 'visits' has no feature 'count_7d'"
     )
     assert registry.view_versions("visits") == [1, 2]
+
+
+def test_writes_wait_for_the_journal_and_names_are_unique(registry: Registry):
+    registry.apply(repo_of())
+    assert registry.db.write_concern.document == {"w": 1, "j": True}
+    unique = {
+        coll: sorted(
+            tuple(index["key"]) for index in registry.db[coll].list_indexes() if index.get("unique")
+        )
+        for coll in ("entities", "sources", "feature_views", "feature_services")
+    }
+    assert unique == {
+        "entities": [("name",)],
+        "sources": [("name",)],
+        "feature_views": [("name", "version")],
+        "feature_services": [("name",)],
+    }
+    with pytest.raises(DuplicateKeyError):
+        registry.db.feature_views.insert_one({"name": "spend", "version": 1})
 
 
 # Lookups -----------------------------------------------------------------------------------------

@@ -167,6 +167,25 @@ def test_up_twice_down_and_up_again_keeps_the_data(
     online.close()
 
 
+@pytest.mark.e2e
+def test_the_registry_keeps_what_was_acknowledged_when_mongo_is_killed(
+    private: PrivateServers, example_repo: FeatureRepo
+):
+    assert private.lines("up", "mongo") == [f"mongo started on 127.0.0.1:{private.ports['mongo']}"]
+    registry = Registry(private.settings())
+    registry.apply(example_repo)
+    registry.set_watermark("land:purchases", {"0": 99})
+    registry.close()
+    pid = int((private.home / "run" / "mongo.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    assert private.run("status", "mongo").stdout.split()[:2] == ["mongo", "down"]
+    assert private.lines("up", "mongo") == [f"mongo started on 127.0.0.1:{private.ports['mongo']}"]
+    registry = Registry(private.settings())
+    assert len(registry.list_views()) == 4
+    assert registry.get_watermark("land:purchases") == {"0": 99}
+    registry.close()
+
+
 def test_down_never_stops_a_server_it_did_not_start(private: PrivateServers, stranger):
     port, listener = stranger
     private.ports["redis"] = port
