@@ -28,6 +28,7 @@ class Snapshot(BaseModel):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide it from a scheduler run as another user
         with os.fdopen(fd, "w") as f:
             f.write(self.model_dump_json(indent=2, by_alias=True))
         os.replace(tmp, path)

@@ -377,6 +377,7 @@ def test_apply_writes_a_snapshot_that_reads_without_a_database(registry: Registr
     assert snapshot.sources["events"] == EVENTS
     assert snapshot.services["model_v1"] == MODEL
     assert not list(registry.settings.registry_snapshot.parent.glob(".registry_snapshot.json.*"))
+    assert registry.settings.registry_snapshot.stat().st_mode & 0o777 == 0o644
 
 
 # Runs, watermarks, coverage -----------------------------------------------------------------------
