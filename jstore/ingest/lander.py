@@ -18,6 +18,7 @@ import logging
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -32,6 +33,7 @@ from jstore.ingest.offsets import (
     read_generations,
     start_generation,
 )
+from jstore.ingest.probe import FINGERPRINT_KEY, end_offsets, fetch_at, fingerprint
 from jstore.ingest.quarantine import QuarantinedEvents
 from jstore.ingest.runs import fail_dead_runs
 from jstore.ingest.transaction import LandingTransaction, crash_point, exclusive, recover_source
@@ -133,40 +135,16 @@ def source_watermark(registry: Registry, source: str) -> datetime | None:
     return max(ends, default=None)
 
 
-def _end_offsets(settings: Settings, consumer: Any, tps: list[Any]) -> dict[Any, int]:
-    """The end offset (high watermark) of each partition, from a fetch.
+def _stamped(table: pa.Table, last_record: Any) -> pa.Table:
+    """`table` with the fingerprint of its last record in the Parquet metadata."""
+    return table.replace_schema_metadata({FINGERPRINT_KEY: fingerprint(last_record)})
 
-    Some Kafka-compatible brokers (tansu 0.6) answer ListOffsets(latest) with the base offset
-    of the last record batch plus one, below the end when that batch holds several records.
-    A fetch at that offset returns the whole last batch with the true high watermark, so this
-    reads one record there; on Apache Kafka both answers agree.
-    """
-    from kafka import KafkaConsumer
 
-    listed = consumer.end_offsets(tps)
-    ends = dict(listed)
-    probe_tps = [tp for tp in tps if listed[tp] > 0]
-    if not probe_tps:
-        return ends
-    probe = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap.split(","),
-        enable_auto_commit=False,
-        auto_offset_reset="none",
-    )
-    try:
-        probe.assign(probe_tps)
-        for tp in probe_tps:
-            probe.seek(tp, listed[tp] - 1)
-        deadline = time.monotonic() + IDLE_TIMEOUT_S
-        while any(probe.highwater(tp) is None for tp in probe_tps):
-            if time.monotonic() > deadline:
-                raise LandingError(f"no fetch answer for the end offsets of {probe_tps}")
-            probe.poll(timeout_ms=500)
-        for tp in probe_tps:
-            ends[tp] = max(listed[tp], probe.highwater(tp))
-    finally:
-        probe.close(autocommit=False)
-    return ends
+def _same_record(record: Any | None, landed_file: Path) -> bool:
+    """Whether `record` is the last record of `landed_file` (files without a fingerprint, and
+    so without a way to tell, count as the same)."""
+    recorded = (pq.read_schema(landed_file).metadata or {}).get(FINGERPRINT_KEY)
+    return recorded is None or (record is not None and fingerprint(record).encode() == recorded)
 
 
 class _Run:
@@ -215,13 +193,25 @@ class _Run:
                 raise LandingError(f"topic: {topic!r} of source {self.source.name!r} not found")
             tps = [TopicPartition(topic, p) for p in sorted(numbers)]
             consumer.assign(tps)
-            ends = _end_offsets(self.settings, consumer, tps)
+            ends = end_offsets(self.settings, consumer, tps)
             begins = consumer.beginning_offsets(tps)
             landed = highest_landed(
                 topic, self.landing, quarantine_dir(self.settings, self.source.name)
             )
+            last_landed = {
+                tp: landed[tp.partition][0]
+                - read_generations(self.landing, topic, tp.partition).base
+                for tp in tps
+                if tp.partition in landed
+            }
+            tails = fetch_at(
+                self.settings,
+                {tp: last for tp, last in last_landed.items() if begins[tp] <= last < ends[tp]},
+            )
             for tp in tps:
-                consumer.seek(tp, self._resume_at(tp.partition, landed, begins[tp], ends[tp]))
+                tail = tails.get(tp, (None, 0))[0]
+                resume = self._resume_at(tp.partition, landed, begins[tp], ends[tp], tail)
+                consumer.seek(tp, resume)
             self._consume(consumer, {tp: ends[tp] for tp in tps}, max_records)
             crash_point("before_commit")
             consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in tps})
@@ -242,19 +232,37 @@ class _Run:
             duration_s=round(time.monotonic() - started, 3),
         )
 
-    def _resume_at(self, partition: int, landed: dict[int, int], begin: int, end: int) -> int:
-        """The broker offset to read next; checks the broker still has the log we landed."""
+    def _resume_at(
+        self,
+        partition: int,
+        landed: dict[int, tuple[int, Path]],
+        begin: int,
+        end: int,
+        tail: Any | None,
+    ) -> int:
+        """The broker offset to read next; checks the broker still has the log we landed: its
+        end is not below the next offset, and the record at the last landed offset (`tail`,
+        when still in the log) is the one landed."""
         topic = self.source.topic
         generations = read_generations(self.landing, topic, partition)
-        next_landing = landed.get(partition, -1) + 1
+        last, last_file = landed.get(partition, (-1, None))
+        next_landing = last + 1
         base = generations.base
         resume = next_landing - base
+        reason = None
         if end < resume:
             reason = (
                 f"{topic}[{partition}]: the broker's end offset {end} is below the next offset "
                 f"to land {resume}: the broker lost its log (restart of a memory broker, or a "
                 "re-created topic)"
             )
+        elif last_file is not None and begin <= resume - 1 and not _same_record(tail, last_file):
+            reason = (
+                f"{topic}[{partition}]: the record at offset {resume - 1} is not the one "
+                "landed there: the broker's log was replaced (restart of a memory broker, or "
+                "a re-created topic)"
+            )
+        if reason is not None:
             if not self.new_generation:
                 raise BrokerLogLost(
                     f"{reason}; run again with --new-generation to land its new log as a new "
@@ -317,6 +325,7 @@ class _Run:
         ts_name = self.source.timestamp_name
         rows: dict[tuple[int, date], list[tuple[int, dict]]] = defaultdict(list)
         bad: dict[int, QuarantinedEvents] = {}
+        last_record: dict[tuple[int, date | None], Any] = {}
         for m in messages:
             offset = self.bases[m.partition] + m.offset
             rng = self.ranges[m.partition]
@@ -328,12 +337,14 @@ class _Run:
                 bad.setdefault(m.partition, QuarantinedEvents(topic, m.partition)).add(
                     offset, m.key, m.value, str(e)
                 )
+                last_record[(m.partition, None)] = m
                 continue
             ts = row[ts_name]
             if self.watermark is not None and ts < self.watermark:
                 self.late += 1
                 self.late_since = ts if self.late_since is None else min(self.late_since, ts)
             rows[(m.partition, ts.date())].append((offset, row))
+            last_record[(m.partition, ts.date())] = m
         crash_point("before_write")
         txn = LandingTransaction(self.landing / "_journal")
         for (partition, day), landed in rows.items():
@@ -341,13 +352,14 @@ class _Run:
             final = landing_partition(self.settings, self.source.name, day) / landed_file_name(
                 topic, partition, landed[0][0], landed[-1][0]
             )
-            pq.write_table(table, txn.temp_for(final))
+            pq.write_table(_stamped(table, last_record[(partition, day)]), txn.temp_for(final))
             self.rows += len(landed)
         for partition, events in bad.items():
             final = events.folder(self.settings, self.source.name, ingested_at) / (
                 landed_file_name(topic, partition, events.offsets[0], events.offsets[-1])
             )
-            pq.write_table(events.table(ingested_at), txn.temp_for(final))
+            table = _stamped(events.table(ingested_at), last_record[(partition, None)])
+            pq.write_table(table, txn.temp_for(final))
             self.quarantined += len(events.offsets)
         self.files += len(txn.moves)
         txn.commit()

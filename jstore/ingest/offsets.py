@@ -36,18 +36,20 @@ def landed_file_name(topic: str, partition: int, first: int, last: int) -> str:
     return f"{topic}-{partition}-{first}-{last}.parquet"
 
 
-def highest_landed(topic: str, *roots: Path) -> dict[int, int]:
-    """The highest landed offset of each partition of `topic`, from the file names under roots."""
-    highest: dict[int, int] = {}
+def highest_landed(topic: str, *roots: Path) -> dict[int, tuple[int, Path]]:
+    """The highest landed offset of each partition of `topic` and the file that holds it, from
+    the file names under roots."""
+    highest: dict[int, tuple[int, Path]] = {}
     for root in roots:
         if not root.is_dir():
             continue
-        for _, _, files in os.walk(root):
+        for folder, _, files in os.walk(root):
             for name in files:
                 match = LANDED_NAME.match(name)
                 if match and match["topic"] == topic:
                     partition, last = int(match["partition"]), int(match["last"])
-                    highest[partition] = max(highest.get(partition, -1), last)
+                    if last > highest.get(partition, (-1, None))[0]:
+                        highest[partition] = (last, Path(folder) / name)
     return highest
 
 

@@ -129,3 +129,30 @@ def test_after_the_broker_lost_its_log_the_lander_refuses_then_lands_a_new_gener
     send(settings, "orders", [purchase("f", 1.0, "2024-05-01T02:00:00Z")])
     assert land(settings, registry, "purchases").rows == 1
     assert landed(settings, source) == [(0, "a"), (1, "b"), (2, "c"), (3, "d"), (4, "e"), (5, "f")]
+
+
+def test_a_replaced_log_is_detected_even_when_it_grew_past_the_landed_offsets(
+    settings: Settings, registry: Registry, broker: Broker
+) -> None:
+    settings = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{broker.port}"})
+    source = purchases_on("orders")
+    registry.register(source)
+    ensure_topic(settings, "orders", partitions=1)
+    send(settings, "orders", [purchase(u, 1.0, "2024-05-01T00:00:00Z") for u in ("a", "b")])
+    land(settings, registry, "purchases")
+
+    broker.stop()
+    broker.start()
+    ensure_topic(settings, "orders", partitions=1)
+    send(settings, "orders", [purchase(u, 1.0, "2024-05-01T01:00:00Z") for u in "wxyz"])
+
+    with pytest.raises(
+        BrokerLogLost,
+        match=r"orders\[0\]: the record at offset 1 is not the "
+        r"one landed there: the broker's log was replaced",
+    ):
+        land(settings, registry, "purchases")
+    result = land(settings, registry, "purchases", new_generation=True)
+
+    assert (result.rows, result.partitions[0].first, result.partitions[0].last) == (4, 2, 5)
+    assert landed(settings, source) == [(0, "a"), (1, "b"), (2, "w"), (3, "x"), (4, "y"), (5, "z")]
