@@ -57,10 +57,11 @@ class _ViewPart:
     features: list[FeatureSpec] = field(default_factory=list)
 
     def column(self, feature: FeatureSpec) -> str:
-        return f"{self.view.name}__{feature.name}"
+        return output_column(self.view, feature)
 
 
 def output_column(view: ResolvedView, feature: FeatureSpec) -> str:
+    """The training-set column of a feature: `<view>__<feature>`."""
     return f"{view.name}__{feature.name}"
 
 
@@ -94,7 +95,7 @@ def point_in_time_join(
             found[part.view.table] = table[FOUND]
             for spec in part.features:
                 stored[part.column(spec)] = table[part.column(spec)]
-    output = entity_rows
+    columns: dict[str, pa.Array] = {}
     uncovered: dict[str, int] = {}
     for part in parts:
         covered = _covered(times, coverage.get(part.view.table, []))
@@ -105,9 +106,12 @@ def point_in_time_join(
             value = stored.get(part.column(spec), pa.nulls(n, arrow_type))
             empty = pa.scalar(spec.empty_value, arrow_type)
             filled = pc.if_else(view_found, value, empty)
-            output = output.append_column(
-                part.column(spec), pc.if_else(covered, filled, pa.scalar(None, arrow_type))
-            )
+            columns[part.column(spec)] = pc.if_else(covered, filled, pa.scalar(None, arrow_type))
+    output = entity_rows
+    for view, spec in features:
+        column = output_column(view, spec)
+        if column not in output.column_names:
+            output = output.append_column(column, columns[column])
     metadata = {**(entity_rows.schema.metadata or {}), UNCOVERED_METADATA: json.dumps(uncovered)}
     return output.replace_schema_metadata(metadata)
 
@@ -148,21 +152,16 @@ def _group_by_view(
     if not features:
         raise DefinitionError("features: give at least one feature reference or a service")
     parts: dict[str, _ViewPart] = {}
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for view, spec in features:
-        part = parts.setdefault(view.table, _ViewPart(view))
-        column = part.column(spec)
+        column = output_column(view, spec)
         if column in entity_columns:
             raise DefinitionError(f"{column}: the entity rows already have this column")
-        if column in seen:
-            continue
-        if any(
-            p.view.name == view.name and p.view.version != view.version and spec in p.features
-            for p in parts.values()
-        ):
+        if seen.setdefault(column, view.table) != view.table:
             raise DefinitionError(f"features: {column} is asked of two versions of {view.name}")
-        seen.add(column)
-        part.features.append(spec)
+        part = parts.setdefault(view.table, _ViewPart(view))
+        if spec not in part.features:
+            part.features.append(spec)
     return list(parts.values())
 
 

@@ -252,3 +252,29 @@ def test_a_view_never_published_gives_nulls(store, card_view):
     joined = store.point_in_time_join(entities, _features(card_view, "count_1d"), {})
     assert joined["card_daily__count_1d"].to_pylist() == [None]
     assert uncovered_rows(joined) == {"card_daily__v1": 1}
+
+
+def test_feature_columns_follow_the_order_of_the_references(store, spend_view, card_view):
+    entities = pa.table(
+        {"bank": ["x"], "account_id": [1], "card_id": ["c"], "event_timestamp": [T0]}
+    )
+    features = [
+        (spend_view, spend_view.feature("amount_max_1h")),
+        (card_view, card_view.feature("count_1d")),
+        (spend_view, spend_view.feature("count_1h")),
+        (spend_view, spend_view.feature("amount_max_1h")),
+    ]
+    joined = store.point_in_time_join(entities, features, {})
+    assert joined.column_names[4:] == [
+        "account_spend__amount_max_1h",
+        "card_daily__count_1d",
+        "account_spend__count_1h",
+    ]
+
+
+def test_one_feature_of_two_versions_is_refused(store, spend_view):
+    v2 = spend_view.model_copy(update={"version": 2})
+    entities = pa.table({"bank": ["x"], "account_id": [1], "event_timestamp": [T0]})
+    features = [(spend_view, spend_view.feature("count_1h")), (v2, v2.feature("count_1h"))]
+    with pytest.raises(DefinitionError, match="account_spend__count_1h is asked of two versions"):
+        store.point_in_time_join(entities, features, {})
