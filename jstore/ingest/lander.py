@@ -16,28 +16,25 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from jstore.config import Settings
-from jstore.ingest.events import BadEvent, EventParser
+from jstore.ingest.batch import land_batch
+from jstore.ingest.events import EventParser
 from jstore.ingest.offsets import (
     highest_landed,
-    landed_file_name,
     read_generations,
     start_generation,
 )
 from jstore.ingest.probe import FINGERPRINT_KEY, end_offsets, fetch_at, fingerprint
-from jstore.ingest.quarantine import QuarantinedEvents
 from jstore.ingest.runs import fail_dead_runs
-from jstore.ingest.transaction import LandingTransaction, crash_point, exclusive, recover_source
-from jstore.lake import landing_dir, landing_partition, quarantine_dir
+from jstore.ingest.transaction import crash_point, exclusive, recover_source
+from jstore.lake import landing_dir, quarantine_dir
 from jstore.model import EventSource
 from jstore.registry import Registry, RunRecord, new_run_id
 
@@ -135,11 +132,6 @@ def source_watermark(registry: Registry, source: str) -> datetime | None:
     return max(ends, default=None)
 
 
-def _stamped(table: pa.Table, last_record: Any) -> pa.Table:
-    """`table` with the fingerprint of its last record in the Parquet metadata."""
-    return table.replace_schema_metadata({FINGERPRINT_KEY: fingerprint(last_record)})
-
-
 def _same_record(record: Any | None, landed_file: Path) -> bool:
     """Whether `record` is the last record of `landed_file` (files without a fingerprint, and
     so without a way to tell, count as the same)."""
@@ -161,7 +153,6 @@ class _Run:
         self.run_id = run_id
         self.new_generation = new_generation
         self.parser = EventParser(source)
-        self.schema = self.parser.landing_schema()
         self.landing = landing_dir(settings, source.name)
         self.watermark = source_watermark(registry, source.name)
         self.rows = self.quarantined = self.late = self.files = 0
@@ -214,7 +205,9 @@ class _Run:
                 consumer.seek(tp, resume)
             self._consume(consumer, {tp: ends[tp] for tp in tps}, max_records)
             crash_point("before_commit")
-            consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in tps})
+            consumer.commit(
+                {tp: OffsetAndMetadata(min(consumer.position(tp), ends[tp]), "", -1) for tp in tps}
+            )
         finally:
             consumer.close(autocommit=False)
         return LandingResult(
@@ -316,63 +309,16 @@ class _Run:
             raise LandingError(f"no messages for {IDLE_TIMEOUT_S:.0f}s before the end: {behind}")
 
     def _land_batch(self, messages: list[Any]) -> None:
-        """Parse, then write one file per (partition, event date) and per quarantined
-        partition, all in one transaction."""
         if not messages:
             return
-        ingested_at = datetime.now(UTC)
-        topic = self.source.topic
-        ts_name = self.source.timestamp_name
-        rows: dict[tuple[int, date], list[tuple[int, dict]]] = defaultdict(list)
-        bad: dict[int, QuarantinedEvents] = {}
-        last_record: dict[tuple[int, date | None], Any] = {}
         for m in messages:
-            offset = self.bases[m.partition] + m.offset
             rng = self.ranges[m.partition]
-            rng.first = offset if rng.first is None else rng.first
-            rng.last = offset
-            try:
-                row = self.parser.parse(m.value, ingested_at)
-            except BadEvent as e:
-                bad.setdefault(m.partition, QuarantinedEvents(topic, m.partition)).add(
-                    offset, m.key, m.value, str(e)
-                )
-                last_record[(m.partition, None)] = m
-                continue
-            ts = row[ts_name]
-            if self.watermark is not None and ts < self.watermark:
-                self.late += 1
-                self.late_since = ts if self.late_since is None else min(self.late_since, ts)
-            rows[(m.partition, ts.date())].append((offset, row))
-            last_record[(m.partition, ts.date())] = m
-        crash_point("before_write")
-        txn = LandingTransaction(self.landing / "_journal")
-        for (partition, day), landed in rows.items():
-            table = self._table(partition, landed, ingested_at)
-            final = landing_partition(self.settings, self.source.name, day) / landed_file_name(
-                topic, partition, landed[0][0], landed[-1][0]
-            )
-            pq.write_table(_stamped(table, last_record[(partition, day)]), txn.temp_for(final))
-            self.rows += len(landed)
-        for partition, events in bad.items():
-            final = events.folder(self.settings, self.source.name, ingested_at) / (
-                landed_file_name(topic, partition, events.offsets[0], events.offsets[-1])
-            )
-            table = _stamped(events.table(ingested_at), last_record[(partition, None)])
-            pq.write_table(table, txn.temp_for(final))
-            self.quarantined += len(events.offsets)
-        self.files += len(txn.moves)
-        txn.commit()
-
-    def _table(
-        self, partition: int, landed: list[tuple[int, dict]], ingested_at: datetime
-    ) -> pa.Table:
-        columns: dict[str, list] = {
-            f.name: [r[f.name] for _, r in landed] for f in self.source.schema_
-        }
-        n = len(landed)
-        columns["_topic"] = [self.source.topic] * n
-        columns["_partition"] = [partition] * n
-        columns["_offset"] = [offset for offset, _ in landed]
-        columns["_ingested_at"] = [ingested_at] * n
-        return pa.table(columns, schema=self.schema)
+            rng.first = self.bases[m.partition] + m.offset if rng.first is None else rng.first
+            rng.last = self.bases[m.partition] + m.offset
+        landed = land_batch(self.settings, self.parser, messages, self.bases, self.watermark)
+        self.rows += landed.rows
+        self.quarantined += landed.quarantined
+        self.files += landed.files
+        self.late += landed.late
+        if landed.late_since is not None:
+            self.late_since = min(filter(None, (self.late_since, landed.late_since)))

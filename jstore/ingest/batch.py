@@ -1,0 +1,114 @@
+"""One landed batch: messages parsed, split into one file per (partition, event date) and one
+quarantine file per partition, and written in one transaction (jstore/ingest/transaction.py).
+
+Every file carries, in its Parquet metadata, the fingerprint of its last record, so that a
+later run can check the broker still holds the log it was landed from (jstore/ingest/probe.py).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jstore.config import Settings
+from jstore.ingest.events import BadEvent, EventParser
+from jstore.ingest.offsets import landed_file_name
+from jstore.ingest.probe import FINGERPRINT_KEY, fingerprint
+from jstore.ingest.quarantine import QuarantinedEvents
+from jstore.ingest.transaction import LandingTransaction, crash_point
+from jstore.lake import landing_dir, landing_partition
+
+
+@dataclass
+class LandedBatch:
+    rows: int
+    quarantined: int
+    files: int
+    late: int
+    """Good events older than the watermark."""
+    late_since: datetime | None
+
+
+def land_batch(
+    settings: Settings,
+    parser: EventParser,
+    messages: list[Any],
+    bases: dict[int, int],
+    watermark: datetime | None,
+) -> LandedBatch:
+    """Land Kafka `messages` (in offset order per partition); `bases` maps each partition to
+    its generation's base (landing offset = base + broker offset)."""
+    source = parser.source
+    topic = source.topic
+    ingested_at = datetime.now(UTC)
+    rows: dict[tuple[int, date], list[tuple[int, dict]]] = defaultdict(list)
+    bad: dict[int, QuarantinedEvents] = {}
+    last_record: dict[tuple[int, date | None], Any] = {}
+    late, late_since = 0, None
+    for m in messages:
+        offset = bases[m.partition] + m.offset
+        try:
+            row = parser.parse(m.value, ingested_at)
+        except BadEvent as e:
+            bad.setdefault(m.partition, QuarantinedEvents(topic, m.partition)).add(
+                offset, m.key, m.value, str(e)
+            )
+            last_record[(m.partition, None)] = m
+            continue
+        ts = row[source.timestamp_name]
+        if watermark is not None and ts < watermark:
+            late += 1
+            late_since = ts if late_since is None else min(late_since, ts)
+        rows[(m.partition, ts.date())].append((offset, row))
+        last_record[(m.partition, ts.date())] = m
+    crash_point("before_write")
+    txn = LandingTransaction(landing_dir(settings, source.name) / "_journal")
+    schema = parser.landing_schema()
+    for (partition, day), landed in rows.items():
+        table = _landing_table(schema, parser, partition, landed, ingested_at)
+        final = landing_partition(settings, source.name, day) / landed_file_name(
+            topic, partition, landed[0][0], landed[-1][0]
+        )
+        pq.write_table(_stamped(table, last_record[(partition, day)]), txn.temp_for(final))
+    for partition, events in bad.items():
+        final = events.folder(settings, source.name, ingested_at) / landed_file_name(
+            topic, partition, events.offsets[0], events.offsets[-1]
+        )
+        table = _stamped(events.table(ingested_at), last_record[(partition, None)])
+        pq.write_table(table, txn.temp_for(final))
+    txn.commit()
+    return LandedBatch(
+        rows=sum(map(len, rows.values())),
+        quarantined=sum(len(events.offsets) for events in bad.values()),
+        files=len(txn.moves),
+        late=late,
+        late_since=late_since,
+    )
+
+
+def _landing_table(
+    schema: pa.Schema,
+    parser: EventParser,
+    partition: int,
+    landed: list[tuple[int, dict]],
+    ingested_at: datetime,
+) -> pa.Table:
+    columns: dict[str, list] = {
+        f.name: [row[f.name] for _, row in landed] for f in parser.source.schema_
+    }
+    n = len(landed)
+    columns["_topic"] = [parser.source.topic] * n
+    columns["_partition"] = [partition] * n
+    columns["_offset"] = [offset for offset, _ in landed]
+    columns["_ingested_at"] = [ingested_at] * n
+    return pa.table(columns, schema=schema)
+
+
+def _stamped(table: pa.Table, last_record: Any) -> pa.Table:
+    """`table` with the fingerprint of its last record in the Parquet metadata."""
+    return table.replace_schema_metadata({FINGERPRINT_KEY: fingerprint(last_record)})
