@@ -13,7 +13,7 @@ from serving.schemas import OnlineRequest, OnlineResponse
 router = APIRouter(prefix="/v1", tags=["online"], dependencies=[ReadAccess])
 
 
-@router.post("/online", response_model=OnlineResponse, response_class=Response)
+@router.post("/online", responses={200: {"model": OnlineResponse}})
 async def online(
     body: OnlineRequest, settings: SettingsDep, lookup: LookupDep, metrics: MetricsDep
 ) -> Response:
