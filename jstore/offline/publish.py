@@ -1,10 +1,10 @@
 """Publish a staged run: its rows replace the view's rows in [start, end), in one transaction.
 
-Steps, all inside one transaction holding the table's advisory lock:
-1. create the monthly partitions the interval needs (plain PostgreSQL);
-2. COPY the staged Parquet into a temporary table, refusing any row outside [start, end);
-3. delete the table's rows in [start, end);
-4. insert the staged rows, stamped with the run id and one `_computed_at`.
+First the monthly partitions the interval needs are created (plain PostgreSQL; a short
+transaction of its own). Then, in one transaction holding the table's advisory lock:
+1. COPY the staged Parquet into a temporary table, refusing any row outside [start, end);
+2. delete the table's rows in [start, end);
+3. insert the staged rows, stamped with the run id and one `_computed_at` (clock_timestamp()).
 
 A crash anywhere before the commit leaves the previous rows untouched (the transaction rolls
 back); coverage is extended by the caller only after the commit.
@@ -62,12 +62,12 @@ def publish_interval(
     target = table_id(layout.schema, view)
     dtypes = staged_dtypes(view)
     columns = list(dtypes)
+    layout.ensure_partitions(conn, view, staged.start, staged.end)
     with conn.transaction():
         conn.execute("SET LOCAL jit = off")  # compiling these plans costs more than it saves
         conn.execute(
             "SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key(layout.schema, view.table)]
         )
-        layout.ensure_partitions(conn, view, staged.start, staged.end)
         conn.execute(
             sql.SQL("CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP").format(
                 sql.Identifier(STAGED_TABLE),

@@ -7,7 +7,7 @@ reads.py (latest rows, history, changes) and pit_join.py (the point-in-time join
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -67,6 +67,12 @@ class OfflineStore:
             self.layout.create(self.conn, view)
             self._ensured.add(view.table)
 
+    def _has_table(self, view: ResolvedView) -> bool:
+        """Reads of a view never published find nothing; they do not create its table."""
+        if view.table not in self._ensured and self.layout.exists(self.conn, view):
+            self._ensured.add(view.table)
+        return view.table in self._ensured
+
     def publish(self, view: ResolvedView, staged: StagedRun) -> int:
         """Replace [staged.start, staged.end) of the view's rows by the staged run's rows."""
         self.ensure_table(view)
@@ -74,14 +80,16 @@ class OfflineStore:
 
     def changed_since(self, view: ResolvedView, since: datetime | None) -> Iterator[pa.RecordBatch]:
         """For each entity with a row computed after `since`, its latest row (see reads.py)."""
-        self.ensure_table(view)
+        if not self._has_table(view):
+            return iter(())
         return reads.changed_since(self.conn, self.schema, view, as_utc(since) if since else None)
 
     def latest_for_entities(
         self, view: ResolvedView, keys: list[tuple]
     ) -> dict[tuple, dict[str, Any]]:
         """The latest row of each entity (key tuples in join-key order); missing ones absent."""
-        self.ensure_table(view)
+        if not self._has_table(view):
+            return {}
         return reads.latest_for_entities(self.conn, self.schema, view, keys)
 
     def history(
@@ -92,7 +100,8 @@ class OfflineStore:
         end: datetime | None = None,
     ) -> list[dict[str, Any]]:
         """One entity's stored rows with start <= feature_ts < end, oldest first."""
-        self.ensure_table(view)
+        if not self._has_table(view):
+            return []
         return reads.history(
             self.conn,
             self.schema,
@@ -108,7 +117,31 @@ class OfflineStore:
         features: Sequence[tuple[ResolvedView, FeatureSpec]],
         coverage: dict[str, list[tuple[datetime, datetime]]],
     ) -> pa.Table:
-        """Entity rows plus `<view>__<feature>` columns (see pit_join.py for the semantics)."""
+        """Entity rows plus `<view>__<feature>` columns (see pit_join.py for the semantics).
+
+        With TimescaleDB, a view's retention policy drops old chunks: the part of its coverage
+        older than `now - retention` no longer counts as covered.
+        """
+        if self.layout.hypertables:
+            coverage = retained_coverage(coverage, [view for view, _ in features])
         return pit_join.point_in_time_join(
             self._connect, self.schema, entity_rows, features, coverage
         )
+
+
+def retained_coverage(
+    coverage: dict[str, list[tuple[datetime, datetime]]],
+    views: Sequence[ResolvedView],
+    now: datetime | None = None,
+) -> dict[str, list[tuple[datetime, datetime]]]:
+    """Coverage without what the views' retention policies have dropped by `now`."""
+    now = now or datetime.now(UTC)
+    clipped = dict(coverage)
+    for view in views:
+        if view.view.retention is None or view.table not in coverage:
+            continue
+        horizon = now - view.view.retention
+        clipped[view.table] = [
+            (max(start, horizon), end) for start, end in coverage[view.table] if end > horizon
+        ]
+    return clipped

@@ -121,7 +121,7 @@ class TableLayout:
             conn.execute(
                 sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
             )
-            if self._exists(conn, view):
+            if self.exists(conn, view):
                 return
             conn.execute(self._create_table(view))
             conn.execute(
@@ -135,26 +135,41 @@ class TableLayout:
     ) -> None:
         """Create the monthly partitions [start, end) will write to (plain PostgreSQL only).
 
-        Runs inside the caller's transaction, after it took the table's publish lock.
+        Its own short transaction, before the publish's: creating a partition locks the parent
+        table, which must not last as long as a publish. An unused empty partition is harmless.
         """
         if self.hypertables:
             return
-        for month in months_between(start, end):
+        missing = [
+            month
+            for month in months_between(start, end)
+            if not self._relation_exists(conn, partition_name(view.table, month))
+        ]
+        if not missing:
+            return
+        with conn.transaction():
             conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})"
-                ).format(
-                    sql.Identifier(self.schema, partition_name(view.table, month)),
-                    table_id(self.schema, view),
-                    sql.Literal(month),
-                    sql.Literal(next_month(month)),
-                )
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key(self.schema, view.table)]
             )
+            for month in missing:
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})"
+                    ).format(
+                        sql.Identifier(self.schema, partition_name(view.table, month)),
+                        table_id(self.schema, view),
+                        sql.Literal(month),
+                        sql.Literal(next_month(month)),
+                    )
+                )
 
-    def _exists(self, conn: psycopg.Connection, view: ResolvedView) -> bool:
+    def exists(self, conn: psycopg.Connection, view: ResolvedView) -> bool:
+        return self._relation_exists(conn, view.table)
+
+    def _relation_exists(self, conn: psycopg.Connection, name: str) -> bool:
         row = conn.execute(
             "SELECT to_regclass(%s) IS NOT NULL",
-            [sql.Identifier(self.schema, view.table).as_string(conn)],
+            [sql.Identifier(self.schema, name).as_string(conn)],
         ).fetchone()
         return bool(row and row[0])
 

@@ -100,3 +100,27 @@ def test_changed_since_streams_in_batches(settings, spend_view):
         batches = list(reads.changed_since(store.conn, store.schema, spend_view, None, 1000))
     assert len(batches) > 1
     assert sum(b.num_rows for b in batches) == 2500
+
+
+def test_reads_of_a_view_never_published_find_nothing_and_create_nothing(settings, card_view):
+    with OfflineStore(settings) as store:
+        assert store.latest_for_entities(card_view, [("c",)]) == {}
+        assert store.history(card_view, {"card_id": "c"}) == []
+        assert list(store.changed_since(card_view, None)) == []
+        assert not store.layout.exists(store.conn, card_view)
+
+
+def test_retention_trims_coverage_to_what_is_kept(spend_view):
+    from jstore.offline.store import retained_coverage
+
+    kept = spend_view.model_copy(
+        update={"view": spend_view.view.model_copy(update={"retention": 2 * HOUR})}
+    )
+    coverage = {kept.table: [(T0, T0 + HOUR), (T0 + 2 * HOUR, T0 + 5 * HOUR)]}
+    assert retained_coverage(coverage, [kept], now=T0 + 4 * HOUR) == {
+        kept.table: [(T0 + 2 * HOUR, T0 + 5 * HOUR)]
+    }
+    assert retained_coverage(coverage, [kept], now=T0 + 6 * HOUR) == {
+        kept.table: [(T0 + 4 * HOUR, T0 + 5 * HOUR)]
+    }
+    assert retained_coverage(coverage, [spend_view], now=T0 + 9 * HOUR) == coverage
