@@ -164,5 +164,16 @@ def load_repo(path: str | Path) -> FeatureRepo:
                     repo.add(value)
     finally:
         sys.path.remove(str(files[0].parent))
+        _forget_modules_in(files[0].parent)
     repo.check()
     return repo
+
+
+def _forget_modules_in(folder: Path) -> None:
+    """Drop the repo's helper modules (`from common import …`) from the import cache, so that
+    loading another repo with a module of the same name reads that repo's file."""
+    folder = folder.resolve()
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and Path(file).resolve().parent == folder:
+            del sys.modules[name]

@@ -461,6 +461,19 @@ def test_load_repo_collects_module_level_definitions(tmp_path: Path):
     )
 
 
+def test_each_repo_reads_its_own_helper_modules(tmp_path: Path):
+    for team, key in (("first", "user_id"), ("second", "customer_id")):
+        (tmp_path / team).mkdir()
+        (tmp_path / team / "common.py").write_text(f"KEY = {key!r}\n")
+        (tmp_path / team / "features.py").write_text(
+            "from jstore.model import Entity\n"
+            "from common import KEY\n"
+            "user = Entity(name='user', join_keys=[KEY])\n"
+        )
+    assert load_repo(tmp_path / "first").entities["user"].join_keys == ["user_id"]
+    assert load_repo(tmp_path / "second").entities["user"].join_keys == ["customer_id"]
+
+
 def test_load_repo_names_the_file_and_the_model_of_a_bad_definition(tmp_path: Path):
     (tmp_path / "features.py").write_text(
         "from jstore.model import Aggregation\n"
