@@ -23,6 +23,7 @@ from typing import Any
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.v1 import ValidationError as GxValidationError
 
 from jstore.config import Settings
-from jstore.durations import EPOCH, format_duration
+from jstore.durations import format_duration
 from jstore.model import ResolvedView, WindowedFeatureView
 from jstore.repo import DefinitionError, definition_error
 from jstore.staging import StagedRun
@@ -60,20 +61,29 @@ def check_columns(view: ResolvedView) -> list[str]:
 
 
 def checked_frame(table: pa.Table, view: ResolvedView) -> pd.DataFrame:
-    """The staged rows for the pandas engine, plus the computed check columns."""
-    frame = table.to_pandas()
+    """The staged rows for the pandas engine, plus the computed check columns.
+
+    The columns are added in Arrow and converted once: a frame grown column by column keeps
+    unconsolidated blocks that pandas merges again in every metric (seconds at 100,000 rows).
+    """
     for spec in view.features:
         if spec.dtype == "float64" and spec.name in table.column_names:
             values = table[spec.name]
             bad = pc.fill_null(pc.or_(pc.is_nan(values), pc.is_inf(values)), False)
             text = pc.if_else(bad, pc.cast(values, pa.string()), pa.scalar(None, pa.string()))
-            frame[non_finite_column(spec.name)] = text.to_pandas()
-    if "feature_ts" in frame and len(frame):
-        since_epoch = pd.to_datetime(frame["feature_ts"], utc=True) - pd.Timestamp(EPOCH)
-        frame[STEP_OFFSET] = (since_epoch % pd.Timedelta(view.view.step)).dt.total_seconds()
-    elif "feature_ts" in frame:
-        frame[STEP_OFFSET] = pd.Series(dtype=float)
-    return frame
+            table = table.append_column(non_finite_column(spec.name), text)
+    if "feature_ts" in table.column_names:
+        table = table.append_column(STEP_OFFSET, _step_offsets(table["feature_ts"], view))
+    return table.to_pandas()
+
+
+def _step_offsets(feature_ts: pa.ChunkedArray, view: ResolvedView) -> pa.Array:
+    """Seconds past the latest step boundary at or before each feature_ts (null stays null)."""
+    micros = pc.cast(pc.cast(feature_ts, pa.timestamp("us", tz="UTC")), pa.int64())
+    step_micros = int(view.view.step.total_seconds()) * 1_000_000
+    values = np.asarray(pc.fill_null(micros, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    missing = np.asarray(pc.is_null(micros).to_numpy(zero_copy_only=False), dtype=bool)
+    return pa.array(np.mod(values, step_micros) / 1_000_000, mask=missing)
 
 
 def build_suite(settings: Settings, view: ResolvedView, staged: StagedRun) -> gx.ExpectationSuite:

@@ -133,3 +133,16 @@ def test_each_run_has_its_own_data_docs_page(settings, registry, user_purchases,
     for report in (first, second):
         assert report.staged_run_id in Path(report.report_path).read_text()
         assert report.staged_run_id in index
+
+
+def test_an_empty_run_passes_with_or_without_a_parquet_file(
+    settings, registry, user_purchases, stage
+):
+    with_file = stage([], run_id="compute-empty")
+    without = stage([], run_id="compute-no-file")
+    (without.path / "part-00000.parquet").unlink()
+
+    for staged in (with_file, without):
+        report = validate_staged(settings, registry, user_purchases, staged)
+        assert (report.success, report.failed, report.rows) == (True, [], 0)
+        assert report.statistics["count_1h"]["rows"] == 0
