@@ -87,9 +87,10 @@ def compute(
     run_id: str | None = None,
 ) -> PipelineResult:
     """Stage [start, end) of `view` with Spark, validate it, and publish it if valid."""
-    from jstore.compute import stage
+    from jstore.compute import check_interval, stage
 
     resolved = registry.get_view(view)
+    check_interval(resolved, start, end)
     run_id = registry.record_run(
         RunRecord(
             run_id=run_id or new_run_id("compute"),

@@ -27,16 +27,18 @@ def compute(
     run_id: Annotated[str | None, typer.Option(help="Run id (default: generated).")] = None,
 ) -> None:
     """Compute [start, end) of a view with Spark, validate it, and publish it if valid."""
-    from jstore.compute import ComputeFailed
+    from jstore.compute import ComputeFailed, check_interval
     from jstore.pipeline import compute as run_pipeline
     from jstore.quality.report import QualityGateFailed
 
     interval = _timestamp(start, "start"), _timestamp(end, "end")
     with open_registry() as registry:
         try:
-            result = run_pipeline(get_settings(), registry, view, *interval, run_id=run_id)
+            check_interval(registry.get_view(view), *interval)
         except ValueError as e:
             raise UserError(str(e)) from None
+        try:
+            result = run_pipeline(get_settings(), registry, view, *interval, run_id=run_id)
         except (QualityGateFailed, ComputeFailed) as e:
             typer.echo(f"jstore: {e}", err=True)
             raise typer.Exit(1) from None
