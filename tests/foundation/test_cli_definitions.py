@@ -210,6 +210,7 @@ def test_a_bad_repo_is_refused_with_one_line(settings: Settings, registry, tmp_p
         ),
         (["list", "--tag"], "jstore: Option '--tag' requires an argument."),
         (["frobnicate"], "jstore: No such command 'frobnicate'."),
+        (["describe"], "jstore: Missing argument 'name'."),
         (["plan", "/no/such/repo"], "jstore: /no/such/repo: no Python feature definitions found"),
         (["plan", "README.md"], "jstore: README.md: no Python feature definitions found"),
     ],
