@@ -9,9 +9,10 @@ materialization rate.
    push alone (`OnlineStore.write_batch` on the same rows in memory).
 2. Value format: for 100 entities x 50 features, one packed JSON value a key (MGET + json.loads)
    next to a hash of fields a key (pipelined HGETALL + typed decoding of 5,000 values).
-3. Serving: uvicorn (one worker) on loopback, wrk (one thread, `--connections`) POSTing
-   `/v1/online` for 1 entity x 10 features, 1 x 50 and 100 x 50: p50/p99 and requests/s; the
-   baseline is the same pipeline (meta hash + MGET) sent to Redis from Python, in the same run.
+3. Serving: uvicorn (one worker) on loopback, wrk (one thread) POSTing `/v1/online` for
+   1 entity x 10 features, 1 x 50 and 100 x 50: p50/p99 with one connection (latency without
+   queueing), requests/s and server CPU per request with `--connections`; the baseline is the
+   same pipeline (meta hash + MGET + decoding) sent to Redis from Python, in the same run.
 Everything lives under a scratch project, registry database and schema, removed at the end.
 """
 
@@ -298,16 +299,17 @@ def bench_serving(
                     unpack(pipe.execute()[1])
 
                 raw_p50, raw_p99 = timed_ms(raw_round_trip, 500)
+                latency = wrk(url, body, args.seconds, 1, Path(tmp))
                 cpu = cpu_seconds(api.pid)
-                api_figures = wrk(url, body, args.seconds, args.connections, Path(tmp))
-                cpu_ms = (cpu_seconds(api.pid) - cpu) * 1000 / (api_figures["rps"] * args.seconds)
-                errors = int(api_figures["errors"])
+                load = wrk(url, body, args.seconds, args.connections, Path(tmp))
+                cpu_ms = (cpu_seconds(api.pid) - cpu) * 1000 / (load["rps"] * args.seconds)
+                errors = int(latency["errors"] + load["errors"])
                 print(
-                    f"  {label:24} API p50 {api_figures['p50']:7.3f} ms  p99 "
-                    f"{api_figures['p99']:7.3f} ms  {api_figures['rps']:8,.0f} req/s"
-                    f"  {cpu_ms:.2f} ms server CPU/req{f'  ({errors} errors)' if errors else ''}"
-                    f"  | raw Redis pipeline p50 {raw_p50:.3f} ms p99 {raw_p99:.3f} ms"
-                    f"  | ratio API/raw p50 {api_figures['p50'] / raw_p50:.1f}x"
+                    f"  {label:24} API p50 {latency['p50']:6.2f} ms  p99 {latency['p99']:6.2f} ms"
+                    f" (1 connection)  {load['rps']:5,.0f} req/s ({args.connections} connections)"
+                    f"  {cpu_ms:.2f} ms server CPU/req{f'  ({errors} errors)' if errors else ''}\n"
+                    f"  {'':24} raw Redis pipeline p50 {raw_p50:6.2f} ms  p99 {raw_p99:6.2f} ms"
+                    f"  ratio API/raw p50 {latency['p50'] / raw_p50:.1f}x"
                 )
     finally:
         api.terminate()
