@@ -36,8 +36,9 @@ from jstore.offline.arrow_copy import (
     copy_out,
     from_epoch_us,
     select_column,
+    wire_type,
 )
-from jstore.offline.tables import PG_TYPES, table_id
+from jstore.offline.tables import table_id
 from jstore.repo import DefinitionError
 
 EVENT_TIMESTAMP = "event_timestamp"
@@ -237,7 +238,7 @@ def _fetch(
                 sql.SQL(", ").join(
                     [sql.SQL("{} bigint").format(sql.Identifier(ROW))]
                     + [
-                        sql.SQL("{} {}").format(sql.Identifier(k), sql.SQL(PG_TYPES[dtype]))
+                        sql.SQL("{} {}").format(sql.Identifier(k), sql.SQL(wire_type(dtype)))
                         for k, dtype in dtypes.items()
                     ]
                     + [sql.SQL("{} bigint").format(sql.Identifier(EVENT_TIMESTAMP))]
@@ -291,7 +292,13 @@ def _join_query(
         + [select_column(sql.Identifier("f", spec.name), spec.dtype) for spec in part.features]
     )
     match = sql.SQL(" AND ").join(
-        sql.SQL("t.{k} = e.{k}").format(k=sql.Identifier(k)) for k in part.view.join_keys
+        sql.SQL("{} = {}").format(
+            sql.Identifier("t", k),
+            from_epoch_us(sql.Identifier("e", k))
+            if part.view.key_dtypes[k] == "timestamp"
+            else sql.Identifier("e", k),
+        )
+        for k in part.view.join_keys
     )
     query = sql.SQL(
         "SELECT {selected} FROM {scratch} e LEFT JOIN LATERAL ("
