@@ -107,3 +107,22 @@ def test_the_metrics_count_hits_misses_and_fallbacks(client, fresh_clicks):
     assert "jstore_online_fallbacks_total 0.0" in text
     assert 'jstore_view_freshness_seconds{view="user_clicks"}' in text
     assert 'jstore_request_seconds_count{method="POST",route="/v1/online",status="200"} 1.0' in text
+
+
+def test_a_published_view_never_materialized_is_answered_from_the_offline_store(
+    client, api_settings, registry
+):
+    view = apply_clicks(registry)
+    publish_rows(
+        api_settings,
+        registry,
+        view,
+        NOW_STEP - HOUR,
+        NOW_STEP,
+        [row("u1", NOW_STEP - HOUR, 3, 9.0, 6.0)],
+    )
+
+    body = lookup(client, [{"user_id": "u1"}], features=REFS).json()
+
+    assert body["rows"][0]["values"] == dict(zip(REFS, [3, 9.0, 6.0], strict=True))
+    assert body["rows"][0]["statuses"] == dict.fromkeys(REFS, "fallback")
