@@ -103,7 +103,9 @@ def extract_dag(snapshot: Snapshot, source: str) -> DAG:
         def extract() -> dict:
             context = get_current_context()
             start, end = orchestration.run_interval(
-                context["params"], context["data_interval_start"], context["data_interval_end"]
+                context["params"],
+                context.get("data_interval_start"),
+                context.get("data_interval_end"),
             )
             return orchestration.extract_task(Settings(), source, start, end)
 

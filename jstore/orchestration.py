@@ -121,12 +121,18 @@ def extract_schedule(snapshot: Snapshot, source: str) -> tuple[timedelta, dateti
 
 
 def run_interval(
-    params: dict[str, Any], interval_start: datetime, interval_end: datetime
+    params: dict[str, Any], interval_start: datetime | None, interval_end: datetime | None
 ) -> tuple[datetime, datetime]:
     """A run's [start, end): its data interval, unless its params name other ends."""
-    start = parse_timestamp(params["start"]) if params.get("start") else as_utc(interval_start)
-    end = parse_timestamp(params["end"]) if params.get("end") else as_utc(interval_end)
-    return start, end
+    ends = []
+    for name, fallback in (("start", interval_start), ("end", interval_end)):
+        if params.get(name):
+            ends.append(parse_timestamp(params[name]))
+        elif fallback is not None:
+            ends.append(as_utc(fallback))
+        else:
+            raise ValueError(f"{name}: this run has no data interval; give the param {name}")
+    return ends[0], ends[1]
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from jstore.orchestration import (
     asset_uri,
     extract_schedule,
     load_snapshot,
+    run_interval,
     step_cron,
 )
 from tests.airflow.conftest import snapshot_of
@@ -69,3 +70,13 @@ def test_export_params_take_features_or_a_service() -> None:
     for bad in ({}, {"features": "a:x", "service": "fraud_v1"}):
         with pytest.raises(ValueError, match=r"^features: give either"):
             ExportParams(**bad, **files).feature_refs()
+
+
+def test_a_run_interval_is_the_data_interval_unless_params_name_ends() -> None:
+    s, e = datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 1, 1, tzinfo=UTC)
+    assert run_interval({"start": None, "end": None}, s, e) == (s, e)
+    wide = {"start": "2024-04-29T00:00:00Z", "end": "2024-05-01T00:00:00Z"}
+    assert run_interval(wide, s, e) == (datetime(2024, 4, 29, tzinfo=UTC), s)
+    assert run_interval(wide, None, None) == (datetime(2024, 4, 29, tzinfo=UTC), s)
+    with pytest.raises(ValueError, match=r"^end: this run has no data interval"):
+        run_interval({"start": "2024-04-29T00:00:00Z"}, None, None)
