@@ -32,11 +32,12 @@ def land(
 ) -> None:
     """Land one bounded batch of a source's topic into the landing zone (exactly once)."""
     from jstore.ingest.lander import LandingError, land
+    from jstore.ingest.transaction import SourceBusy
 
     with open_registry() as registry:
         try:
             result = land(get_settings(), registry, source, max_records, new_generation)
-        except LandingError as e:
+        except (LandingError, SourceBusy) as e:
             raise UserError(str(e)) from None
     typer.echo(
         f"landed {result.rows} rows of {source} ({result.quarantined} quarantined, "
@@ -57,12 +58,13 @@ def extract(
 ) -> None:
     """Copy a database source's rows with timestamp in [start, end) into the landing zone."""
     from jstore.ingest.extract import ExtractError, extract
+    from jstore.ingest.transaction import SourceBusy
 
     begin, finish = _timestamp(start, "start"), _timestamp(end, "end")
     with open_registry() as registry:
         try:
             result = extract(get_settings(), registry, source, begin, finish)
-        except ExtractError as e:
+        except (ExtractError, SourceBusy) as e:
             raise UserError(str(e)) from None
     typer.echo(
         f"extracted {result.rows} rows of {source} for [{result.start.isoformat()}, "

@@ -162,22 +162,18 @@ class _Run:
         self.new_generations: list[int] = []
 
     def execute(self, max_records: int | None) -> LandingResult:
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
+        from kafka.errors import KafkaTimeoutError
         from kafka.structs import OffsetAndMetadata
 
         started = time.monotonic()
         topic = self.source.topic
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap.split(","),
-            group_id=f"jstore-lander.{self.settings.project}.{self.source.name}",
-            enable_auto_commit=False,
-            auto_offset_reset="none",
-            session_timeout_ms=self.settings.kafka_session_timeout_ms,
-            heartbeat_interval_ms=self.settings.kafka_session_timeout_ms // 3,
-            max_poll_records=10_000,
-            fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-        )
+        try:
+            consumer = self._consumer()
+        except KafkaTimeoutError:
+            raise LandingError(
+                f"kafka_bootstrap: no Kafka broker answers at {self.settings.kafka_bootstrap}"
+            ) from None
         try:
             numbers = consumer.partitions_for_topic(topic)
             if not numbers:
@@ -223,6 +219,21 @@ class _Run:
             files=self.files,
             new_generations=self.new_generations,
             duration_s=round(time.monotonic() - started, 3),
+        )
+
+    def _consumer(self) -> Any:
+        from kafka import KafkaConsumer
+
+        return KafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap.split(","),
+            group_id=f"jstore-lander.{self.settings.project}.{self.source.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="none",
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self.settings.kafka_session_timeout_ms // 3,
+            max_poll_records=10_000,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
         )
 
     def _resume_at(

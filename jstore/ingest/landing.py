@@ -17,12 +17,10 @@ from jstore.model import EventSource, TableSource
 
 def read_landing(settings: Settings, source: EventSource | TableSource) -> pa.Table:
     """All landed rows of `source` (schema columns, lineage columns and `event_date`)."""
-    schema = EventParser(source).landing_schema()
+    schema = EventParser(source).landing_schema().append(pa.field("event_date", pa.date32()))
     root = landing_dir(settings, source.name)
     if not root.is_dir():
-        return schema.append(pa.field("event_date", pa.date32())).empty_table()
+        return schema.empty_table()
     partitioning = ds.partitioning(pa.schema([("event_date", pa.date32())]), flavor="hive")
-    dataset = ds.dataset(root, format="parquet", partitioning=partitioning)
-    return dataset.to_table(
-        columns=[*schema.names, "event_date"],
-    ).cast(schema.append(pa.field("event_date", pa.date32())))
+    dataset = ds.dataset(root, schema=schema, format="parquet", partitioning=partitioning)
+    return dataset.to_table()

@@ -37,6 +37,10 @@ SPARK_OUTPUT = "_extract_output"
 """Where an extract's Spark job writes first (a `_` folder: never read as landed data)."""
 
 
+class SourceBusy(RuntimeError):
+    """Another lander or extract of the same source is running."""
+
+
 def crash_point(name: str) -> None:
     """Test hook: SIGKILL this process here when `JSTORE_CRASH_AT` names this point."""
     if os.environ.get(CRASH_ENV) == name:
@@ -122,7 +126,7 @@ def exclusive(lock_file: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(
+            raise SourceBusy(
                 f"another lander or extract holds {lock_file}; try again when it is done"
             ) from None
         try:

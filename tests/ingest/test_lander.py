@@ -12,7 +12,7 @@ from jstore.ingest.landing import read_landing
 from jstore.lake import landing_dir
 from jstore.model import EventSource
 from jstore.registry import Registry
-from tests.ingest.conftest import Send, purchase
+from tests.ingest.conftest import Send, purchase, purchases_on
 
 
 def landed_rows(settings: Settings, source: EventSource) -> list[tuple]:
@@ -128,7 +128,21 @@ def test_a_table_source_or_missing_topic_is_refused(
     settings: Settings, registry: Registry, example_repo
 ) -> None:
     registry.apply(example_repo)
+    registry.register(purchases_on("never_created"))
     with pytest.raises(LandingError, match="source: 'customers' is a table source"):
         land(settings, registry, "customers")
-    with pytest.raises(LandingError, match="topic: 'purchases' of source 'purchases' not found"):
+    with pytest.raises(
+        LandingError, match="topic: 'never_created' of source 'purchases' not found"
+    ):
         land(settings, registry, "purchases")
+
+
+def test_no_broker_is_one_clear_error(
+    settings: Settings, registry: Registry, source: EventSource
+) -> None:
+    nowhere = settings.model_copy(update={"kafka_bootstrap": "127.0.0.1:9"})
+    with pytest.raises(
+        LandingError, match=r"kafka_bootstrap: no Kafka broker answers at 127\.0\.0\.1:9"
+    ):
+        land(nowhere, registry, "purchases")
+    assert registry.list_runs(kind="land")[0].status == "failed"

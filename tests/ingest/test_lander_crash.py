@@ -84,6 +84,9 @@ def test_a_crash_at_any_step_loses_nothing_and_lands_nothing_twice(
 
     assert run_lander_cli(settings, "purchases", crash_at) == -signal.SIGKILL
     assert committed_offsets(settings, source.topic) == [None] * PARTITIONS
+    seen_by_readers = every_offset(settings, source)  # temp files are never read
+    assert len(set(seen_by_readers)) == len(seen_by_readers)
+    assert set(seen_by_readers) <= set(expected)
 
     rerun = land(settings, registry, "purchases")
 
