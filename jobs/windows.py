@@ -2,15 +2,20 @@
 
 A window `w` at step `t` covers the tiles `t - w <= tile < t`. A tile changes a window's value
 only at the step where it enters (`tile + step`) or leaves (`tile + w + step`), so those steps
-are the only candidates for a changed row. For each candidate `t` two evaluation points are
-added beside the tiles: `t - step` (the value at `t`) and `t - 2 step` (the value at `t - step`).
-Every window is one range frame over the ordered points of an entity, `[p - w + step, p]`, so
-the value at `t` and the value at `t - step` come out of the same expression over the same kind
-of frame: equal sets of tiles give identical values, floats included. Nothing is read back from
-storage, and no raw row is scanned per window.
+are the only candidates for a changed row, and between two candidates every value stays put.
+The value at a candidate `t` is evaluated at the point `t - step`; the value at `t - step` is
+then the value at the entity's previous candidate, or, for its first candidate in [start, end),
+the value at `start - step`, evaluated at one more point per entity (`start - 2 step`).
 
-Invariants: points are keyed by (join keys, `__tile`) and unique; the row before a candidate in
-its entity's order is its `t - 2 step` point, so `lag` yields the value at `t - step`.
+Every window is one range frame over the ordered points and tiles of an entity,
+`[p - w + step, p]`, so a value and the value it is compared with come out of the same
+expression over the same kind of frame: equal sets of tiles give identical values, floats
+included. Nothing is read back from storage, and no raw row is scanned per window. Cost: Spark
+recomputes a sliding frame per row, so the work is the rows of an entity (tiles and points,
+at most one per step) times the rows inside its widest window.
+
+Invariants: points are keyed by (join keys, `__tile`) and unique; in an entity's order of
+points, the one before a candidate holds the value at `t - step`.
 """
 
 from __future__ import annotations
@@ -69,25 +74,21 @@ def changed_windowed_rows(
 def evaluation_points(
     tiles: DataFrame, join_keys: list[str], windows: list[int], step: int, start: int, end: int
 ) -> DataFrame:
-    """(join keys, `__tile` = point, `__candidate`) for the candidate steps `t` in [start, end):
-    the point `t - step` (candidate) and `t - 2 step` (its previous value, not a candidate)."""
-    offsets = sorted({0, *windows})
-    points = F.explode(
-        F.array(
-            *(
-                F.struct(
-                    (F.col(TILE) + offset - back).alias("point"),
-                    F.lit(back == 0).alias("candidate"),
-                )
-                for offset in offsets
-                for back in (0, step)
-            )
-        )
-    ).alias("p")
-    candidate_step = F.col("p.point") + step + F.when(F.col("p.candidate"), 0).otherwise(step)
-    return (
-        tiles.select(*join_keys, points)
-        .where((candidate_step >= start) & (candidate_step < end))
-        .groupBy(*join_keys, F.col("p.point").alias(TILE))
-        .agg(F.max("p.candidate").alias(CANDIDATE))
+    """(join keys, `__tile` = point, `__candidate`): the point `t - step` of every candidate step
+    `t` in [start, end), and per entity the point `start - 2 step` (the value at `start - step`,
+    not a candidate)."""
+    entering_or_leaving = F.explode(
+        F.array(*(F.col(TILE) + offset for offset in sorted({0, *windows})))
+    ).alias(TILE)
+    candidates = (
+        tiles.select(*join_keys, entering_or_leaving)
+        .where((F.col(TILE) + step >= start) & (F.col(TILE) + step < end))
+        .distinct()
+        .withColumn(CANDIDATE, F.lit(True))
     )
+    before_start = (
+        candidates.select(*join_keys)
+        .distinct()
+        .select(*join_keys, F.lit(start - 2 * step).alias(TILE), F.lit(False).alias(CANDIDATE))
+    )
+    return candidates.unionByName(before_start)

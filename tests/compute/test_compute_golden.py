@@ -164,3 +164,25 @@ def test_unaligned_interval_is_refused_naming_the_field(compute):
         compute(v, [], at("10:30"), at("12:00"))
     with pytest.raises(ValueError, match=r"^end: .* not aligned"):
         compute(v, [], at("10:00"), at("12:01"))
+
+
+def test_the_worked_example_of_docs_compute(compute):
+    v = view(
+        Aggregation(function="count", windows=["1h", "2h"]),
+        Aggregation(function="sum", column="amount", windows=["1h", "2h"]),
+    )
+    events = [
+        {"user_id": "u1", "amount": 3.0, "ts": at("10:00")},
+        {"user_id": "u1", "amount": 5.0, "ts": at("11:30")},
+    ]
+    assert compute(v, events, at("10:00"), at("15:00")) == [
+        ("u1", at("11:00"), 1, 1, 3.0, 3.0),
+        ("u1", at("12:00"), 1, 2, 5.0, 8.0),
+        ("u1", at("13:00"), 0, 1, 0.0, 5.0),
+        ("u1", at("14:00"), 0, 0, 0.0, 0.0),
+    ]
+    assert compute(v, events, at("12:00"), at("15:00")) == [
+        ("u1", at("12:00"), 1, 2, 5.0, 8.0),
+        ("u1", at("13:00"), 0, 1, 0.0, 5.0),
+        ("u1", at("14:00"), 0, 0, 0.0, 0.0),
+    ]
