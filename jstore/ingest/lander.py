@@ -51,7 +51,8 @@ class LandingError(Exception):
 
 
 class BrokerLogLost(LandingError):
-    """The broker's end offset is below the next offset to land: its log was lost or reset."""
+    """The broker no longer holds the log the landing zone was read from (its end offset is
+    below the next offset to land, or the last landed record differs): it lost or replaced it."""
 
 
 class PartitionRange(BaseModel):
@@ -60,7 +61,7 @@ class PartitionRange(BaseModel):
     first: int | None = None
     last: int | None = None
     end: int
-    """The broker's end offset at the start of the run (the bound of a run)."""
+    """The end offset at the start of the run (the bound of a run), as a landing offset."""
     generation: int = 0
     lost_to_retention: list[int] | None = None
     """[first, last] broker offsets deleted by the broker before they were landed."""
