@@ -14,7 +14,8 @@ def latest_quality_summary(
 
     Views never validated are left out. Each dict: view, version, run_id, staged_run_id,
     status (running, success, failed), start, end, finished_at (ISO-8601 UTC), rows, failed,
-    statistics, drift, drift_flagged, report_path.
+    statistics, drift, drift_flagged, report_path, and report_page (the page's path
+    inside the Data Docs site, which the API serves under /quality/).
     """
     names = [view] if view else [v.name for v in registry.list_views()]
     summaries = []
@@ -42,6 +43,7 @@ def _summary(run: RunRecord) -> dict[str, Any]:
         "drift": details.get("drift", {}),
         "drift_flagged": details.get("drift_flagged", []),
         "report_path": details.get("report_path"),
+        "report_page": details.get("report_page"),
     }
 
 

@@ -82,7 +82,7 @@ def validate_staged(
     registry.finish_run(
         run.run_id,
         "success" if report.success else "failed",
-        details=run_details(report),
+        details=run_details(report, quality_dir(settings)),
         error=None if report.success else f"{len(report.failed)} expectations failed",
     )
     return report
@@ -104,10 +104,14 @@ def previous_statistics(registry: Registry, view: ResolvedView) -> dict[str, dic
     return runs[0].details.get("statistics") if runs else None
 
 
-def run_details(report: ValidationReport) -> dict[str, Any]:
-    return report.model_dump(
+def run_details(report: ValidationReport, docs_root: Path) -> dict[str, Any]:
+    """What the registry keeps of a report; `report_page` is the page's path in the Data Docs
+    site, for links (the API serves the site under /quality/)."""
+    details = report.model_dump(
         include={"staged_run_id", "failed", "statistics", "drift", "drift_flagged", "report_path"}
     )
+    details["report_page"] = Path(report.report_path).relative_to(docs_root).as_posix()
+    return details
 
 
 def summary_path(page: Path) -> Path:

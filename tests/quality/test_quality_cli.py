@@ -39,6 +39,7 @@ def test_the_latest_runs_show_status_failures_and_report(settings, registry, use
         "drift": {},
         "drift_flagged": [],
         "report_path": report.report_path,
+        "report_page": str(Path(report.report_path).relative_to(settings.lake_path / "quality")),
     }
     assert summary["statistics"] == report.statistics
 
