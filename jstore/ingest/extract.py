@@ -97,6 +97,9 @@ def plan_extract(settings: Settings, source: str, start: datetime, end: datetime
     start, end = as_utc(start), as_utc(end)
     if end <= start:
         raise ExtractError(f"end: {end.isoformat()} must be after start {start.isoformat()}")
+    for field, ts in (("start", start), ("end", end)):
+        if ts.microsecond:
+            raise ExtractError(f"{field}: {ts.isoformat()} must be a whole second")
     landed = landed_intervals(settings, source)
     lo, hi, replaced = start, end, set()
     while True:
