@@ -1,10 +1,12 @@
 """Great Expectations plumbing: one context per quality folder per process, and a checkpoint run.
 
-The context is ephemeral (creating it costs milliseconds and writes no config file, so parallel
-validations of different views cannot race on a `great_expectations.yml`), but what the Data
-Docs index lists is kept on disk under `<lake>/quality/gx/`: suites and validation results.
-The Data Docs site itself is `<lake>/quality/` (`index.html`, one page per validation run
-under `validations/<view>__v<N>/<compute run>/<time>/`).
+The context is ephemeral: creating it costs milliseconds and writes no config file. Suites,
+validation definitions and checkpoints live in memory, so that two processes validating runs
+of the same view at once (a backfill) never replace each other's suite mid-run; only what the
+Data Docs index lists across processes is kept on disk: the validation results, under
+`<lake>/quality/gx/validations/`. The Data Docs site itself is `<lake>/quality/` (`index.html`,
+one page per validation run under `validations/<view>__v<N>/<compute run>/<time>/`, the
+suites under `expectations/`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def data_context(quality_dir: Path) -> EphemeralDataContext:
 
     config = DataContextConfig(
         stores={
-            "expectations_store": on_disk("ExpectationsStore", "expectations"),
+            "expectations_store": in_memory("ExpectationsStore"),
             "validation_results_store": on_disk("ValidationResultsStore", "validations"),
             "checkpoint_store": in_memory("CheckpointStore"),
             "validation_definition_store": in_memory("ValidationDefinitionStore"),
