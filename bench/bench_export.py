@@ -6,8 +6,9 @@
 Feature rows of user_purchases (step 1h), merchant_sales (1d) and user_categories (1h) are
 generated directly (change-only rows at random steps over `--days`), published through staged
 runs into a scratch schema, then `--rows` entity rows get every feature of the three views.
-The baseline is DuckDB's ASOF LEFT JOIN over the same rows written to Parquet, in the same run;
-the ratio JStore / DuckDB is the figure. The scratch schema is dropped at the end.
+The baseline is DuckDB's ASOF LEFT JOIN over the same rows written to Parquet and loaded once into
+DuckDB tables (the join alone is timed, 2 threads), in the same run; the ratio JStore / DuckDB
+is the figure. The scratch schema is dropped at the end.
 """
 
 from __future__ import annotations
@@ -98,28 +99,35 @@ def entity_rows(users: int, merchants: int, rows: int, days: int, rng: np.random
     )
 
 
-def duckdb_asof(folder: Path, views: dict[str, ResolvedView]) -> tuple[float, int]:
-    """The same join with DuckDB's ASOF LEFT JOIN over Parquet; returns (seconds, rows)."""
+def duckdb_asof(folder: Path, views: dict[str, ResolvedView]) -> tuple[float, float, int]:
+    """The same join with DuckDB's ASOF LEFT JOIN (2 threads, the cores here).
+
+    Each Parquet file is read once into a DuckDB table first, so the join is timed over DuckDB's
+    own storage as ours is over PostgreSQL's; returns (seconds to load, seconds to join, rows).
+    """
     con = duckdb.connect()
     con.execute("SET threads TO 2")
-    select = ["e.*"]
+    began = time.perf_counter()
+    con.execute(
+        "CREATE TABLE entities AS SELECT *, row_number() OVER () AS _row "
+        f"FROM read_parquet('{folder / 'entities.parquet'}')"
+    )
+    for name in views:
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{folder / name}.parquet')")
+    loaded = time.perf_counter() - began
+    select = ["e.* EXCLUDE (_row)"]
     joins = []
     for i, (name, view) in enumerate(views.items()):
         key = view.join_keys[0]
         select += [f'v{i}."{f.name}" AS "{name}__{f.name}"' for f in view.features]
         joins.append(
-            f"ASOF LEFT JOIN read_parquet('{folder / name}.parquet') v{i} "
+            f"ASOF LEFT JOIN {name} v{i} "
             f'ON e."{key}" = v{i}."{key}" AND e.event_timestamp >= v{i}.feature_ts'
         )
-    query = (
-        f"SELECT {', '.join(select)} FROM "
-        "(SELECT *, row_number() OVER () AS _row "
-        f"FROM read_parquet('{folder}/entities.parquet')) e "
-        f"{' '.join(joins)} ORDER BY e._row"
-    )
+    query = f"SELECT {', '.join(select)} FROM entities e {' '.join(joins)} ORDER BY e._row"
     began = time.perf_counter()
     result = con.sql(query).to_arrow_table()
-    return time.perf_counter() - began, result.num_rows
+    return loaded, time.perf_counter() - began, result.num_rows
 
 
 def main() -> None:
@@ -169,15 +177,17 @@ def main() -> None:
                 began = time.perf_counter()
                 joined = store.point_in_time_join(entities, features, coverage)
                 ours = time.perf_counter() - began
-            baseline, baseline_rows = duckdb_asof(folder, views)
+            loading, baseline, baseline_rows = duckdb_asof(folder, views)
             assert joined.num_rows == baseline_rows == args.rows
+            size = f"{args.rows:,} rows x {len(features)} features"
             print(
-                f"jstore point-in-time join  {args.rows:,} rows x {len(features)} features  "
-                f"{ours:6.2f} s  {args.rows / ours:>10,.0f} rows/s"
+                f"jstore point-in-time join    {size}  {ours:6.2f} s  "
+                f"{args.rows / ours:>10,.0f} rows/s"
             )
             print(
-                f"duckdb ASOF JOIN (parquet) {args.rows:,} rows x {len(features)} features  "
-                f"{baseline:6.2f} s  {args.rows / baseline:>10,.0f} rows/s"
+                f"duckdb ASOF JOIN (in memory) {size}  {baseline:6.2f} s  "
+                f"{args.rows / baseline:>10,.0f} rows/s  "
+                f"(+ {loading:.2f} s reading the Parquet once)"
             )
             print(f"ratio jstore / duckdb: {baseline / ours:.2f}")
         finally:

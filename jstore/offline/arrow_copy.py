@@ -1,7 +1,8 @@
 """Moving Arrow data in and out of PostgreSQL with COPY, in CSV encoded and parsed by Arrow's C++.
 
 CSV keeps every row out of Python: Arrow writes the batches, PostgreSQL parses them, and on the
-way out Arrow parses what `COPY … TO STDOUT` sends. Conventions on both sides:
+way out Arrow parses what `COPY … TO STDOUT` sends (or, for rows of fixed-width columns only,
+numpy reads a binary COPY as it comes: `copy_out_fixed`). Conventions on both sides:
 - strings are always quoted, so an unquoted empty field is NULL and `""` is the empty string;
 - timestamps travel as whole microseconds since the epoch both ways (formatting and parsing
   timestamp text costs more than the rest of the row): `copy_in` sends them as bigint into a
@@ -15,6 +16,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 
+import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -29,6 +31,9 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "bool": pa.bool_(),
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
+FIXED_WIDTH = {"int64": ">i8", "float64": ">f8", "bool": "u1", "timestamp": ">i8"}
+POSTGRES_EPOCH_US = 946_684_800_000_000  # binary timestamptz counts µs from 2000-01-01
+BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _WRITE = pacsv.WriteOptions(include_header=False, quoting_style="needed")
 
 
@@ -90,6 +95,28 @@ def copy_out(conn: psycopg.Connection, query: sql.Composable, dtypes: dict[str, 
         return _empty(dtypes)
     table = pacsv.read_csv(pa.py_buffer(data), *_read_options(dtypes, use_threads=True))
     return _restore_timestamps(table, dtypes)
+
+
+def copy_out_fixed(
+    conn: psycopg.Connection, query: sql.Composable, layout: list[tuple[str, str]]
+) -> np.ndarray:
+    """Run `query` by binary COPY and return its rows as a numpy record array.
+
+    Every column must be non-null and of a fixed width: `layout` names them in order with their
+    big-endian numpy dtype (FIXED_WIDTH; timestamptz is µs since POSTGRES_EPOCH_US).
+    """
+    with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(query)) as copy:
+        data = b"".join(bytes(chunk) for chunk in copy)
+    fields = [("count", ">i2")]
+    for name, dtype in layout:
+        fields += [(f"{name}_length", ">i4"), (name, dtype)]
+    row = np.dtype(fields)
+    header = len(BINARY_SIGNATURE) + 4
+    extension = int.from_bytes(data[header : header + 4], "big") if data else 0
+    body = memoryview(data)[header + 4 + extension : -2] if data else memoryview(b"")
+    if len(body) % row.itemsize:
+        raise ValueError("binary COPY rows are not of the expected fixed layout")
+    return np.frombuffer(body, row)
 
 
 def copy_out_batches(

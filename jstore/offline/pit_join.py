@@ -10,41 +10,37 @@ For an entity row (join keys, `event_timestamp` T, any other columns) and a view
   T was never computed. These rows are counted per view (`uncovered_rows`).
 
 Every entity row is kept, in order, its columns unchanged; the features are appended as
-`<view>__<feature>`. In PostgreSQL: the entity rows are COPYed into a temporary table with their
-row number, then one query per view does one backward index seek per entity row
-(LEFT JOIN LATERAL … ORDER BY feature_ts DESC LIMIT 1); the views run on parallel connections.
+`<view>__<feature>`.
+
+How: per view (on parallel connections), PostgreSQL sends the stored rows any entity row may
+match — per key tuple asked, from its row in effect at the first time asked to the last time
+asked (pit_candidates.py) — and the as-of match is done here in numpy: sort those rows by
+(key, feature_ts), one binary search per entity row. Sending each entity row's matched row
+instead (one LATERAL … ORDER BY feature_ts DESC LIMIT 1 seek per entity row) measured slower:
+the server's output of rows is the cost, and entity rows outnumber the stored rows they match
+whenever an entity is asked at several times (see docs/offline_store.md for the figures).
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-from psycopg import sql
 
 from jstore.model import FeatureSpec, ResolvedView
-from jstore.offline.arrow_copy import (
-    ARROW_TYPES,
-    copy_in,
-    copy_out,
-    from_epoch_us,
-    select_column,
-    wire_type,
-)
-from jstore.offline.tables import table_id
+from jstore.offline.arrow_copy import ARROW_TYPES
+from jstore.offline.pit_candidates import FIRST, LAST, SPAN, candidates
 from jstore.repo import DefinitionError
 
 EVENT_TIMESTAMP = "event_timestamp"
-ROW = "_row"
 FOUND = "_found"
-SCRATCH_PREFIX = "_jstore_join_"
 MAX_CONNECTIONS = 4
 UNCOVERED_METADATA = b"jstore.uncovered_rows"
 Coverage = dict[str, list[tuple[datetime, datetime]]]
@@ -217,100 +213,92 @@ def _fetch(
 ) -> list[pa.Table]:
     """Per view, per entity row in input order: whether a row was found, and its features.
 
-    The entity rows go to an unlogged scratch table (dropped at the end) so that each view is
-    joined on its own connection, in parallel: most of the time goes into the server's output
-    of the rows, which one backend does on one core.
+    Each view runs on its own connection, in parallel: most of the time is the server writing
+    the candidate rows, which one backend does on one core.
     """
-    n = len(times)
-    entity = pa.table({ROW: pa.array(range(n), pa.int64()), **key_columns, EVENT_TIMESTAMP: times})
-    first_keys = parts[0].view.join_keys
-    entity = entity.take(
-        pc.sort_indices(
-            entity, [(k, "ascending") for k in first_keys] + [(EVENT_TIMESTAMP, "ascending")]
+    with ThreadPoolExecutor(min(len(parts), MAX_CONNECTIONS)) as pool:
+        return list(
+            pool.map(lambda part: _fetch_view(connect, schema, part, key_columns, times), parts)
         )
-    )
-    scratch = sql.Identifier(schema, f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}")
-    dtypes = _dtypes_of(key_columns, parts)
-    with connect() as conn:
-        conn.execute(
-            sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
-                scratch,
-                sql.SQL(", ").join(
-                    [sql.SQL("{} bigint").format(sql.Identifier(ROW))]
-                    + [
-                        sql.SQL("{} {}").format(sql.Identifier(k), sql.SQL(wire_type(dtype)))
-                        for k, dtype in dtypes.items()
-                    ]
-                    + [sql.SQL("{} bigint").format(sql.Identifier(EVENT_TIMESTAMP))]
-                ),
-            )
-        )
-        try:
-            copy_in(conn, scratch, entity.column_names, entity.to_batches())
-            conn.execute(sql.SQL("ANALYZE {}").format(scratch))
-            with ThreadPoolExecutor(min(len(parts), MAX_CONNECTIONS)) as pool:
-                return list(
-                    pool.map(lambda part: _fetch_view(connect, schema, part, scratch), parts)
-                )
-        finally:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(scratch))
 
 
 def _fetch_view(
     connect: Callable[[], psycopg.Connection],
     schema: str,
     part: _ViewPart,
-    scratch: sql.Identifier,
+    key_columns: dict[str, pa.Array],
+    times: pa.Array,
 ) -> pa.Table:
-    query, dtypes = _join_query(schema, part, scratch)
-    with connect() as conn:
-        conn.execute("SET jit = off")  # compiling the plan costs more than it saves
-        fetched = copy_out(conn, query, dtypes)
-    return fetched.take(pc.sort_indices(fetched[ROW]))
+    entity_code, first_rows = _entity_codes([key_columns[k] for k in part.view.join_keys])
+    entity_us = times.cast(pa.int64()).to_numpy()
+    spans = _spans(part.view.join_keys, key_columns, entity_code, first_rows, entity_us)
+    stored_code, stored_us, values = candidates(connect, schema, part.view, part.features, spans)
+    matched = latest_at_or_before(stored_code, stored_us, entity_code, entity_us)
+    columns = {FOUND: matched.is_valid()}
+    for spec in part.features:
+        columns[part.column(spec)] = values[spec.name].take(matched)
+    return pa.table(columns)
 
 
-def _dtypes_of(key_columns: dict[str, pa.Array], parts: list[_ViewPart]) -> dict[str, str]:
-    dtypes: dict[str, str] = {}
-    for part in parts:
-        for key in part.view.join_keys:
-            dtypes.setdefault(key, part.view.key_dtypes[key])
-    return {k: dtypes[k] for k in key_columns}
+def _entity_codes(keys: list[pa.Array]) -> tuple[np.ndarray, np.ndarray]:
+    """Per entity row, a dense code of its key tuple (-1 when a key is null: such a row matches
+    nothing); and per code, the first row that has it."""
+    code = np.zeros(len(keys[0]), np.int64)
+    for key in keys:
+        encoded = key.dictionary_encode()
+        part = encoded.indices.fill_null(-1).to_numpy().astype(np.int64)
+        code = np.where((code >= 0) & (part >= 0), code * len(encoded.dictionary) + part, -1)
+        _, first, dense = np.unique(code, return_index=True, return_inverse=True)
+        if code.min(initial=0) < 0:  # -1 sorts first: keep it -1
+            dense, first = dense - 1, first[1:]
+        code = dense.astype(np.int64)
+    return code, first
 
 
-def _join_query(
-    schema: str, part: _ViewPart, scratch: sql.Identifier
-) -> tuple[sql.Composed, dict[str, str]]:
-    """Per entity row: its row number, whether the view has a row at or before its time, and
-    that row's features: one backward seek through the primary key per entity row."""
-    dtypes = {ROW: "int64", FOUND: "bool"}
-    dtypes.update({part.column(spec): spec.dtype for spec in part.features})
-    selected = sql.SQL(", ").join(
-        [
-            sql.SQL("e.{}").format(sql.Identifier(ROW)),
-            sql.SQL("(f.feature_ts IS NOT NULL) AS {}").format(sql.Identifier(FOUND)),
-        ]
-        + [select_column(sql.Identifier("f", spec.name), spec.dtype) for spec in part.features]
+def _spans(
+    keys: list[str],
+    key_columns: dict[str, pa.Array],
+    entity_code: np.ndarray,
+    first_rows: np.ndarray,
+    entity_us: np.ndarray,
+) -> pa.Table:
+    """Per key tuple asked (its code): the key values and the first and last time asked."""
+    known = entity_code >= 0
+    first = np.full(len(first_rows), np.iinfo(np.int64).max)
+    last = np.full(len(first_rows), np.iinfo(np.int64).min)
+    np.minimum.at(first, entity_code[known], entity_us[known])
+    np.maximum.at(last, entity_code[known], entity_us[known])
+    return pa.table(
+        {SPAN: np.arange(len(first_rows), dtype=np.int64)}
+        | {k: key_columns[k].take(first_rows) for k in keys}
+        | {FIRST: first, LAST: last}
     )
-    match = sql.SQL(" AND ").join(
-        sql.SQL("{} = {}").format(
-            sql.Identifier("t", k),
-            from_epoch_us(sql.Identifier("e", k))
-            if part.view.key_dtypes[k] == "timestamp"
-            else sql.Identifier("e", k),
-        )
-        for k in part.view.join_keys
+
+
+def latest_at_or_before(
+    stored_code: np.ndarray,
+    stored_us: np.ndarray,
+    entity_code: np.ndarray,
+    entity_us: np.ndarray,
+) -> pa.Array:
+    """Per entity row, the index of the stored row with its key code and the latest
+    `feature_ts <= event_timestamp`; null when there is none (or its code is -1). Stored
+    (code, feature_ts) are unique (the primary key); codes are below 2**31.
+
+    Times become ranks among the stored times, so that (code, rank) packs into one int64 whose
+    order is the order of (code, time): one sort of the stored rows and one binary search per
+    entity row.
+    """
+    if len(stored_us) == 0:
+        return pa.nulls(len(entity_us), pa.int64())
+    steps = np.unique(stored_us)
+    stored_packed = (stored_code << 32) | (np.searchsorted(steps, stored_us) + 1)
+    entity_packed = (np.maximum(entity_code, 0) << 32) | np.searchsorted(
+        steps, entity_us, side="right"
     )
-    query = sql.SQL(
-        "SELECT {selected} FROM {scratch} e LEFT JOIN LATERAL ("
-        "SELECT t.feature_ts, {features} FROM {table} t "
-        "WHERE {match} AND t.feature_ts <= {event_ts} "
-        "ORDER BY t.feature_ts DESC LIMIT 1) f ON true"
-    ).format(
-        selected=selected,
-        scratch=scratch,
-        features=sql.SQL(", ").join(sql.Identifier("t", spec.name) for spec in part.features),
-        table=table_id(schema, part.view),
-        match=match,
-        event_ts=from_epoch_us(sql.Identifier("e", EVENT_TIMESTAMP)),
-    )
-    return query, dtypes
+    order = np.argsort(stored_packed)
+    ordered = stored_packed[order]
+    position = np.maximum(np.searchsorted(ordered, entity_packed, side="right") - 1, 0)
+    hit = (entity_code >= 0) & (ordered[position] >> 32 == entity_code)
+    hit &= ordered[position] <= entity_packed
+    return pa.array(order[position], pa.int64(), mask=~hit)

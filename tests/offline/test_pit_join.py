@@ -8,9 +8,10 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
+from jstore.model import FieldSpec, SqlFeatureView
 from jstore.offline import OfflineStore, uncovered_rows
-from jstore.repo import DefinitionError
-from tests.offline.conftest import HOUR, T0, stage_rows
+from jstore.repo import DefinitionError, FeatureRepo
+from tests.offline.conftest import HOUR, T0, account, payments, stage_rows
 
 DAY = timedelta(days=1)
 
@@ -278,3 +279,61 @@ def test_one_feature_of_two_versions_is_refused(store, spend_view):
     features = [(spend_view, spend_view.feature("count_1h")), (v2, v2.feature("count_1h"))]
     with pytest.raises(DefinitionError, match="account_spend__count_1h is asked of two versions"):
         store.point_in_time_join(entities, features, {})
+
+
+PROFILE_REPO = FeatureRepo.of(
+    account,
+    payments,
+    SqlFeatureView(
+        name="account_profile",
+        entities=["account"],
+        source="payments",
+        step="1h",
+        window="1h",
+        query="SELECT bank, account_id, max(card_id) AS last_card FROM input_data GROUP BY 1, 2",
+        features=[
+            FieldSpec(name="last_card", dtype="string"),
+            FieldSpec(name="flagged", dtype="bool"),
+            FieldSpec(name="last_seen", dtype="timestamp"),
+            FieldSpec(name="score", dtype="float64"),
+        ],
+    ),
+)
+
+
+@pytest.mark.parametrize("text_feature", [True, False])
+def test_every_feature_type_and_null_keys_match_the_oracle(store, settings, text_feature):
+    """Text features come back by CSV, the others by binary COPY: both give the oracle's rows,
+    stored nulls stay null, and an entity row with a null key gets the empty values."""
+    view = PROFILE_REPO.resolve("account_profile", 1)
+    asked = view.features if text_feature else view.features[1:]
+    rng = random.Random(4)
+    stored = [
+        {
+            "bank": bank,
+            "account_id": account_id,
+            "feature_ts": T0 + h * HOUR,
+            "last_card": rng.choice(["c1", "", 'c"2', None]),
+            "flagged": rng.choice([True, False, None]),
+            "last_seen": rng.choice([T0 + h * HOUR - timedelta(microseconds=7), None]),
+            "score": rng.choice([0.1 * h, float("inf"), None]),
+        }
+        for bank, account_id in [("x", 1), ("x", 2), ("y", 1)]
+        for h in sorted(rng.sample(range(48), 10))
+    ]
+    store.publish(view, stage_rows(settings, view, stored, T0, T0 + 48 * HOUR, "p"))
+    entity_rows = [
+        {
+            "bank": rng.choice(["x", "y", None]),
+            "account_id": rng.choice([1, 2, 3]),
+            "event_timestamp": T0 + timedelta(minutes=rng.randrange(-30, 50 * 60)),
+        }
+        for _ in range(200)
+    ]
+    coverage = {view.table: [(T0, T0 + 48 * HOUR)]}
+    features = [(view, spec) for spec in asked]
+    joined = store.point_in_time_join(pa.Table.from_pylist(entity_rows), features, coverage)
+    expected = _oracle(entity_rows, {view.table: stored}, coverage, features)
+    assert joined.to_pylist() == expected
+    assert any(r["bank"] is None for r in entity_rows)
+    assert {r["account_profile__flagged"] for r in expected} == {True, False, None}
