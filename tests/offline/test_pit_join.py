@@ -337,3 +337,35 @@ def test_every_feature_type_and_null_keys_match_the_oracle(store, settings, text
     assert joined.to_pylist() == expected
     assert any(r["bank"] is None for r in entity_rows)
     assert {r["account_profile__flagged"] for r in expected} == {True, False, None}
+
+
+def test_a_view_of_more_than_63_features_keeps_each_null(store, settings):
+    """Nulls travel as bits of one null mask per 63 features."""
+    features = [FieldSpec(name=f"f{i}", dtype="int64") for i in range(70)]
+    repo = FeatureRepo.of(
+        account,
+        payments,
+        SqlFeatureView(
+            name="wide",
+            entities=["account"],
+            source="payments",
+            step="1h",
+            window="1h",
+            query="SELECT bank, account_id FROM input_data",
+            features=features,
+        ),
+    )
+    view = repo.resolve("wide", 1)
+    row = {"bank": "x", "account_id": 1, "feature_ts": T0}
+    row |= {f"f{i}": None if i in (0, 62, 63, 69) else i for i in range(70)}
+    store.publish(view, stage_rows(settings, view, [row], T0, T0 + HOUR, "w"))
+    entities = pa.table({"bank": ["x"], "account_id": [1], "event_timestamp": [T0]})
+    joined = store.point_in_time_join(
+        entities, [(view, spec) for spec in view.features], {view.table: [(T0, T0 + HOUR)]}
+    )
+    assert joined.to_pylist()[0] == {
+        "bank": "x",
+        "account_id": 1,
+        "event_timestamp": T0,
+        **{f"wide__f{i}": row[f"f{i}"] for i in range(70)},
+    }
