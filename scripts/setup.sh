@@ -41,4 +41,6 @@ if ! [ -x "$uv" ] || [ "$("$uv" --version | cut -d' ' -f2)" != "$UV_VERSION" ]; 
 fi
 
 # --frozen: install exactly what uv.lock pins; never re-resolve on a user's machine.
-"$uv" sync --frozen --all-extras --group dev --python "$python" -q
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set, nothing would ever cache the
+# compiled modules, and every CLI call, Spark worker and test subprocess would recompile them.
+"$uv" sync --frozen --compile-bytecode --all-extras --group dev --python "$python" -q
