@@ -15,10 +15,9 @@ Every entity row is kept, in order, its columns unchanged; the features are appe
 How: per view (on parallel connections), PostgreSQL sends the stored rows any entity row may
 match — per key tuple asked, from its row in effect at the first time asked to the last time
 asked (pit_candidates.py) — and the as-of match is done here in numpy: sort those rows by
-(key, feature_ts), one binary search per entity row. Sending each entity row's matched row
-instead (one LATERAL … ORDER BY feature_ts DESC LIMIT 1 seek per entity row) measured slower:
-the server's output of rows is the cost, and entity rows outnumber the stored rows they match
-whenever an entity is asked at several times (see docs/offline_store.md for the figures).
+(key, feature_ts), one binary search per entity row. One LATERAL … ORDER BY feature_ts DESC
+LIMIT 1 seek per entity row measured slower, even sending only the distinct rows it finds: the
+seeks cost more than the extra candidate rows (figures in docs/offline_store.md).
 """
 
 from __future__ import annotations
