@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, WindowSpec
+from pyspark.sql import Column, DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 
 from jstore.model import FeatureSpec, ResolvedView
@@ -44,6 +44,8 @@ class Partial:
     """The aggregate over one tile's rows."""
     merge: Callable[[Column], Column]
     """The aggregate of the tile column over a window of tiles."""
+    exact_total: bool = False
+    """An integer sum: a window's total is exact as a difference of two running totals."""
 
 
 def partials_of(spec: FeatureSpec, view: ResolvedView) -> list[Partial]:
@@ -51,13 +53,13 @@ def partials_of(spec: FeatureSpec, view: ResolvedView) -> list[Partial]:
     column = F.col(spec.column) if spec.column else None
     match spec.function, column:
         case "count", None:
-            return [Partial("__rows", F.count(F.lit(1)), F.sum)]
+            return [Partial("__rows", F.count(F.lit(1)), F.sum, exact_total=True)]
         case "count", _:
             return [_count(spec.column)]
         case "sum", _:
-            return [_sum(spec.column)]
+            return [_sum(spec.column, view)]
         case "avg", _:
-            return [_sum(spec.column), _count(spec.column)]
+            return [_sum(spec.column, view), _count(spec.column)]
         case "min", _:
             return [Partial(f"__min_{spec.column}", F.min(column), F.min)]
         case "max", _:
@@ -89,9 +91,12 @@ def build_tiles(events: DataFrame, view: ResolvedView, step_seconds: int) -> Dat
     return events.groupBy(*view.join_keys, tile).agg(*partials)
 
 
-def window_value(spec: FeatureSpec, view: ResolvedView, frame: WindowSpec) -> Column:
-    """The feature over the tiles of `frame`, with the empty-window values of DESIGN.md."""
-    merged = {p.name: p.merge(F.col(p.name)).over(frame) for p in partials_of(spec, view)}
+def window_value(
+    spec: FeatureSpec, view: ResolvedView, order: WindowSpec, window: int, step: int
+) -> Column:
+    """The feature at each row `p` of `order` over the tiles `[p - window + step, p]` (seconds),
+    with the empty-window values of DESIGN.md."""
+    merged = {p.name: _merged(p, order, window, step) for p in partials_of(spec, view)}
     match spec.function:
         case "count" | "sum":
             (total,) = merged.values()
@@ -109,12 +114,27 @@ def window_value(spec: FeatureSpec, view: ResolvedView, frame: WindowSpec) -> Co
     return value
 
 
+def _merged(partial: Partial, order: WindowSpec, window: int, step: int) -> Column:
+    """A partial merged over a window. Spark recomputes a sliding frame for every row, but grows
+    an unbounded-preceding frame row by row, so integer totals are taken as the running total
+    through `p` minus the running total through `p - window`: exact, and linear in the rows."""
+    column = F.col(partial.name)
+    if partial.exact_total:
+        through_now = F.sum(column).over(order.rangeBetween(Window.unboundedPreceding, 0))
+        before = F.sum(column).over(order.rangeBetween(Window.unboundedPreceding, -window))
+        return F.coalesce(through_now, F.lit(0)) - F.coalesce(before, F.lit(0))
+    return partial.merge(column).over(order.rangeBetween(step - window, 0))
+
+
 def _count(column: str) -> Partial:
-    return Partial(f"__count_{column}", F.count(F.col(column)), F.sum)
+    return Partial(f"__count_{column}", F.count(F.col(column)), F.sum, exact_total=True)
 
 
-def _sum(column: str) -> Partial:
-    return Partial(f"__sum_{column}", F.sum(F.col(column)), F.sum)
+def _sum(column: str, view: ResolvedView) -> Partial:
+    """Sums of integers are exact totals; sums of floats are summed over each window afresh,
+    so that the same tiles always give the same value."""
+    integers = view.source.dtype_of(column) == "int64"
+    return Partial(f"__sum_{column}", F.sum(F.col(column)), F.sum, exact_total=integers)
 
 
 def _latest(column: Column, view: ResolvedView) -> Column:

@@ -51,10 +51,7 @@ def changed_windowed_rows(
         TILE,
         CANDIDATE,
         *(
-            typed(
-                window_value(f, view, order.rangeBetween(step - int(f.window.total_seconds()), 0)),
-                f,
-            )
+            typed(window_value(f, view, order, int(f.window.total_seconds()), step), f)
             for f in view.features
         ),
     ).where(F.col(CANDIDATE).isNotNull())
