@@ -8,7 +8,14 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
-from jstore.model import FieldSpec, SqlFeatureView
+from jstore.model import (
+    Aggregation,
+    Entity,
+    EventSource,
+    FieldSpec,
+    SqlFeatureView,
+    WindowedFeatureView,
+)
 from jstore.offline import OfflineStore, uncovered_rows
 from jstore.repo import DefinitionError, FeatureRepo
 from tests.offline.conftest import HOUR, T0, account, payments, stage_rows
@@ -369,3 +376,44 @@ def test_a_view_of_more_than_63_features_keeps_each_null(store, settings):
         "event_timestamp": T0,
         **{f"wide__f{i}": row[f"f{i}"] for i in range(70)},
     }
+
+
+def test_a_timestamp_join_key_matches_to_the_microsecond(store, settings):
+    cohort = Entity(name="cohort", join_keys=["opened_at"])
+    openings = EventSource(
+        name="openings",
+        topic="openings",
+        timestamp_field="ts",
+        schema=[
+            FieldSpec(name="opened_at", dtype="timestamp"),
+            FieldSpec(name="ts", dtype="timestamp"),
+        ],
+    )
+    repo = FeatureRepo.of(
+        cohort,
+        openings,
+        WindowedFeatureView(
+            name="cohort_openings",
+            entities=["cohort"],
+            source="openings",
+            step="1h",
+            aggregations=[Aggregation(function="count", windows=["1h"])],
+        ),
+    )
+    view = repo.resolve("cohort_openings", 1)
+    day = T0 - DAY + timedelta(microseconds=1)
+    rows = [
+        {"opened_at": day, "feature_ts": T0 + HOUR, "count_1h": 5},
+        {"opened_at": T0 - DAY, "feature_ts": T0, "count_1h": 9},
+    ]
+    store.publish(view, stage_rows(settings, view, rows, T0, T0 + 4 * HOUR, "c"))
+    entities = pa.table(
+        {
+            "opened_at": [day, day, T0 - DAY, T0 - DAY + timedelta(microseconds=2)],
+            "event_timestamp": [T0, T0 + 2 * HOUR, T0 + 2 * HOUR, T0 + 2 * HOUR],
+        }
+    )
+    joined = store.point_in_time_join(
+        entities, [(view, view.feature("count_1h"))], {view.table: [(T0, T0 + 4 * HOUR)]}
+    )
+    assert joined["cohort_openings__count_1h"].to_pylist() == [0, 5, 9, 0]
