@@ -47,8 +47,11 @@ def candidates(
     spans: pa.Table,
 ) -> Candidates:
     """The stored rows that some entity row may match: per key tuple, from its row in effect at
-    the first time asked up to the last time asked. Returns their span codes, feature_ts (epoch
-    µs) and features."""
+    the first time asked up to the last time asked.
+
+    `spans` has the columns SPAN (a code per key tuple), the view's join keys, FIRST and LAST
+    (epoch µs). Returns the rows' span codes, feature_ts (epoch µs) and features.
+    """
     scratch = sql.Identifier(SCRATCH)
     with connect() as conn:
         conn.execute("SET jit = off")  # compiling the plan costs more than it saves
