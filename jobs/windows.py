@@ -10,9 +10,10 @@ the value at `start - step`, evaluated at one more point per entity (`start - 2 
 Every window is one range frame over the ordered points and tiles of an entity,
 `[p - w + step, p]`, so a value and the value it is compared with come out of the same
 expression over the same kind of frame: equal sets of tiles give identical values, floats
-included. Nothing is read back from storage, and no raw row is scanned per window. Cost: Spark
-recomputes a sliding frame per row, so the work is the rows of an entity (tiles and points,
-at most one per step) times the rows inside its widest window.
+included. Nothing is read back from storage, and no raw row is scanned per window. Cost:
+integer totals are linear in the rows (jobs/tiles.py); other partials are merged over their
+frame afresh per row: an entity's rows (tiles and points, at most one per step) times the rows
+inside the window.
 
 Invariants: points are keyed by (join keys, `__tile`) and unique; in an entity's order of
 points, the one before a candidate holds the value at `t - step`.
