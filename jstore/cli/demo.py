@@ -51,6 +51,8 @@ def latest_run(registry: Registry, kind: str, subject: str) -> str:
     if not runs:
         return "no run recorded"
     run = runs[0]
+    if run.status == "failed":
+        return "failed: " + (run.error or "").strip().replace("\n", "\n     ")
     return f"{run.status}, {run.rows if run.rows is not None else '-'} rows"
 
 
@@ -108,7 +110,10 @@ def demo(
             with step(
                 f"DAG jstore_compute_{view.name} [{view_start:%F %H:%M}, {view_end:%F %H:%M})"
             ):
-                run_dag(f"jstore_compute_{view.name}", logical_date=now, conf=conf)
+                try:
+                    run_dag(f"jstore_compute_{view.name}", logical_date=now, conf=conf)
+                except RuntimeError as e:  # a failed suite blocks the publish: show why, go on
+                    typer.echo(f"   {e}")
                 typer.echo(
                     f"   validate: {latest_run(registry, 'validate', view.name)}; "
                     f"publish: {latest_run(registry, 'publish', view.name)}"
