@@ -24,7 +24,7 @@ from jstore.orchestration import run_dag
 from jstore.registry import Registry
 from jstore.repo import FeatureRepo
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
 S = datetime(2024, 5, 1, tzinfo=UTC)
 H = timedelta(hours=1)
