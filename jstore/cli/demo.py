@@ -125,7 +125,14 @@ def demo(
                 typer.echo(f"   {view.name}: {latest_run(registry, 'materialize', view.name)}")
 
         with step(f"online lookup of service {SERVICE}"):
-            print_lookup(settings, registry, [{"user_id": user_id(1)}, {"user_id": "nobody"}])
+            print_lookup(
+                settings,
+                registry,
+                [
+                    {"user_id": user_id(1), "merchant_id": merchant_id(1)},
+                    {"user_id": "nobody", "merchant_id": "nowhere"},
+                ],
+            )
 
         out = settings.lake_path / "exports" / f"{SERVICE}-{end:%Y%m%dT%H}.parquet"
         with step(f"DAG jstore_export_training_set ({SERVICE})"):
@@ -137,6 +144,11 @@ def demo(
     typer.echo(f"\nQuality reports: {quality_dir(settings)} (served by `jstore serve` at /quality)")
     typer.echo(f"Training set:    {out}")
     typer.echo(f"Done in {time.monotonic() - began:.0f} s.")
+
+
+def merchant_id(n: int) -> str:
+    """As the demo data names merchants (jstore.ingest.demo_data)."""
+    return f"m{n:04d}"
 
 
 def print_lookup(settings: Settings, registry: Registry, entities: list[dict]) -> None:
@@ -168,15 +180,20 @@ def write_entity_rows(settings: Settings, users: int, start: datetime, end: date
     rng = random.Random(7)
     seconds = int((end - start).total_seconds())
     rows = [
-        (user_id(rng.randrange(users)), start + timedelta(seconds=rng.randrange(seconds)))
+        (
+            user_id(rng.randrange(users)),
+            merchant_id(rng.randrange(1, 20)),
+            start + timedelta(seconds=rng.randrange(seconds)),
+        )
         for _ in range(1000)
     ]
     path = settings.lake_path / "exports" / "demo_entities.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    users_col, times = zip(*rows, strict=True)
+    users_col, merchants, times = zip(*rows, strict=True)
     table = pa.table(
         {
             "user_id": list(users_col),
+            "merchant_id": list(merchants),
             "event_timestamp": pa.array(times, pa.timestamp("us", tz="UTC")),
             "label": [rng.random() < 0.05 for _ in rows],
         }
