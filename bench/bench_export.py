@@ -27,11 +27,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg import sql
 
+from jstore.arrow_types import ARROW_TYPES
 from jstore.config import PROJECT_ROOT, Settings
 from jstore.lake import staging_dir
 from jstore.model import ResolvedView
 from jstore.offline import OfflineStore
-from jstore.offline.arrow_copy import ARROW_TYPES
 from jstore.repo import load_repo
 from jstore.staging import StagedRun
 

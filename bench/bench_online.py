@@ -43,12 +43,13 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from jstore.arrow_types import ARROW_TYPES  # noqa: E402
 from jstore.config import Settings  # noqa: E402
 from jstore.durations import floor_to_step  # noqa: E402
 from jstore.lake import staging_dir  # noqa: E402
 from jstore.model import Entity, EventSource, FieldSpec, ResolvedView, SqlFeatureView  # noqa: E402
 from jstore.online import OnlineStore, materialize  # noqa: E402
-from jstore.online.layout import ARROW_TYPES, key_prefix, meta_key, unpack  # noqa: E402
+from jstore.online.layout import key_prefix, meta_key, unpack  # noqa: E402
 from jstore.pipeline import publish_staged  # noqa: E402
 from jstore.registry import Registry, new_run_id  # noqa: E402
 from jstore.repo import FeatureRepo  # noqa: E402

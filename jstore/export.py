@@ -15,10 +15,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline import OfflineStore, output_column, uncovered_rows
-from jstore.offline.arrow_copy import ARROW_TYPES
 from jstore.offline.pit_join import EVENT_TIMESTAMP
 from jstore.registry import Registry, RunRecord, new_run_id
 from jstore.repo import DefinitionError

@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from jstore.arrow_types import ARROW_TYPES
 from jstore.durations import parse_timestamp
 from jstore.model import EventSource, TableSource
 
@@ -24,13 +25,6 @@ EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(days=1)
 """Event timestamps later than this after landing are absurd (a clock or unit error)."""
 
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "int64": pa.int64(),
-    "float64": pa.float64(),
-    "bool": pa.bool_(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
 
 LINEAGE_FIELDS: list[pa.Field] = [
     pa.field("_topic", pa.string()),

@@ -22,15 +22,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
+from jstore.arrow_types import ARROW_TYPES
 from jstore.offline.tables import PG_TYPES
 
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "int64": pa.int64(),
-    "float64": pa.float64(),
-    "bool": pa.bool_(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
 FIXED_WIDTH = {"int64": ">i8", "float64": ">f8", "bool": "u1", "timestamp": ">i8"}
 POSTGRES_EPOCH_US = 946_684_800_000_000  # binary timestamptz counts µs from 2000-01-01
 BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"

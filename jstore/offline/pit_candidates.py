@@ -16,9 +16,9 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from jstore.arrow_types import ARROW_TYPES
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline.arrow_copy import (
-    ARROW_TYPES,
     FIXED_WIDTH,
     POSTGRES_EPOCH_US,
     copy_in,

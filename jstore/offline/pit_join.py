@@ -33,8 +33,8 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jstore.arrow_types import ARROW_TYPES
 from jstore.model import FeatureSpec, ResolvedView
-from jstore.offline.arrow_copy import ARROW_TYPES
 from jstore.offline.pit_candidates import FIRST, LAST, SPAN, candidates
 from jstore.repo import DefinitionError
 

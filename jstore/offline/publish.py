@@ -30,8 +30,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
+from jstore.arrow_types import ARROW_TYPES
 from jstore.model import ResolvedView
-from jstore.offline.arrow_copy import ARROW_TYPES, copy_in, from_epoch_us, wire_type
+from jstore.offline.arrow_copy import copy_in, from_epoch_us, wire_type
 from jstore.offline.tables import TableLayout, lock_key, table_id, value_columns
 from jstore.staging import StagedRun
 

@@ -27,18 +27,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jstore.arrow_types import ARROW_TYPES
 from jstore.durations import parse_timestamp
 from jstore.model import DType, ResolvedView
 
 ENTITY_SEPARATOR = "|"
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "int64": pa.int64(),
-    "float64": pa.float64(),
-    "bool": pa.bool_(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
 
 
 def value_key(project: str, view: ResolvedView, entity: str) -> str:

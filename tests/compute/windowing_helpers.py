@@ -9,15 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from jstore.arrow_types import ARROW_TYPES
 from jstore.model import Entity, EventSource, FieldSpec, ResolvedView, resolve
-
-ARROW_TYPES = {
-    "string": pa.string(),
-    "int64": pa.int64(),
-    "float64": pa.float64(),
-    "bool": pa.bool_(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
 
 user = Entity(name="user", join_keys=["user_id"])
 shop = Entity(name="shop", join_keys=["country", "shop_id"])

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
 from jstore.lake import staging_dir
 from jstore.model import (
@@ -18,7 +19,6 @@ from jstore.model import (
     ResolvedView,
     WindowedFeatureView,
 )
-from jstore.offline.arrow_copy import ARROW_TYPES
 from jstore.offline.tables import value_columns
 from jstore.repo import FeatureRepo
 from jstore.staging import StagedRun

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
 from jstore.lake import staging_dir
 from jstore.model import (
@@ -19,7 +20,6 @@ from jstore.model import (
     ResolvedView,
     WindowedFeatureView,
 )
-from jstore.online.layout import ARROW_TYPES
 from jstore.pipeline import publish_staged
 from jstore.registry import Registry, new_run_id
 from jstore.repo import FeatureRepo

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
+from jstore.arrow_types import ARROW_TYPES
 from jstore.model import Entity, EventSource, FieldSpec, SqlFeatureView
 from jstore.online.layout import (
-    ARROW_TYPES,
     drained,
     entity_parts,
     index_key,
