@@ -112,11 +112,13 @@ def demo(
             ):
                 try:
                     run_dag(f"jstore_compute_{view.name}", logical_date=now, conf=conf)
+                    published = latest_run(registry, "publish", view.name)
                 except RuntimeError as e:  # a failed suite blocks the publish: show why, go on
                     typer.echo(f"   {e}")
+                    published = "not run"
                 typer.echo(
                     f"   validate: {latest_run(registry, 'validate', view.name)}; "
-                    f"publish: {latest_run(registry, 'publish', view.name)}"
+                    f"publish: {published}"
                 )
 
         with step("DAG jstore_materialize"):
