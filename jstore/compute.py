@@ -1,24 +1,16 @@
-"""Staging a view's interval: `jobs/compute_features.py` run with spark-submit.
-
-Spark is not imported here: the job runs in its own process (`Settings.spark_master`, local[*]
-by default), with the venv's python, the repo root on PYTHONPATH and these settings passed
-through the JSTORE_* environment.
-"""
+"""Staging a view's interval: `jobs/compute_features.py` run with spark-submit
+(jstore/spark_submit.py: Spark is not imported here)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import datetime, timedelta
-from pathlib import Path
-
-from pydantic import SecretStr
 
 from jstore.config import PROJECT_ROOT, Settings
 from jstore.durations import as_utc, format_duration, is_aligned
 from jstore.model import ResolvedView
 from jstore.registry import Registry
+from jstore.spark_submit import SparkJobFailed, run_spark_job
+from jstore.spark_submit import job_environment as job_environment  # tests/airflow import it here
 from jstore.staging import StagedRun
 
 JOB = PROJECT_ROOT / "jobs" / "compute_features.py"
@@ -47,17 +39,6 @@ def read_range(view: ResolvedView, start: datetime, end: datetime) -> tuple[date
     return as_utc(start) - lookback, as_utc(end)
 
 
-def job_environment(settings: Settings) -> dict[str, str]:
-    """The JSTORE_* variables that rebuild `settings` in the job."""
-    env = {}
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[f"JSTORE_{name.upper()}"] = str(value)
-    return env
-
-
 def stage(
     settings: Settings,
     registry: Registry,
@@ -70,33 +51,23 @@ def stage(
     """Compute [start, end) of `view` with spark-submit into a staged run, and load it."""
     resolved = registry.get_view(view, version)
     check_interval(resolved, start, end)
-    python = sys.executable
-    env = {
-        **os.environ,
-        **job_environment(settings),
-        "PYSPARK_PYTHON": python,
-        "PYSPARK_DRIVER_PYTHON": python,
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p
-        ),
-    }
-    command = [
-        str(Path(python).parent / "spark-submit"),
-        "--master",
-        settings.spark_master,
-        str(JOB),
-        resolved.name,
-        "--start",
-        as_utc(start).isoformat(),
-        "--end",
-        as_utc(end).isoformat(),
-        "--run-id",
-        run_id,
-        "--version",
-        str(resolved.version),
-    ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-        raise ComputeFailed(f"compute of {resolved.name} failed (exit {done.returncode}):\n{tail}")
+    try:
+        run_spark_job(
+            settings,
+            JOB,
+            [
+                resolved.name,
+                "--start",
+                as_utc(start).isoformat(),
+                "--end",
+                as_utc(end).isoformat(),
+                "--run-id",
+                run_id,
+                "--version",
+                str(resolved.version),
+            ],
+            description=f"compute of {resolved.name}",
+        )
+    except SparkJobFailed as e:
+        raise ComputeFailed(str(e)) from e
     return StagedRun.find(settings, resolved.name, run_id)

@@ -15,11 +15,8 @@ wider extract held outside [s, e); intervals that only touch ([a, s) and [s, e))
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +34,7 @@ from jstore.ingest.transaction import (
 from jstore.lake import landing_dir, landing_partition
 from jstore.model import TableSource
 from jstore.registry import Registry, RunRecord, new_run_id
+from jstore.spark_submit import SparkJobFailed, run_spark_job
 
 JOB = PROJECT_ROOT / "jobs" / "extract_table.py"
 EXTRACT_NAME = re.compile(r"^extract-(?P<start>\d{8}T\d{6}Z)-(?P<end>\d{8}T\d{6}Z)-\d+\.parquet$")
@@ -141,8 +139,6 @@ def extract(
     settings: Settings, registry: Registry, source: str, start: datetime, end: datetime
 ) -> ExtractResult:
     """Land the rows of table source `source` in [start, end) with spark-submit (see above)."""
-    from jstore.compute import job_environment
-
     spec = registry.get_source(source)
     if not isinstance(spec, TableSource):
         raise ExtractError(f"source: {source!r} is a Kafka event source; use `jstore land`")
@@ -160,39 +156,30 @@ def extract(
         registry.record_run(run)
         started = time.monotonic()
         result_file = landing_dir(settings, source) / f"_extract_result_{run.run_id}.json"
-        python = sys.executable
-        env = {
-            **os.environ,
-            **job_environment(settings),
-            "PYSPARK_PYTHON": python,
-            "PYSPARK_DRIVER_PYTHON": python,
-            "PYTHONPATH": os.pathsep.join(
-                p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p
-            ),
-        }
-        command = [
-            str(Path(python).parent / "spark-submit"),
-            "--master",
-            settings.spark_master,
-            "--jars",
-            settings.jdbc_jar,
-            "--conf",
-            "spark.driver.extraJavaOptions=-Duser.timezone=UTC",
-            str(JOB),
-            source,
-            "--start",
-            as_utc(start).isoformat(),
-            "--end",
-            as_utc(end).isoformat(),
-            "--result-file",
-            str(result_file),
-        ]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-            error = f"extract of {source} failed (exit {done.returncode}):\n{tail}"
-            registry.finish_run(run.run_id, "failed", error=error)
-            raise ExtractError(error)
+        try:
+            run_spark_job(
+                settings,
+                JOB,
+                [
+                    source,
+                    "--start",
+                    as_utc(start).isoformat(),
+                    "--end",
+                    as_utc(end).isoformat(),
+                    "--result-file",
+                    str(result_file),
+                ],
+                spark_options=[
+                    "--jars",
+                    settings.jdbc_jar,
+                    "--conf",
+                    "spark.driver.extraJavaOptions=-Duser.timezone=UTC",
+                ],
+                description=f"extract of {source}",
+            )
+        except SparkJobFailed as e:
+            registry.finish_run(run.run_id, "failed", error=str(e))
+            raise ExtractError(str(e)) from e
         outcome = json.loads(result_file.read_text())
         result_file.unlink()
         result = ExtractResult(
