@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -63,6 +64,17 @@ def read_entity_rows(path: Path, features: list[tuple[ResolvedView, FeatureSpec]
         raise FileNotFoundError(f"entities: no such file {path}")
     if path.suffix == ".parquet":
         return pq.read_table(path)
+    try:
+        return read_entity_csv(path, features)
+    except pa.ArrowInvalid as e:
+        raise DefinitionError(f"entities: {path.name} is not a readable CSV file ({e})") from None
+
+
+def read_entity_csv(
+    source: Path | BinaryIO, features: list[tuple[ResolvedView, FeatureSpec]]
+) -> pa.Table:
+    """Entity rows from CSV: join keys with their view's type (`007` stays the string `007`),
+    `event_timestamp` as ISO-8601 text, other columns as Arrow infers them."""
     key_types = {
         key: ARROW_TYPES[view.key_dtypes[key]] for view, _ in features for key in view.join_keys
     }
@@ -71,10 +83,7 @@ def read_entity_rows(path: Path, features: list[tuple[ResolvedView, FeatureSpec]
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
-    try:
-        return pacsv.read_csv(path, convert_options=options)
-    except pa.ArrowInvalid as e:
-        raise DefinitionError(f"entities: {path.name} is not a readable CSV file ({e})") from None
+    return pacsv.read_csv(source, convert_options=options)
 
 
 def write_table(table: pa.Table, path: Path) -> None:

@@ -7,10 +7,9 @@ Entity rows come as JSON (`entity_rows`) or as an uploaded Parquet/CSV file (mul
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import NamedTuple
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from anyio import to_thread
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -19,6 +18,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from jstore.config import Settings
+from jstore.model import FeatureSpec, ResolvedView
 from jstore.registry import Registry
 from serving.deps import ReadAccess, RegistryDep, SettingsDep
 from serving.formats import MEDIA_TYPES, Format, stream_table
@@ -26,6 +26,13 @@ from serving.schemas import TrainingSetRequest
 
 router = APIRouter(prefix="/v1", tags=["training sets"], dependencies=[ReadAccess])
 UNPROCESSABLE = status.HTTP_422_UNPROCESSABLE_CONTENT
+
+
+class EntityUpload(NamedTuple):
+    """An uploaded entity file, read once the features (and so the key types) are known."""
+
+    filename: str
+    data: bytes
 
 
 @router.post(
@@ -58,12 +65,13 @@ async def training_set(
     format: Format = Query("parquet", description="parquet, csv or json"),
 ) -> StreamingResponse:
     """The entity rows, their columns unchanged, plus one `<view>__<feature>` column a feature."""
+    entities: pa.Table | EntityUpload
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        selection, rows = await _from_upload(request, settings)
+        selection, entities = await _from_upload(request, settings)
     else:
-        selection, rows = await _from_json(request, settings)
+        selection, entities = await _from_json(request, settings)
     try:
-        table = await to_thread.run_sync(_join, settings, registry, selection, rows)
+        table = await to_thread.run_sync(_join, settings, registry, selection, entities)
     except ValueError as e:
         raise HTTPException(UNPROCESSABLE, str(e)) from None
     return StreamingResponse(
@@ -94,7 +102,9 @@ async def _from_json(request: Request, settings: Settings) -> tuple[TrainingSetR
         ) from None
 
 
-async def _from_upload(request: Request, settings: Settings) -> tuple[TrainingSetRequest, pa.Table]:
+async def _from_upload(
+    request: Request, settings: Settings
+) -> tuple[TrainingSetRequest, EntityUpload]:
     declared = int(request.headers.get("content-length") or 0)
     if declared > settings.api_max_upload_bytes:
         raise _too_large(settings)
@@ -117,19 +127,25 @@ async def _from_upload(request: Request, settings: Settings) -> tuple[TrainingSe
     except ValidationError as e:
         message = e.errors()[0]["msg"].removeprefix("Value error, ")
         raise HTTPException(UNPROCESSABLE, message) from None
+    filename = upload.filename or ""
     data = await upload.read()
-    return selection, _read_entities(upload.filename or "", data)
+    if not (data[:4] == b"PAR1" or filename.endswith((".parquet", ".csv")) or not filename):
+        raise HTTPException(UNPROCESSABLE, f"entities: {filename!r} is not a .parquet or .csv file")
+    return selection, EntityUpload(filename, data)
 
 
-def _read_entities(filename: str, data: bytes) -> pa.Table:
+def _read_entities(
+    upload: EntityUpload, features: list[tuple[ResolvedView, FeatureSpec]]
+) -> pa.Table:
+    """The uploaded rows; a CSV's join keys read with their view's type, as `jstore export`."""
+    from jstore.export import read_entity_csv
+
     try:
-        if data[:4] == b"PAR1" or filename.endswith(".parquet"):
-            return pq.read_table(io.BytesIO(data))
-        if filename.endswith(".csv") or not filename:
-            return pacsv.read_csv(io.BytesIO(data))
+        if upload.data[:4] == b"PAR1" or upload.filename.endswith(".parquet"):
+            return pq.read_table(io.BytesIO(upload.data))
+        return read_entity_csv(io.BytesIO(upload.data), features)
     except (pa.ArrowInvalid, OSError) as e:
         raise HTTPException(UNPROCESSABLE, f"entities: not a readable file ({e})") from None
-    raise HTTPException(UNPROCESSABLE, f"entities: {filename!r} is not a .parquet or .csv file")
 
 
 def _too_large(settings: Settings) -> HTTPException:
@@ -140,13 +156,14 @@ def _too_large(settings: Settings) -> HTTPException:
 
 
 def _join(
-    settings: Settings, registry: Registry, selection: TrainingSetRequest, rows: pa.Table
+    settings: Settings,
+    registry: Registry,
+    selection: TrainingSetRequest,
+    entities: pa.Table | EntityUpload,
 ) -> pa.Table:
-    from jstore.offline import OfflineStore
+    from jstore.export import join_features
 
     features = registry.resolve_refs(selection.features or [], selection.feature_service)
-    coverage: dict[str, Any] = {
-        view.table: registry.coverage(view.name, view.version) for view, _ in features
-    }
-    with OfflineStore(settings) as store:
-        return store.point_in_time_join(rows, features, coverage)
+    if isinstance(entities, EntityUpload):
+        entities = _read_entities(entities, features)
+    return join_features(settings, registry, entities, features)

@@ -116,6 +116,29 @@ def test_an_uploaded_parquet_file(client, published):
     ] == EXPECTED_FEATURES
 
 
+def test_csv_keys_keep_their_text(client, api_settings, registry):
+    """A CSV key like `007` stays the string "007" (the view's key type), not the number 7."""
+    view = apply_clicks(registry)
+    publish_rows(api_settings, registry, view, T0, T0 + HOUR, [row("007", T0, 3, 9.0, 4.0)])
+
+    upload = b"user_id,event_timestamp\n007,2024-05-01T10:30:00Z\n"
+    response = client.post(
+        "/v1/training-sets?format=json",
+        files={"entities": ("entities.csv", upload)},
+        data={"features": FEATURES[0]},
+        headers=READ,
+    )
+
+    assert response.status_code == 200
+    assert response.json() == [
+        {
+            "user_id": "007",
+            "event_timestamp": "2024-05-01T10:30:00Z",
+            "user_clicks__count_1h": 3,
+        }
+    ]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "status", "detail"),
     [
