@@ -1,10 +1,15 @@
-"""`/quality`: the Great Expectations Data Docs folder, and `/quality/summary` (latest runs)."""
+"""`/quality`: the Great Expectations Data Docs site, and `/quality/summary` (latest runs).
+
+The site is `<lake>/quality/` without `gx/`, where GX keeps its raw validation results: only
+the site's own parts (`SITE_PARTS`) are served.
+"""
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 
@@ -13,6 +18,8 @@ from jstore.quality import latest_quality_summary
 from serving.deps import ReadAccess, RegistryDep, SettingsDep
 
 router = APIRouter(prefix="/quality", tags=["quality"], dependencies=[ReadAccess])
+SITE_PARTS = frozenset({"index.html", "static", "expectations", "validations"})
+"""The first path segments of the Data Docs site (pages, suites, styles); nothing else is served."""
 
 
 @router.get("/summary")
@@ -29,5 +36,8 @@ def index() -> RedirectResponse:
 @router.get("/{path:path}")
 async def data_docs(path: str, request: Request, settings: SettingsDep) -> Response:
     """A file of the Data Docs site (`index.html` for the folder)."""
+    parts = PurePosixPath(path).parts
+    if parts and (parts[0] not in SITE_PARTS or ".." in parts):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
     docs = StaticFiles(directory=quality_dir(settings), html=True, check_dir=False)
     return await docs.get_response(path or ".", request.scope)
