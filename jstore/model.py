@@ -7,6 +7,7 @@ without a double underscore (`__` separates a view from its version and its feat
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
@@ -179,6 +180,12 @@ class _View(Definition):
     @classmethod
     def _start_utc(cls, start: datetime | None) -> datetime | None:
         return as_utc(start) if start else None
+
+    @property
+    def checkpoint_period(self) -> timedelta:
+        """lcm(step, 1 day): at each multiple of it (from the epoch) every non-empty entity gets a
+        row, changed or not, so the value at T is always the latest row in [floor(T, P), T]."""
+        return timedelta(seconds=math.lcm(int(self.step.total_seconds()), 86400))
 
     def _check_start(self) -> None:
         _require_unique(self.entities, "entities")
