@@ -42,12 +42,19 @@ from jstore.staging import StagedRun
 STEP_OFFSET = "_check_feature_ts_step_offset"
 ORDERED_FUNCTIONS = ("min", "avg", "max")
 """For one column and window these hold min <= avg <= max."""
+ORDER_TOLERANCE = 1e-9
+"""Relative slack of min <= avg <= max: avg = sum / count is rounded, and can exceed max by an ulp
+(43.330000000000005 over a max of 43.33)."""
 COLUMN_KWARGS = ("column", "column_A", "column_B")
 COLUMN_LIST_KWARGS = ("column_list",)
 
 
 def non_finite_column(feature: str) -> str:
     return f"_check_{feature}_non_finite"
+
+
+def order_column(low: str, high: str) -> str:
+    return f"_check_{low}_le_{high}"
 
 
 def staged_columns(view: ResolvedView) -> list[str]:
@@ -57,7 +64,7 @@ def staged_columns(view: ResolvedView) -> list[str]:
 def check_columns(view: ResolvedView) -> list[str]:
     """The computed columns `checked_frame` appends, in order."""
     floats = [non_finite_column(f.name) for f in view.features if f.dtype == "float64"]
-    return [*floats, STEP_OFFSET]
+    return [*floats, *(order_column(*pair) for pair in ordered_pairs(view)), STEP_OFFSET]
 
 
 def checked_frame(table: pa.Table, view: ResolvedView) -> pd.DataFrame:
@@ -72,9 +79,23 @@ def checked_frame(table: pa.Table, view: ResolvedView) -> pd.DataFrame:
             bad = pc.fill_null(pc.or_(pc.is_nan(values), pc.is_inf(values)), False)
             text = pc.if_else(bad, pc.cast(values, pa.string()), pa.scalar(None, pa.string()))
             table = table.append_column(non_finite_column(spec.name), text)
+    for low, high in ordered_pairs(view):
+        if low in table.column_names and high in table.column_names:
+            violations = _order_violations(table, low, high)
+            table = table.append_column(order_column(low, high), violations)
     if "feature_ts" in table.column_names:
         table = table.append_column(STEP_OFFSET, _step_offsets(table["feature_ts"], view))
     return table.to_pandas()
+
+
+def _order_violations(table: pa.Table, low: str, high: str) -> pa.Array:
+    """`"<low> > <high>"` where low exceeds high beyond the tolerance; null where it holds or
+    either value is missing."""
+    a, b = (pc.cast(table[name], pa.float64()) for name in (low, high))
+    slack = pc.multiply(pc.max_element_wise(pc.abs(a), pc.abs(b), pa.scalar(1.0)), ORDER_TOLERANCE)
+    bad = pc.fill_null(pc.greater(pc.subtract(a, b), slack), False)
+    text = pc.binary_join_element_wise(pc.cast(a, pa.string()), pc.cast(b, pa.string()), " > ")
+    return pc.if_else(bad, text, pa.scalar(None, pa.string()))
 
 
 def _step_offsets(feature_ts: pa.ChunkedArray, view: ResolvedView) -> pa.Array:
@@ -145,28 +166,30 @@ def default_expectations(view: ResolvedView, staged: StagedRun) -> list[Expectat
     return expectations
 
 
-def _ordered_aggregates(view: ResolvedView) -> list[Expectation]:
-    """min <= avg <= max per (column, window), for the functions the view has."""
+def ordered_pairs(view: ResolvedView) -> list[tuple[str, str]]:
+    """(low, high) neighbours in min <= avg <= max among one column and window's features."""
     if not isinstance(view.view, WindowedFeatureView):
         return []
     by_column_window: dict[tuple[str | None, Any], dict[str, str]] = {}
     for spec in view.features:
         if spec.function in ORDERED_FUNCTIONS:
             by_column_window.setdefault((spec.column, spec.window), {})[spec.function] = spec.name
-    expectations: list[Expectation] = []
+    pairs: list[tuple[str, str]] = []
     for features in by_column_window.values():
         chain = [features[f] for f in ORDERED_FUNCTIONS if f in features]
-        for low, high in pairwise(chain):
-            expectations.append(
-                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A=high,
-                    column_B=low,
-                    or_equal=True,
-                    ignore_row_if="either_value_is_missing",
-                    description=f"{low} <= {high}",
-                )
-            )
-    return expectations
+        pairs += list(pairwise(chain))
+    return pairs
+
+
+def _ordered_aggregates(view: ResolvedView) -> list[Expectation]:
+    """min <= avg <= max per (column, window), up to a relative ORDER_TOLERANCE."""
+    return [
+        gxe.ExpectColumnValuesToBeNull(
+            column=order_column(low, high),
+            description=f"{low} <= {high} (relative tolerance {ORDER_TOLERANCE:g})",
+        )
+        for low, high in ordered_pairs(view)
+    ]
 
 
 class UserExpectation(BaseModel):

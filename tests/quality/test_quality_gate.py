@@ -47,6 +47,14 @@ def test_a_clean_run_passes_and_is_recorded_with_its_page(
     assert (settings.lake_path / "quality" / "index.html").exists()
 
 
+def test_an_average_rounded_one_ulp_above_the_max_passes(settings, registry, user_purchases, stage):
+    rounded = purchase_row("u9", 4, [43.33], amount_avg_1h=43.330000000000005)
+
+    report = validate_staged(settings, registry, user_purchases, stage([*CLEAN, rounded]))
+
+    assert (report.success, report.failed) == (True, [])
+
+
 def test_each_bad_row_fails_exactly_its_expectation(settings, registry, user_purchases, stage):
     bad_rows = [
         purchase_row(None, 3),
@@ -73,9 +81,9 @@ def test_each_bad_row_fails_exactly_its_expectation(settings, registry, user_pur
         "user_id=u1 feature_ts=2024-05-01 01:00:00+00:00",
         "expect_column_values_to_be_between(count_1h) [count_1h is a count, >= 0]: 1 of 10 rows, "
         f"e.g. user_id=u5 {at} count_1h=-1",
-        "expect_column_pair_values_a_to_be_greater_than_b(amount_max_1h, amount_avg_1h) "
-        f"[amount_avg_1h <= amount_max_1h]: 1 of 10 rows, e.g. user_id=u6 {at} "
-        "amount_max_1h=10.0 amount_avg_1h=20.0",
+        "expect_column_values_to_be_null(_check_amount_avg_1h_le_amount_max_1h) "
+        "[amount_avg_1h <= amount_max_1h (relative tolerance 1e-09)]: 1 of 10 rows, "
+        f"e.g. user_id=u6 {at} _check_amount_avg_1h_le_amount_max_1h=20 > 10",
         "expect_column_values_to_be_null(_check_amount_avg_7d_non_finite) [amount_avg_7d holds "
         f"no NaN or infinity]: 1 of 10 rows, e.g. user_id=u7 {at} "
         "_check_amount_avg_7d_non_finite=nan",
