@@ -74,7 +74,12 @@ def main() -> None:
 
     lake = Path(tempfile.mkdtemp(prefix="bench_lander_"))
     tag = uuid.uuid4().hex[:8]
-    settings = Settings(project=f"bench{tag}", mongo_db=f"bench_{tag}", lake_uri=str(lake))
+    settings = Settings(
+        project=f"bench{tag}",
+        mongo_db=f"bench_{tag}",
+        lake_uri=str(lake),
+        registry_snapshot=lake / "registry_snapshot.json",
+    )
     topic = f"bench_purchases_{tag}"
     registry = Registry(settings)
     try:
