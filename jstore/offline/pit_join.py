@@ -1,13 +1,15 @@
 """The point-in-time join: each entity row gets, per view, the latest row at or before its time.
 
 For an entity row (join keys, `event_timestamp` T, any other columns) and a view V:
-- T inside V's published coverage (some merged interval [s, e) with s <= T < e): the features of
-  V's latest row with `feature_ts <= T` (a row stamped exactly T counts: it aggregates only
-  events before T), or, when the entity has no such row, the empty-window values
-  (`FeatureSpec.empty_value`: 0 for count, count_distinct and sum, else null). DESIGN.md
-  "Absent means empty".
-- T outside V's coverage: null for every feature of V, whatever is stored, because the value at
-  T was never computed. These rows are counted per view (`uncovered_rows`).
+- Let C(T) be T's checkpoint, T floored to the view's `checkpoint_period` (every non-empty
+  entity has a row at a checkpoint, changed or not).
+- [C(T), T] inside V's published coverage (one merged interval [s, e) with s <= C(T) and
+  T < e): the features of V's latest row with `C(T) <= feature_ts <= T` (a row stamped exactly
+  T counts: it aggregates only events before T), or, when the entity has no such row, the
+  empty-window values (`FeatureSpec.empty_value`: 0 for count, count_distinct and sum, else
+  null). DESIGN.md "Absent means empty".
+- Otherwise: null for every feature of V, whatever is stored, because the value at T cannot be
+  known from what was computed. These rows are counted per view (`uncovered_rows`).
 
 Every entity row is kept, in order, its columns unchanged; the features are appended as
 `<view>__<feature>`.
@@ -94,7 +96,7 @@ def point_in_time_join(
     columns: dict[str, pa.Array] = {}
     uncovered: dict[str, int] = {}
     for part in parts:
-        covered = _covered(times, coverage.get(part.view.table, []))
+        covered = _covered(times, coverage.get(part.view.table, []), part.view)
         uncovered[part.view.table] = n - pc.sum(covered).as_py() if n else 0
         view_found = found.get(part.view.table, pa.nulls(n, pa.bool_()).fill_null(False))
         for spec in part.features:
@@ -181,15 +183,23 @@ def _cast_key(entity_rows: pa.Table, key: str, dtype: str) -> pa.Array:
         raise DefinitionError(f"{key}: values are not {dtype} ({e})") from None
 
 
-def _covered(times: pa.Array, intervals: list[tuple[datetime, datetime]]) -> pa.Array:
-    covered = pa.array([False] * len(times), pa.bool_())
+def checkpoints_us(times_us: np.ndarray, view: ResolvedView) -> np.ndarray:
+    """Each time's checkpoint C(T), in microseconds since the epoch."""
+    period = int(view.view.checkpoint_period.total_seconds()) * 1_000_000
+    return times_us - np.mod(times_us, period)
+
+
+def _covered(
+    times: pa.Array, intervals: list[tuple[datetime, datetime]], view: ResolvedView
+) -> pa.Array:
+    """Whether [C(T), T] lies inside one published interval."""
+    times_us = times.cast(pa.int64()).to_numpy()
+    since = checkpoints_us(times_us, view)
+    covered = np.zeros(len(times_us), bool)
     for start, end in intervals:
-        inside = pc.and_(
-            pc.greater_equal(times, pa.scalar(start, times.type)),
-            pc.less(times, pa.scalar(end, times.type)),
-        )
-        covered = pc.or_(covered, inside)
-    return covered
+        start_us, end_us = (int(ts.timestamp() * 1_000_000) for ts in (start, end))
+        covered |= (start_us <= since) & (times_us < end_us)
+    return pa.array(covered, pa.bool_())
 
 
 def _existing_tables(conn: psycopg.Connection, schema: str, parts: list[_ViewPart]) -> set[str]:
@@ -233,6 +243,10 @@ def _fetch_view(
     spans = _spans(part.view.join_keys, key_columns, entity_code, first_rows, entity_us)
     stored_code, stored_us, values = candidates(connect, schema, part.view, part.features, spans)
     matched = latest_at_or_before(stored_code, stored_us, entity_code, entity_us)
+    if len(stored_us):  # a row before T's checkpoint is not T's value (see the module docstring)
+        matched_us = stored_us[matched.fill_null(0).to_numpy()]
+        stale = pa.array(matched_us < checkpoints_us(entity_us, part.view))
+        matched = pc.if_else(stale, pa.scalar(None, pa.int64()), matched)
     columns = {FOUND: matched.is_valid()}
     for spec in part.features:
         columns[part.column(spec)] = values[spec.name].take(matched)

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
+from jstore.durations import floor_to_step
 from jstore.model import (
     Aggregation,
     Entity,
@@ -18,7 +19,8 @@ from jstore.model import (
 )
 from jstore.offline import OfflineStore, uncovered_rows
 from jstore.repo import DefinitionError, FeatureRepo
-from tests.offline.conftest import HOUR, T0, account, payments, stage_rows
+from tests.factories import stage_rows
+from tests.offline.conftest import HOUR, T0, account, payments
 
 DAY = timedelta(days=1)
 
@@ -118,6 +120,38 @@ def test_golden_rows(store, settings, spend_view):
     assert uncovered_rows(joined) == {"account_spend__v1": 1}
 
 
+def test_checkpoints_bound_what_is_read_and_what_is_covered(store, settings, spend_view):
+    """Checkpoints of a 1h-step view are at midnight UTC. Stored: x/1 changed at 23:00 on day 0
+    and has no row at day 1's checkpoint, so it was empty there. Covered from 12:00 on day 0."""
+    rows = [_spend("x", 1, 23, 2, 30.0, 20.0)]
+    start, end = T0 + 12 * HOUR, T0 + 48 * HOUR
+    store.publish(spend_view, stage_rows(settings, spend_view, rows, start, end, "r"))
+    entities = pa.table(
+        {
+            "bank": ["x", "x", "x"],
+            "account_id": [1, 1, 1],
+            "event_timestamp": [
+                T0 + 13 * HOUR,  # its checkpoint (day 0 00:00) is not covered: null
+                T0 + 23 * HOUR + 30 * timedelta(minutes=1),  # the 23:00 row
+                T0 + 25 * HOUR,  # after day 1's checkpoint: the 23:00 row is not read
+            ],
+        }
+    )
+
+    joined = store.point_in_time_join(
+        entities, _features(spend_view, "count_1h"), {spend_view.table: [(start, end)]}
+    )
+
+    assert joined["account_spend__count_1h"].to_pylist() == [None, None, 0]
+    assert uncovered_rows(joined) == {"account_spend__v1": 2}
+
+
+def _covered(t, intervals, view):
+    """[C(T), T] inside one published interval, C(T) = T floored to the checkpoint period."""
+    since = floor_to_step(t, view.view.checkpoint_period)
+    return any(s <= since and t < e for s, e in intervals)
+
+
 def _oracle(entity_rows, stored, coverage, features):
     """Brute force: scan every stored row for every entity row."""
     out = []
@@ -126,14 +160,15 @@ def _oracle(entity_rows, stored, coverage, features):
         for view, spec in features:
             t = row["event_timestamp"]
             column = f"{view.name}__{spec.name}"
-            if not any(s <= t < e for s, e in coverage[view.table]):
+            if not _covered(t, coverage[view.table], view):
                 values[column] = None
                 continue
             key = tuple(row[k] for k in view.join_keys)
+            since = floor_to_step(t, view.view.checkpoint_period)
             candidates = [
                 r
                 for r in stored[view.table]
-                if tuple(r[k] for k in view.join_keys) == key and r["feature_ts"] <= t
+                if tuple(r[k] for k in view.join_keys) == key and since <= r["feature_ts"] <= t
             ]
             latest = max(candidates, key=lambda r: r["feature_ts"], default=None)
             values[column] = spec.empty_value if latest is None else latest[spec.name]
@@ -197,8 +232,7 @@ def test_matches_a_brute_force_oracle(store, settings, spend_view, card_view, se
     assert {r["account_spend__count_1h"] for r in joined.to_pylist()} >= {None, 0, 1, 3}
     expected_uncovered = {
         view.table: sum(
-            not any(s <= r["event_timestamp"] < e for s, e in coverage[view.table])
-            for r in entity_rows
+            not _covered(r["event_timestamp"], coverage[view.table], view) for r in entity_rows
         )
         for view in (spend_view, card_view)
     }
