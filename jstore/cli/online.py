@@ -30,7 +30,7 @@ def materialize(
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port (JSTORE_API_URL should name it).")] = 8765,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Run the REST API (online lookups, training sets, registry, quality) with uvicorn."""
