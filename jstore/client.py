@@ -1,6 +1,6 @@
 """`FeatureStoreClient`: the JStore REST API from Python (httpx).
 
-client = FeatureStoreClient("http://127.0.0.1:8000", api_key="…")
+client = FeatureStoreClient("http://127.0.0.1:8765", api_key="…")
 rows = client.get_online_features(features=["user_purchases:count_1h"],
                                   entities=[{"user_id": "u1"}])
 training = client.get_training_set(entity_df, feature_service="fraud_v1")  # a DataFrame
