@@ -9,7 +9,8 @@ read times `window / step`, one shuffle; no per-step jobs.
 The query must be one SELECT ... FROM input_data ... GROUP BY <entity keys> at its outermost
 level (subqueries and CTEs see the tagged rows too, but only the outermost level is grouped by
 step). An entity absent at a step has all-null features, so the step after its window empties
-gets one row of nulls, and none after that.
+gets one row of nulls, and none after that; at a checkpoint, every entity whose features are not
+all null gets a row (jobs/changes.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import datetime
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.changes import STEP_END, differs, staged_rows, typed
+from jobs.changes import PREVIOUS, STEP_END, keeps_row, staged_rows, typed
 from jstore.model import ResolvedView, SqlFeatureView
 
 INPUT_VIEW = "input_data"
@@ -52,19 +53,18 @@ def changed_sql_rows(
     ]
     if missing:
         raise ValueError(f"query: the result has no column {missing[0]!r}")
-    names = [f.name for f in view.features]
     current = result.select(
         *view.join_keys, STEP_END, *(typed(F.col(f.name), f) for f in view.features)
     )
     previous = current.select(
         *view.join_keys,
         (F.col(STEP_END) + step).alias(STEP_END),
-        *(F.col(n).alias(f"__prev_{n}") for n in names),
+        *(F.col(f.name).alias(f"{PREVIOUS}{f.name}") for f in view.features),
     )
     compared = current.join(previous, [*view.join_keys, STEP_END], "full").where(
         (F.col(STEP_END) >= first + step)
         & (F.col(STEP_END) < stop)
-        & differs([F.col(n) for n in names], [F.col(f"__prev_{n}") for n in names])
+        & keeps_row(view, F.col(STEP_END))
     )
     return staged_rows(compared, view)
 

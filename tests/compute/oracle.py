@@ -1,6 +1,7 @@
 """A naive reference for windowed views: every step, every window, a scan of the raw events.
 
-Written from DESIGN.md alone ("Semantics of a windowed feature") to check the tiled Spark path.
+Written from DESIGN.md alone ("Semantics of a windowed feature") and the checkpoint rule, to
+check the tiled Spark path.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from jstore.model import FeatureSpec, ResolvedView
 
 
 def naive_rows(view: ResolvedView, events: list[dict], start: datetime, end: datetime) -> list:
-    """Sorted (keys..., feature_ts, features...) of the changed rows in [start, end)."""
+    """Sorted (keys..., feature_ts, features...) of the rows in [start, end): where a feature
+    changed since t - step, or at a checkpoint where the value is not the empty one."""
     step, ts = view.view.step, view.source.timestamp_name
+    period = view.view.checkpoint_period.total_seconds()
+    empty = [value(f, [], ts) for f in view.features]
     seen, unique = set(), []
     for e in events:
         record = (e.get("_partition", 0), e.get("_offset"))
@@ -34,7 +38,8 @@ def naive_rows(view: ResolvedView, events: list[dict], start: datetime, end: dat
                 value(f, [e for e in mine if t_prev - f.window <= e[ts] < t_prev], ts)
                 for f in view.features
             ]
-            if now != before:
+            checkpoint = t.timestamp() % period == 0
+            if now != before or (checkpoint and now != empty):
                 rows.append((*key, t, *now))
             t += step
     return sorted(rows)

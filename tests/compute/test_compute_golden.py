@@ -1,6 +1,8 @@
 """Golden cases of windowed features, computed by hand: given these events -> exactly these rows.
 
-Times are 2024-05-01 unless a day is given (`at("2d 10:00")`); the step is 1h.
+Times are 2024-05-01 unless a day is given (`at("2d 10:00")`); the step is 1h, so every
+midnight UTC is a checkpoint (checkpoint_period = lcm(1h, 1 day) = 1 day), where every entity
+whose value is not the empty one gets a row, changed or not.
 """
 
 from __future__ import annotations
@@ -156,6 +158,62 @@ def test_lookback_reads_events_before_the_interval(compute):
     events = [{"user_id": "u1", "ts": at("09:30")}]
     assert compute(v, events, at("12:00"), at("13:00")) == []
     assert compute(v, events, at("13:00"), at("14:00")) == [("u1", at("13:00"), 0)]
+
+
+def test_a_value_stable_across_midnight_gets_a_row_at_the_checkpoint(compute):
+    """2d 00:00 repeats the value of 23:00: unchanged, but a checkpoint and not empty."""
+    v = view(
+        Aggregation(function="count", windows=["1h", "6h"]),
+        Aggregation(function="last", column="amount", windows=["6h"]),
+    )
+    events = [{"user_id": "u1", "amount": 4.0, "ts": at("21:30")}]
+    assert compute(v, events, at("20:00"), at("2d 06:00")) == [
+        ("u1", at("22:00"), 1, 1, 4.0),
+        ("u1", at("23:00"), 0, 1, 4.0),
+        ("u1", at("2d 00:00"), 0, 1, 4.0),
+        ("u1", at("2d 04:00"), 0, 0, None),
+    ]
+
+
+def test_an_empty_value_gets_no_checkpoint_row(compute):
+    """u2 drained at 23:00 and u3's only event (22:15) has no amount: both are empty at the
+    2d 00:00 checkpoint, so neither gets a row there (absent means empty)."""
+    v = view(
+        Aggregation(function="count", column="amount", windows=["1h", "6h"]),
+        Aggregation(function="sum", column="amount", windows=["6h"]),
+        Aggregation(function="last", column="amount", windows=["6h"]),
+    )
+    events = [
+        {"user_id": "u2", "amount": 2.0, "ts": at("16:30")},
+        {"user_id": "u3", "amount": None, "ts": at("22:15")},
+    ]
+    assert compute(v, events, at("16:00"), at("2d 02:00")) == [
+        ("u2", at("17:00"), 1, 1, 2.0, 2.0),
+        ("u2", at("18:00"), 0, 1, 2.0, 2.0),
+        ("u2", at("23:00"), 0, 0, 0.0, None),
+    ]
+
+
+def test_events_only_before_the_interval_still_give_the_checkpoint_row(compute):
+    """The reported bug: 4 events (3 pages) on day 1, windows of 2 days, so the value is the same
+    from 1d 12:00 to 3d 10:00. An interval starting after 12:00 has no change, yet readers must
+    not see count 0: the checkpoint 2d 00:00 carries the value."""
+    v = view(
+        Aggregation(function="count", windows=["2d"]),
+        Aggregation(function="count_distinct", column="page", windows=["2d"]),
+    )
+    events = [
+        {"user_id": "u1", "page": "home", "ts": at("10:05")},
+        {"user_id": "u1", "page": "cart", "ts": at("10:20")},
+        {"user_id": "u1", "page": "home", "ts": at("10:40")},
+        {"user_id": "u1", "page": "pay", "ts": at("11:10")},
+    ]
+    assert compute(v, events, at("2d 00:00"), at("2d 06:00")) == [("u1", at("2d 00:00"), 4, 3)]
+    assert compute(v, events, at("2d 01:00"), at("2d 06:00")) == []
+    assert compute(v, events, at("12:00"), at("2d 06:00")) == [
+        ("u1", at("12:00"), 4, 3),
+        ("u1", at("2d 00:00"), 4, 3),
+    ]
 
 
 def test_unaligned_interval_is_refused_naming_the_field(compute):

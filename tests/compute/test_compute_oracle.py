@@ -1,5 +1,6 @@
 """The tiled Spark path against the naive oracle on seeded random events (with nulls and
-duplicates), for every function and several windows; and split intervals against one run.
+duplicates), for every function and several windows, across midnight checkpoints; and split
+intervals (one of them a lone checkpoint step) against one run.
 
 Amounts are multiples of 0.25, so sums are exact in any order and equality is exact.
 """
@@ -79,7 +80,7 @@ def test_spark_matches_the_naive_oracle(compute, seed, step, windows):
 def test_split_intervals_computed_in_any_order_give_the_rows_of_one_run(compute):
     view = every_function("1h", ["1h", "3h", "1d"])
     events = random_events(4)
-    cuts = [at("06:00"), at("13:00"), at("2d 01:00"), at("3d 06:00")]
+    cuts = [at("06:00"), at("13:00"), at("2d 00:00"), at("2d 01:00"), at("3d 06:00")]
     pieces = list(pairwise(cuts))
     split = [row for s, e in reversed(pieces) for row in compute(view, events, s, e)]
     assert sorted(split) == compute(view, events, cuts[0], cuts[-1])

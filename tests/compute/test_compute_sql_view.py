@@ -61,6 +61,25 @@ def test_sql_view_interval_starting_mid_window(compute):
     ]
 
 
+@pytest.mark.spark
+def test_sql_view_checkpoint_rows_for_every_entity_not_all_null(compute):
+    """2d 00:00 is a checkpoint: u1's unchanged (1, 130.0) gets a row; u2's only row is filtered
+    out by the query's WHERE, so its features are all null and it gets none."""
+    events = [
+        {"user_id": "u1", "amount": 150.0, "page": "a", "ts": at("22:30")},
+        {"user_id": "u1", "amount": 20.0, "page": "a", "ts": at("22:40")},
+        {"user_id": "u2", "amount": 500.0, "page": "test (ignore)", "ts": at("23:30")},
+    ]
+    assert compute(big_spends, events, at("22:00"), at("2d 03:00")) == [
+        ("u1", at("23:00"), 1, 130.0),
+        ("u1", at("2d 00:00"), 1, 130.0),
+        ("u1", at("2d 01:00"), None, None),
+    ]
+    assert compute(big_spends, events, at("2d 00:00"), at("2d 01:00")) == [
+        ("u1", at("2d 00:00"), 1, 130.0),
+    ]
+
+
 def test_step_is_added_to_the_outermost_select_and_group_by_only():
     query = "select distinct k, (select max(x) from t group by y) as m from input_data group by k"
     assert step_grouped(query) == (
