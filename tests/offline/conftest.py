@@ -1,16 +1,11 @@
-"""Small views and staged runs for the offline-store tests (no Spark: Parquet written directly)."""
+"""Small views for the offline-store tests (staged runs: tests/factories.py `stage_rows`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from jstore.arrow_types import ARROW_TYPES
-from jstore.config import Settings
-from jstore.lake import staging_dir
 from jstore.model import (
     Aggregation,
     Entity,
@@ -19,9 +14,7 @@ from jstore.model import (
     ResolvedView,
     WindowedFeatureView,
 )
-from jstore.offline.tables import value_columns
 from jstore.repo import FeatureRepo
-from jstore.staging import StagedRun
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -71,40 +64,3 @@ def spend_view() -> ResolvedView:
 def card_view() -> ResolvedView:
     """Key card_id; step 1d; count_1d."""
     return SMALL_REPO.resolve("card_daily", 1)
-
-
-def stage_rows(
-    settings: Settings,
-    view: ResolvedView,
-    rows: list[dict],
-    start: datetime,
-    end: datetime,
-    run_id: str,
-    files: int = 1,
-) -> StagedRun:
-    """Write `rows` (dicts of join keys, feature_ts, features) as a complete staged run."""
-    path = staging_dir(settings, view.name, run_id)
-    path.mkdir(parents=True, exist_ok=True)
-    schema = pa.schema(
-        [(k, ARROW_TYPES[view.key_dtypes[k]]) for k in view.join_keys]
-        + [("feature_ts", ARROW_TYPES["timestamp"])]
-        + [(f.name, ARROW_TYPES[f.dtype]) for f in view.features]
-    )
-    columns = value_columns(view)
-    table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows], schema=schema)
-    size = -(-len(rows) // files) if rows else 0
-    for i in range(files):
-        pq.write_table(
-            table.slice(i * size, size) if size else table, path / f"part-{i:05d}.parquet"
-        )
-    staged = StagedRun(
-        view=view.name,
-        version=view.version,
-        run_id=run_id,
-        start=start,
-        end=end,
-        rows=len(rows),
-        path=path,
-    )
-    staged.write_manifest()
-    return staged

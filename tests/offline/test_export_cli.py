@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from jstore.pipeline import publish_staged
-from tests.offline.conftest import HOUR, T0, stage_rows
+from tests.factories import stage_rows
+from tests.offline.conftest import HOUR, T0
 
 JSTORE = str(Path(sys.executable).parent / "jstore")
 

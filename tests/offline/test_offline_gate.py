@@ -7,7 +7,8 @@ import pytest
 from jstore.offline import OfflineStore
 from jstore.pipeline import validate_and_publish
 from jstore.quality import QualityGateFailed
-from tests.offline.conftest import HOUR, SMALL_REPO, T0, stage_rows
+from tests.factories import stage_rows
+from tests.offline.conftest import HOUR, SMALL_REPO, T0
 
 
 def _row(hours, count):

@@ -12,7 +12,8 @@ import pytest
 
 from jstore.offline import OfflineStore, StagedRunRejected
 from jstore.pipeline import publish_staged
-from tests.offline.conftest import HOUR, T0, stage_rows
+from tests.factories import stage_rows
+from tests.offline.conftest import HOUR, T0
 
 
 def _row(account_id, hours, count, total=None, top=None, bank="b"):

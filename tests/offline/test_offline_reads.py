@@ -8,7 +8,8 @@ import pytest
 
 from jstore.offline import OfflineStore
 from jstore.repo import DefinitionError
-from tests.offline.conftest import HOUR, T0, stage_rows
+from tests.factories import stage_rows
+from tests.offline.conftest import HOUR, T0
 
 
 def _row(bank, account_id, hours, count):

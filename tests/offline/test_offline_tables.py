@@ -8,7 +8,8 @@ import pytest
 
 from jstore.offline import OfflineStore
 from jstore.offline.tables import chunk_interval, months_between, partition_name
-from tests.offline.conftest import HOUR, T0, stage_rows
+from tests.factories import stage_rows
+from tests.offline.conftest import HOUR, T0
 
 
 @pytest.fixture

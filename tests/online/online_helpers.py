@@ -5,12 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
-from jstore.lake import staging_dir
 from jstore.model import (
     Aggregation,
     Entity,
@@ -23,7 +18,7 @@ from jstore.model import (
 from jstore.pipeline import publish_staged
 from jstore.registry import Registry, new_run_id
 from jstore.repo import FeatureRepo
-from jstore.staging import StagedRun
+from tests.factories import stage_rows
 
 T0 = datetime(2024, 5, 1, 10, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -71,25 +66,7 @@ def publish_rows(
     rows: list[dict],
 ) -> None:
     """Publish `rows` as the view's interval [start, end): staged, then `publish_staged`."""
-    run_id = new_run_id("compute")
-    path = staging_dir(settings, view.name, run_id)
-    path.mkdir(parents=True)
-    schema = pa.schema(
-        [(k, ARROW_TYPES[view.key_dtypes[k]]) for k in view.join_keys]
-        + [("feature_ts", ARROW_TYPES["timestamp"])]
-        + [(f.name, ARROW_TYPES[f.dtype]) for f in view.features]
-    )
-    pq.write_table(pa.Table.from_pylist(rows, schema), path / "part-0.parquet")
-    staged = StagedRun(
-        view=view.name,
-        version=view.version,
-        run_id=run_id,
-        start=start,
-        end=end,
-        rows=len(rows),
-        path=path,
-    )
-    staged.write_manifest()
+    staged = stage_rows(settings, view, rows, start, end, new_run_id("compute"))
     publish_staged(settings, registry, staged)
 
 

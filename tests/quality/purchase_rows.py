@@ -5,11 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
-
 START = datetime(2024, 5, 1, 0, tzinfo=UTC)
 END = datetime(2024, 5, 1, 6, tzinfo=UTC)
-ARROW = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
 
 
 def purchase_row(user_id: str, hour: int, amounts: list[float] | None = None, **values: Any):

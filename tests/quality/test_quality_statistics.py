@@ -10,15 +10,12 @@ import pytest
 from jstore.model import Aggregation, WindowedFeatureView, resolve
 from jstore.quality.drift import drift_scores, population_stability_index
 from jstore.quality.statistics import feature_statistics
-from tests.quality.purchase_rows import ARROW, START, purchase_row
+from tests.factories import staged_schema
+from tests.quality.purchase_rows import START, purchase_row
 
 
 def purchases_table(view, rows):
-    schema = pa.schema(
-        [pa.field("user_id", pa.string()), pa.field("feature_ts", pa.timestamp("us", tz="UTC"))]
-        + [pa.field(f.name, ARROW[f.dtype]) for f in view.features]
-    )
-    return pa.Table.from_pylist(rows, schema=schema)
+    return pa.Table.from_pylist(rows, schema=staged_schema(view))
 
 
 def test_numeric_statistics_are_exact(example_repo):
