@@ -15,14 +15,12 @@ from pathlib import Path
 import pyarrow as pa
 
 from jstore.config import Settings
+from jstore.ingest.events import LINEAGE_FIELDS
 from jstore.lake import quarantine_dir
 
 QUARANTINE_SCHEMA = pa.schema(
     [
-        pa.field("_topic", pa.string()),
-        pa.field("_partition", pa.int32()),
-        pa.field("_offset", pa.int64()),
-        pa.field("_ingested_at", pa.timestamp("us", tz="UTC")),
+        *LINEAGE_FIELDS,
         pa.field("key", pa.binary()),
         pa.field("raw", pa.binary()),
         pa.field("reason", pa.string()),
