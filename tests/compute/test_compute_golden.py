@@ -244,3 +244,15 @@ def test_the_worked_example_of_docs_compute(compute):
         ("u1", at("13:00"), 0, 1, 0.0, 5.0),
         ("u1", at("14:00"), 0, 0, 0.0, 0.0),
     ]
+    with_7d = view(
+        Aggregation(function="count", windows=["1h", "2h", "7d"]),
+        Aggregation(function="sum", column="amount", windows=["1h", "2h", "7d"]),
+    )
+    assert compute(with_7d, events, at("2d 00:00"), at("2d 06:00")) == [
+        ("u1", at("2d 00:00"), 0, 0, 2, 0.0, 0.0, 8.0),
+    ]
+    assert compute(with_7d, events, at("8d 00:00"), at("9d 06:00")) == [
+        ("u1", at("8d 00:00"), 0, 0, 2, 0.0, 0.0, 8.0),
+        ("u1", at("8d 11:00"), 0, 0, 1, 0.0, 0.0, 5.0),
+        ("u1", at("8d 12:00"), 0, 0, 0, 0.0, 0.0, 0.0),
+    ]
