@@ -52,13 +52,14 @@ def client(api_settings: Settings, registry: Registry) -> Iterator[TestClient]:
 
 @pytest.fixture
 def fresh_clicks(api_settings: Settings, registry: Registry):
-    """user_clicks published up to the current step and materialized: u1 and u2 have rows."""
+    """user_clicks published from a checkpoint up to the current step and materialized: u1 and
+    u2 have rows."""
     view = apply_clicks(registry)
     publish_rows(
         api_settings,
         registry,
         view,
-        NOW_STEP - 2 * HOUR,
+        floor_to_step(NOW_STEP - 2 * HOUR, view.view.checkpoint_period),
         NOW_STEP,
         [
             row("u1", NOW_STEP - 2 * HOUR, 1, 5.0, 5.0),

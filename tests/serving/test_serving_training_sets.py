@@ -12,6 +12,8 @@ import pytest
 from tests.online.online_helpers import HOUR, T0, apply_clicks, publish_rows, row
 from tests.serving.conftest import READ
 
+MIDNIGHT = T0.replace(hour=0)
+"""Coverage starts at the day's checkpoint, so every time of the day can be answered."""
 FEATURES = ["user_clicks:count_1h", "user_clicks:amount_max_1h"]
 ENTITY_ROWS = [
     {"user_id": "u1", "event_timestamp": "2024-05-01T11:30:00Z", "label": 1},
@@ -21,7 +23,7 @@ ENTITY_ROWS = [
 ]
 EXPECTED_FEATURES = [
     # u1 at 11:30 sees the 11:00 row; at 10:30 the 10:00 row; u2 has no row (empty window);
-    # 13:00 is past the coverage [10:00, 12:00): null.
+    # 13:00 is past the coverage [00:00, 12:00): null.
     {"user_clicks__count_1h": 2, "user_clicks__amount_max_1h": 5.0},
     {"user_clicks__count_1h": 1, "user_clicks__amount_max_1h": 5.0},
     {"user_clicks__count_1h": 0, "user_clicks__amount_max_1h": None},
@@ -36,7 +38,7 @@ def published(api_settings, registry):
         api_settings,
         registry,
         view,
-        T0,
+        MIDNIGHT,
         T0 + 2 * HOUR,
         [row("u1", T0, 1, 5.0, 5.0), row("u1", T0 + HOUR, 2, 7.5, 5.0)],
     )
@@ -119,7 +121,7 @@ def test_an_uploaded_parquet_file(client, published):
 def test_csv_keys_keep_their_text(client, api_settings, registry):
     """A CSV key like `007` stays the string "007" (the view's key type), not the number 7."""
     view = apply_clicks(registry)
-    publish_rows(api_settings, registry, view, T0, T0 + HOUR, [row("007", T0, 3, 9.0, 4.0)])
+    publish_rows(api_settings, registry, view, MIDNIGHT, T0 + HOUR, [row("007", T0, 3, 9.0, 4.0)])
 
     upload = b"user_id,event_timestamp\n007,2024-05-01T10:30:00Z\n"
     response = client.post(
