@@ -84,8 +84,8 @@ def evaluation_points(
     end: int,
 ) -> DataFrame:
     """(join keys, `__tile` = point, `__candidate`): the point `t - step` of every candidate step
-    `t` in [start, end), and per entity the point `start - 2 step` (the value at `start - step`,
-    not a candidate)."""
+    `t` in [start, end) (a tile entering or leaving a window, or a checkpoint), and per entity the
+    point `start - 2 step` (the value at `start - step`, not a candidate)."""
     entering_or_leaving = F.explode(
         F.array(*(F.col(TILE) + offset for offset in sorted({0, *windows})))
     ).alias(TILE)
