@@ -6,6 +6,7 @@ so tests never see each other's data and can run in any order.
 
 from __future__ import annotations
 
+import logging
 import socket
 import uuid
 from collections.abc import Iterator
@@ -92,3 +93,6 @@ def spark():
     )
     yield session
     session.stop()
+    # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after
+    # pytest closed its streams, which prints a logging traceback below the test summary.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
