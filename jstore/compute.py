@@ -10,7 +10,6 @@ from jstore.durations import as_utc, format_duration, is_aligned
 from jstore.model import ResolvedView
 from jstore.registry import Registry
 from jstore.spark_submit import SparkJobFailed, run_spark_job
-from jstore.spark_submit import job_environment as job_environment  # tests/airflow import it here
 from jstore.staging import StagedRun
 
 JOB = PROJECT_ROOT / "jobs" / "compute_features.py"

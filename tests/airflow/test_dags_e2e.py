@@ -17,12 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 from psycopg import sql
 
-from jstore.compute import job_environment
 from jstore.config import Settings
 from jstore.ingest.demo_data import ensure_topic
 from jstore.orchestration import run_dag
 from jstore.registry import Registry
 from jstore.repo import FeatureRepo
+from jstore.spark_submit import job_environment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
