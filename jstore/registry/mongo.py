@@ -36,7 +36,7 @@ from jstore.model import (
 from jstore.registry.plan import Change, Plan, fingerprint
 from jstore.registry.runs import RunRecord
 from jstore.registry.snapshot import Snapshot
-from jstore.repo import DefinitionError, FeatureRepo, parse_definition
+from jstore.repo import KINDS, DefinitionError, FeatureRepo, parse_definition
 
 COLLECTIONS = {"entity": "entities", "source": "sources", "feature service": "feature_services"}
 
@@ -121,13 +121,7 @@ class Registry:
         if isinstance(definition, WindowedFeatureView | SqlFeatureView):
             change = self._put_view(repo, definition.name)
         else:
-            kind = {
-                Entity: "entity",
-                EventSource: "source",
-                TableSource: "source",
-                FeatureService: "feature service",
-            }[type(definition)]
-            change = self._put_plain(kind, definition)
+            change = self._put_plain(KINDS[type(definition)], definition)
         self.write_snapshot()
         return change
 
@@ -168,10 +162,9 @@ class Registry:
     def _put_view(self, repo: FeatureRepo, name: str) -> Change:
         while True:
             change = self._view_change(repo, name)
-            resolved = repo.resolve(name, change.version or 1)
-            doc = self._view_doc(resolved)
             if change.action == "unchanged":
                 return change
+            doc = self._view_doc(repo.resolve(name, change.version or 1))
             if change.action == "update":
                 self.db.feature_views.update_one(
                     {"name": name, "version": change.version},
