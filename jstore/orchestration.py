@@ -15,8 +15,6 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -134,15 +132,6 @@ def run_interval(
     return ends[0], ends[1]
 
 
-@contextmanager
-def open_registry(settings: Settings) -> Iterator[Registry]:
-    registry = Registry(settings)
-    try:
-        yield registry
-    finally:
-        registry.close()
-
-
 def summary(result: BaseModel) -> dict[str, Any]:
     """A task's return value as JSON (its XCom)."""
     return result.model_dump(mode="json")
@@ -151,7 +140,7 @@ def summary(result: BaseModel) -> dict[str, Any]:
 def land_task(settings: Settings, source: str, max_records: int) -> dict[str, Any]:
     from jstore.ingest.lander import land
 
-    with open_registry(settings) as registry:
+    with Registry(settings) as registry:
         result = land(settings, registry, source, max_records=max_records)
     log.info(
         "read topic %s (batch of at most %d): landed %d rows in %d files, quarantined %d, "
@@ -170,7 +159,7 @@ def land_task(settings: Settings, source: str, max_records: int) -> dict[str, An
 def extract_task(settings: Settings, source: str, start: datetime, end: datetime) -> dict[str, Any]:
     from jstore.ingest.extract import extract
 
-    with open_registry(settings) as registry:
+    with Registry(settings) as registry:
         result = extract(settings, registry, source, start, end)
     log.info(
         "read table %s [%s, %s): landed %d rows in %d files (replacing %d); run %s",
@@ -202,7 +191,7 @@ def validate_task(settings: Settings, view: str, run_id: str) -> dict[str, Any]:
         len(staged.parquet_files),
         staged.path,
     )
-    with open_registry(settings) as registry:
+    with Registry(settings) as registry:
         resolved = registry.get_view(view, staged.version)
         report = validate_staged(settings, registry, resolved, staged)
     log.info(
@@ -231,7 +220,7 @@ def publish_task(settings: Settings, view: str, run_id: str) -> dict[str, Any]:
     from jstore.staging import StagedRun
 
     staged = StagedRun.find(settings, view, run_id)
-    with open_registry(settings) as registry:
+    with Registry(settings) as registry:
         rows = publish_staged(settings, registry, staged)
     log.info(
         "published %d rows of %s v%d into %s.%s__v%d, replacing [%s, %s)",
@@ -250,7 +239,7 @@ def publish_task(settings: Settings, view: str, run_id: str) -> dict[str, Any]:
 def materialize_task(settings: Settings, views: list[str] | None = None) -> dict[str, Any]:
     from jstore.online import materialize
 
-    with open_registry(settings) as registry:
+    with Registry(settings) as registry:
         result = materialize(settings, registry, views)
     for done in result.views:
         log.info(
@@ -283,7 +272,7 @@ def export_task(settings: Settings, params: ExportParams) -> dict[str, Any]:
     from jstore.export import export_training_set
 
     refs = params.feature_refs()
-    with open_registry(settings) as registry:
+    with Registry(settings) as registry:
         result = export_training_set(
             settings,
             registry,

@@ -59,6 +59,12 @@ class Registry:
     def close(self) -> None:
         self.client.close()
 
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def ensure_indexes(self) -> None:
         if self._indexes_ensured:
             return
