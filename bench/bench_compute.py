@@ -78,7 +78,7 @@ def naive_seconds_per_step(spark, settings: Settings, view: ResolvedView, steps:
     """Per step, one aggregation over the raw rows of each window: the cost the tiles avoid."""
     from pyspark.sql import functions as F
 
-    definition = view.view
+    definition = view.definition
     assert isinstance(definition, WindowedFeatureView)
     end = START + timedelta(days=DAYS)
     read_start, read_end = read_range(view, START, end)
@@ -127,7 +127,7 @@ def main() -> None:
         began = time.perf_counter()
         staged = stage_view(spark, settings, view, START, end, "bench")
         tiled = time.perf_counter() - began
-        steps = int((end - START) / view.view.step)
+        steps = int((end - START) / view.definition.step)
         print(
             f"tiled: {len(view.features)} features, {steps} steps, {tiled:.1f} s, "
             f"{args.events / tiled:,.0f} events/s, {staged.rows:,} changed rows out"

@@ -44,13 +44,13 @@ def feature_rows(
     view: ResolvedView, entities: int, days: int, rng: np.random.Generator
 ) -> pa.Table:
     """About ROWS_PER_ENTITY change rows per entity, at distinct random steps in the days."""
-    steps = int(timedelta(days=days) / view.view.step)
+    steps = int(timedelta(days=days) / view.definition.step)
     per_entity = min(ROWS_PER_ENTITY[view.name], steps)
     ids = np.repeat(np.arange(entities), per_entity)
     offsets = np.concatenate(
         [rng.choice(steps, per_entity, replace=False) for _ in range(entities)]
     )
-    step_us = int(view.view.step.total_seconds() * 1_000_000)
+    step_us = int(view.definition.step.total_seconds() * 1_000_000)
     start_us = int(T0.timestamp() * 1_000_000)
     key = view.join_keys[0]
     columns = {

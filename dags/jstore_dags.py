@@ -116,17 +116,17 @@ def extract_dag(snapshot: Snapshot, source: str) -> DAG:
 def compute_dag(project: str, view: ResolvedView) -> DAG:
     with DAG(
         dag_id=f"jstore_compute_{view.name}",
-        schedule=step_timetable(view.view.step),
-        start_date=view.view.start or orchestration.DEFAULT_START,
+        schedule=step_timetable(view.definition.step),
+        start_date=view.definition.start or orchestration.DEFAULT_START,
         catchup=True,
         max_active_runs=2,
-        default_args=default_args(view.view.owner),
+        default_args=default_args(view.definition.owner),
         params=interval_params(),
         tags=[
             "jstore",
             "compute",
             f"view:{view.name}",
-            *(f"{k}:{v}" for k, v in view.view.tags.items()),
+            *(f"{k}:{v}" for k, v in view.definition.tags.items()),
         ],
         doc_md=orchestration.describe_view(view),
     ) as dag:

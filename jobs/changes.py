@@ -32,7 +32,7 @@ def keeps_row(view: ResolvedView, step_end: Column) -> Column:
     changed = reduce(
         lambda a, b: a | b, (~F.col(n).eqNullSafe(F.col(f"{PREVIOUS}{n}")) for n in names)
     )
-    period = int(view.view.checkpoint_period.total_seconds())
+    period = int(view.definition.checkpoint_period.total_seconds())
     at_checkpoint = F.pmod(step_end, F.lit(period)) == 0
     return changed | (at_checkpoint & ~is_empty(view.features))
 

@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from jobs.landing import read_events, source_landing_path
 from jobs.spark import spark_session
 from jobs.sql_view import changed_sql_rows
+from jobs.tiles import build_tiles
 from jobs.windows import changed_windowed_rows
 from jstore.compute import check_interval, read_range
 from jstore.config import Settings
@@ -36,9 +37,10 @@ def compute_view(
     check_interval(view, start, end)
     read_start, read_end = read_range(view, start, end)
     events = read_events(spark, landing_path, view.source, view.join_keys, read_start, read_end)
-    if isinstance(view.view, SqlFeatureView):
+    if isinstance(view.definition, SqlFeatureView):
         return changed_sql_rows(spark, events, view, start, end)
-    return changed_windowed_rows(events, view, start, end)
+    step = int(view.definition.step.total_seconds())
+    return changed_windowed_rows(build_tiles(events, view, step), view, start, end)
 
 
 def stage_view(

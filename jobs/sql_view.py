@@ -34,7 +34,7 @@ def changed_sql_rows(
     spark: SparkSession, events: DataFrame, view: ResolvedView, start: datetime, end: datetime
 ) -> DataFrame:
     """The staged rows of a SQL view for the steps in [start, end)."""
-    definition = view.view
+    definition = view.definition
     assert isinstance(definition, SqlFeatureView)
     step = int(definition.step.total_seconds())
     window = int(definition.window.total_seconds())

@@ -30,20 +30,20 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.changes import PREVIOUS, STEP_END, keeps_row, staged_rows, typed
-from jobs.tiles import TILE, build_tiles, window_value
+from jobs.tiles import TILE, window_value
 from jstore.model import ResolvedView, WindowedFeatureView
 
 CANDIDATE = "__candidate"
 
 
 def changed_windowed_rows(
-    events: DataFrame, view: ResolvedView, start: datetime, end: datetime
+    tiles: DataFrame, view: ResolvedView, start: datetime, end: datetime
 ) -> DataFrame:
-    """The staged rows of a windowed view for the steps in [start, end)."""
-    definition = view.view
+    """The staged rows of a windowed view for the steps in [start, end), from its tiles
+    (jobs/tiles.py: one row per entity and tile, covering at least the read range)."""
+    definition = view.definition
     assert isinstance(definition, WindowedFeatureView)
     step = int(definition.step.total_seconds())
-    tiles = build_tiles(events, view, step)
     windows = sorted({int(f.window.total_seconds()) for f in view.features if f.window})
     points = evaluation_points(
         tiles,

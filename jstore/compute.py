@@ -21,7 +21,7 @@ class ComputeFailed(RuntimeError):
 
 def check_interval(view: ResolvedView, start: datetime, end: datetime) -> None:
     """Refuse an interval whose ends are not steps of the view, or that is empty."""
-    step = view.view.step
+    step = view.definition.step
     for field, ts in (("start", start), ("end", end)):
         if not is_aligned(ts, step):
             raise ValueError(
@@ -34,7 +34,7 @@ def check_interval(view: ResolvedView, start: datetime, end: datetime) -> None:
 
 def read_range(view: ResolvedView, start: datetime, end: datetime) -> tuple[datetime, datetime]:
     """The event times that computing [start, end) needs: the windows at `start - step` onward."""
-    lookback: timedelta = view.view.step + view.view.max_window
+    lookback: timedelta = view.definition.step + view.definition.max_window
     return as_utc(start) - lookback, as_utc(end)
 
 

@@ -317,7 +317,8 @@ class FeatureRef(Definition):
 class ResolvedView(Definition):
     """A registered view version with what computing, storing and serving it needs."""
 
-    view: FeatureView
+    definition: FeatureView
+    """The view as defined (windowed or SQL); the rest is derived from it and the registry."""
     version: int = Field(ge=1)
     source: Source
     join_keys: list[str]
@@ -326,18 +327,20 @@ class ResolvedView(Definition):
 
     @property
     def name(self) -> str:
-        return self.view.name
+        return self.definition.name
 
     @property
     def table(self) -> str:
         """The offline table, and the version part of online keys: `<view>__v<N>`."""
-        return f"{self.view.name}__v{self.version}"
+        return f"{self.definition.name}__v{self.version}"
 
     def feature(self, name: str) -> FeatureSpec:
         for spec in self.features:
             if spec.name == name:
                 return spec
-        raise KeyError(f"feature view {self.view.name!r} v{self.version} has no feature {name!r}")
+        raise KeyError(
+            f"feature view {self.definition.name!r} v{self.version} has no feature {name!r}"
+        )
 
 
 def resolve(
@@ -382,7 +385,7 @@ def resolve(
     if clash:
         raise ValueError(f"features: {clash[0]!r} is also a join key")
     return ResolvedView(
-        view=view,
+        definition=view,
         version=version,
         source=source,
         join_keys=join_keys,

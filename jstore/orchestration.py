@@ -112,8 +112,8 @@ def extract_schedule(snapshot: Snapshot, source: str) -> tuple[timedelta, dateti
     views = views_of_source(snapshot, source)
     if not views:
         return DEFAULT_STEP, DEFAULT_START, False
-    step = min(v.view.step for v in views)
-    starts = [v.view.start for v in views if v.view.start is not None]
+    step = min(v.definition.step for v in views)
+    starts = [v.definition.start for v in views if v.definition.start is not None]
     return step, min(starts, default=DEFAULT_START), True
 
 
@@ -298,8 +298,9 @@ def describe_view(view: ResolvedView) -> str:
     """The compute DAG's doc_md: what the view computes and how the DAG runs it."""
     features = "\n".join(f"- `{f.name}` ({f.dtype})" for f in view.features)
     return (
-        f"### {view.name} v{view.version}\n\n{view.view.description}\n\n"
-        f"Every `{format_duration(view.view.step)}` step: Spark computes the interval from the "
+        f"### {view.name} v{view.version}\n\n{view.definition.description}\n\n"
+        f"Every `{format_duration(view.definition.step)}` step: Spark computes the interval "
+        "from the "
         f"landing zone of source `{view.source.name}` into staging, Great Expectations validates "
         f"it, and the interval is published to `{view.table}`, replacing what was there. "
         "Any run can be re-run or backfilled: an interval's rows never depend on other runs.\n\n"

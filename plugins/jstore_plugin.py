@@ -33,11 +33,11 @@ def _view_row(view: ResolvedView, api_url: str) -> str:
     return (
         "<tr>"
         f"<td><b>{escape(view.name)}</b> v{view.version}<br><small>"
-        f"{escape(view.view.description)}</small></td>"
+        f"{escape(view.definition.description)}</small></td>"
         f"<td>{escape(', '.join(view.join_keys))}</td>"
-        f"<td>{format_duration(view.view.step)}</td>"
+        f"<td>{format_duration(view.definition.step)}</td>"
         f"<td>{escape(view.source.name)}</td>"
-        f"<td>{escape(view.view.owner or '-')}</td>"
+        f"<td>{escape(view.definition.owner or '-')}</td>"
         f"<td><small>{features}</small></td>"
         f'<td><a href="/dags/jstore_compute_{view.name}" target="_top">DAG</a> · '
         f'<a href="{escape(api)}" target="_blank">API</a></td>'

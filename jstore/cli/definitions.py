@@ -42,9 +42,9 @@ def list_(
         if kind == "views":
             for v in registry.list_views(tag=tag, entity=entity, owner=owner):
                 typer.echo(
-                    f"{v.name:24} v{v.version:<3} step {format_duration(v.view.step):4} "
+                    f"{v.name:24} v{v.version:<3} step {format_duration(v.definition.step):4} "
                     f"{len(v.features):3} features  keys {','.join(v.join_keys)}  "
-                    f"owner {v.view.owner or '-'}"
+                    f"owner {v.definition.owner or '-'}"
                 )
         elif kind == "entities":
             for e in registry.list_entities():

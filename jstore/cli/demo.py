@@ -104,9 +104,11 @@ def demo(
             typer.echo(f"   extract: {latest_run(registry, 'extract', 'customers')}")
 
         for view in registry.list_views():
-            view_end = floor_to_step(end, view.view.step)
+            view_end = floor_to_step(end, view.definition.step)
             # From a checkpoint, so that every time of the computed range can be answered.
-            view_start = floor_to_step(view_end - timedelta(days=DAYS), view.view.checkpoint_period)
+            view_start = floor_to_step(
+                view_end - timedelta(days=DAYS), view.definition.checkpoint_period
+            )
             conf = {"start": view_start.isoformat(), "end": view_end.isoformat()}
             with step(
                 f"DAG jstore_compute_{view.name} [{view_start:%F %H:%M}, {view_end:%F %H:%M})"

@@ -126,7 +126,7 @@ def source_watermark(registry: Registry, source: str) -> datetime | None:
     ends = [
         cov[-1][1]
         for view in registry.list_views()
-        if view.view.source == source
+        if view.definition.source == source
         for cov in [registry.coverage(view.name, view.version)]
         if cov
     ]

@@ -185,7 +185,7 @@ def _cast_key(entity_rows: pa.Table, key: str, dtype: str) -> pa.Array:
 
 def checkpoints_us(times_us: np.ndarray, view: ResolvedView) -> np.ndarray:
     """Each time's checkpoint C(T), in microseconds since the epoch."""
-    period = int(view.view.checkpoint_period.total_seconds()) * 1_000_000
+    period = int(view.definition.checkpoint_period.total_seconds()) * 1_000_000
     return times_us - np.mod(times_us, period)
 
 

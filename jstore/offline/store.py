@@ -138,9 +138,9 @@ def retained_coverage(
     now = now or datetime.now(UTC)
     clipped = dict(coverage)
     for view in views:
-        if view.view.retention is None or view.table not in coverage:
+        if view.definition.retention is None or view.table not in coverage:
             continue
-        horizon = now - view.view.retention
+        horizon = now - view.definition.retention
         clipped[view.table] = [
             (max(start, horizon), end) for start, end in coverage[view.table] if end > horizon
         ]

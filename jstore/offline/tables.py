@@ -188,7 +188,7 @@ class TableLayout:
 
     def _make_hypertable(self, conn: psycopg.Connection, view: ResolvedView) -> None:
         name = table_id(self.schema, view).as_string(conn)
-        interval = chunk_interval(view.view.step)
+        interval = chunk_interval(view.definition.step)
         conn.execute(
             "SELECT create_hypertable(%s::regclass, 'feature_ts', chunk_time_interval => %s)",
             [name, interval],
@@ -206,8 +206,8 @@ class TableLayout:
             "SELECT add_compression_policy(%s::regclass, compress_after => %s)",
             [name, interval * 2],
         )
-        if view.view.retention is not None:
+        if view.definition.retention is not None:
             conn.execute(
                 "SELECT add_retention_policy(%s::regclass, drop_after => %s)",
-                [name, view.view.retention],
+                [name, view.definition.retention],
             )

@@ -161,7 +161,7 @@ class OnlineLookup:
                 result.lag_seconds[label] = (now - state.coverage_end).total_seconds()
             if state.coverage_end is None:
                 columns[label] = ("missing", [None] * len(entities))
-            elif view.view.ttl is not None and now - state.coverage_end > view.view.ttl:
+            elif view.definition.ttl is not None and now - state.coverage_end > view.definition.ttl:
                 columns[label] = ("expired", [None] * len(entities))
             elif label in redis_reads and not _behind(redis_reads[label].meta, state):
                 values = redis_reads[label].values

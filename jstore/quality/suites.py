@@ -101,7 +101,7 @@ def _order_violations(table: pa.Table, low: str, high: str) -> pa.Array:
 def _step_offsets(feature_ts: pa.ChunkedArray, view: ResolvedView) -> pa.Array:
     """Seconds past the latest step boundary at or before each feature_ts (null stays null)."""
     micros = pc.cast(pc.cast(feature_ts, pa.timestamp("us", tz="UTC")), pa.int64())
-    step_micros = int(view.view.step.total_seconds()) * 1_000_000
+    step_micros = int(view.definition.step.total_seconds()) * 1_000_000
     values = np.asarray(pc.fill_null(micros, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
     missing = np.asarray(pc.is_null(micros).to_numpy(zero_copy_only=False), dtype=bool)
     return pa.array(np.mod(values, step_micros) / 1_000_000, mask=missing)
@@ -114,7 +114,7 @@ def build_suite(settings: Settings, view: ResolvedView, staged: StagedRun) -> gx
 
 def default_expectations(view: ResolvedView, staged: StagedRun) -> list[Expectation]:
     keys = view.join_keys
-    step = format_duration(view.view.step)
+    step = format_duration(view.definition.step)
     expectations: list[Expectation] = [
         gxe.ExpectTableColumnsToMatchOrderedList(
             column_list=staged_columns(view) + check_columns(view),
@@ -168,7 +168,7 @@ def default_expectations(view: ResolvedView, staged: StagedRun) -> list[Expectat
 
 def ordered_pairs(view: ResolvedView) -> list[tuple[str, str]]:
     """(low, high) neighbours in min <= avg <= max among one column and window's features."""
-    if not isinstance(view.view, WindowedFeatureView):
+    if not isinstance(view.definition, WindowedFeatureView):
         return []
     by_column_window: dict[tuple[str | None, Any], dict[str, str]] = {}
     for spec in view.features:

@@ -161,7 +161,7 @@ class Registry:
         resolved = repo.resolve(name, current["version"])
         if fingerprint(resolved) != current["fingerprint"]:
             return Change("feature view", name, "new version", current["version"] + 1)
-        spec = resolved.view.model_dump(mode="json", by_alias=True)
+        spec = resolved.definition.model_dump(mode="json", by_alias=True)
         action = "unchanged" if spec == current["spec"] else "update"
         return Change("feature view", name, action, current["version"])
 
@@ -199,11 +199,11 @@ class Registry:
             "version": resolved.version,
             "current": True,
             "fingerprint": fingerprint(resolved),
-            "spec": resolved.view.model_dump(mode="json", by_alias=True),
+            "spec": resolved.definition.model_dump(mode="json", by_alias=True),
             "resolved": resolved.model_dump(mode="json", by_alias=True),
-            "entities": resolved.view.entities,
-            "owner": resolved.view.owner,
-            "tags": resolved.view.tags,
+            "entities": resolved.definition.entities,
+            "owner": resolved.definition.owner,
+            "tags": resolved.definition.tags,
             "created_at": now,
             "updated_at": now,
         }

@@ -21,7 +21,7 @@ METADATA_FIELDS = frozenset({"description", "tags", "owner", "ttl", "retention",
 
 def fingerprint(view: ResolvedView) -> str:
     """A hash of everything that changes what the view's rows mean."""
-    spec = view.view.model_dump(mode="json", exclude=set(METADATA_FIELDS))
+    spec = view.definition.model_dump(mode="json", exclude=set(METADATA_FIELDS))
     meaning = {
         "view": spec,
         "join_keys": view.join_keys,

@@ -85,7 +85,7 @@ def _view_out(registry: Registry, view: ResolvedView) -> FeatureViewOut:
         name=view.name,
         version=view.version,
         versions=registry.view_versions(view.name),
-        definition=_dump(view.view),
+        definition=_dump(view.definition),
         join_keys=view.join_keys,
         features=[
             FeatureOut(

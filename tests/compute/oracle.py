@@ -14,8 +14,8 @@ from jstore.model import FeatureSpec, ResolvedView
 def naive_rows(view: ResolvedView, events: list[dict], start: datetime, end: datetime) -> list:
     """Sorted (keys..., feature_ts, features...) of the rows in [start, end): where a feature
     changed since t - step, or at a checkpoint where the value is not the empty one."""
-    step, ts = view.view.step, view.source.timestamp_name
-    period = view.view.checkpoint_period.total_seconds()
+    step, ts = view.definition.step, view.source.timestamp_name
+    period = view.definition.checkpoint_period.total_seconds()
     empty = [value(f, [], ts) for f in view.features]
     seen, unique = set(), []
     for e in events:

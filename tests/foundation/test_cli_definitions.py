@@ -96,7 +96,7 @@ def test_a_changed_window_plans_and_applies_a_new_version(
     applied = jstore(settings, "apply", repo)
     assert "new version  feature view merchant_sales v2" in lines(applied.stdout)
     assert registry.view_versions("merchant_sales") == [1, 2]
-    assert registry.get_view("user_purchases").view.description == "Spending."
+    assert registry.get_view("user_purchases").definition.description == "Spending."
 
 
 def test_list_prints_one_line_per_definition_and_filters_views(

@@ -137,7 +137,7 @@ def test_metadata_changes_update_the_current_version_in_place(registry: Registry
     assert ("feature view", "spend", "update", 1) in changes(registry.plan(repo_of(changed)))
     assert ("feature view", "spend", "update", 1) in changes(registry.apply(repo_of(changed)))
     assert registry.view_versions("spend") == [1]
-    assert registry.get_view("spend").view == changed
+    assert registry.get_view("spend").definition == changed
     assert not registry.apply(repo_of(changed)).has_changes
 
 
@@ -169,9 +169,9 @@ def test_breaking_changes_make_version_two_and_keep_version_one(registry: Regist
     assert ("feature view", "spend", "new version", 2) in changes(registry.apply(new_repo))
     assert registry.view_versions("spend") == [1, 2]
     assert registry.get_view("spend").version == 2
-    assert registry.get_view("spend").view == changed
+    assert registry.get_view("spend").definition == changed
     old = registry.get_view("spend", 1)
-    assert (old.version, old.view, old.table) == (1, SPEND, "spend__v1")
+    assert (old.version, old.definition, old.table) == (1, SPEND, "spend__v1")
     assert registry.get_view("spend@v1") == old
     assert registry.get_view("spend@v2").table == "spend__v2"
     current = {

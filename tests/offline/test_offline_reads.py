@@ -115,7 +115,7 @@ def test_retention_trims_coverage_to_what_is_kept(spend_view):
     from jstore.offline.store import retained_coverage
 
     kept = spend_view.model_copy(
-        update={"view": spend_view.view.model_copy(update={"retention": 2 * HOUR})}
+        update={"definition": spend_view.definition.model_copy(update={"retention": 2 * HOUR})}
     )
     coverage = {kept.table: [(T0, T0 + HOUR), (T0 + 2 * HOUR, T0 + 5 * HOUR)]}
     assert retained_coverage(coverage, [kept], now=T0 + 4 * HOUR) == {

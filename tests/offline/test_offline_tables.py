@@ -85,7 +85,9 @@ def test_timescaledb_hypertable_with_compression_and_retention(store, spend_view
     if not store.layout.hypertables:
         pytest.skip("the timescaledb extension is not installed in this database")
     view = spend_view.model_copy(
-        update={"view": spend_view.view.model_copy(update={"retention": timedelta(days=90)})}
+        update={
+            "definition": spend_view.definition.model_copy(update={"retention": timedelta(days=90)})
+        }
     )
     store.ensure_table(view)
     dims = store.conn.execute(

@@ -148,7 +148,7 @@ def test_checkpoints_bound_what_is_read_and_what_is_covered(store, settings, spe
 
 def _covered(t, intervals, view):
     """[C(T), T] inside one published interval, C(T) = T floored to the checkpoint period."""
-    since = floor_to_step(t, view.view.checkpoint_period)
+    since = floor_to_step(t, view.definition.checkpoint_period)
     return any(s <= since and t < e for s, e in intervals)
 
 
@@ -164,7 +164,7 @@ def _oracle(entity_rows, stored, coverage, features):
                 values[column] = None
                 continue
             key = tuple(row[k] for k in view.join_keys)
-            since = floor_to_step(t, view.view.checkpoint_period)
+            since = floor_to_step(t, view.definition.checkpoint_period)
             candidates = [
                 r
                 for r in stored[view.table]

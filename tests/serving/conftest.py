@@ -59,7 +59,7 @@ def fresh_clicks(api_settings: Settings, registry: Registry):
         api_settings,
         registry,
         view,
-        floor_to_step(NOW_STEP - 2 * HOUR, view.view.checkpoint_period),
+        floor_to_step(NOW_STEP - 2 * HOUR, view.definition.checkpoint_period),
         NOW_STEP,
         [
             row("u1", NOW_STEP - 2 * HOUR, 1, 5.0, 5.0),
