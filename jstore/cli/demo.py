@@ -65,7 +65,7 @@ def demo(
     """Apply the example repo, then run every DAG over two days of generated purchases."""
     if ctx.invoked_subcommand is not None:
         return
-    from jstore.ingest.demo_data import fill_customers, produce_purchases, user_id
+    from jstore.ingest.demo_data import fill_customers, merchant_id, produce_purchases, user_id
     from jstore.orchestration import prepare_local_airflow, run_dag
 
     settings = get_settings()
@@ -151,11 +151,6 @@ def demo(
     typer.echo(f"Done in {time.monotonic() - began:.0f} s.")
 
 
-def merchant_id(n: int) -> str:
-    """As the demo data names merchants (jstore.ingest.demo_data)."""
-    return f"m{n:04d}"
-
-
 def print_lookup(settings: Settings, registry: Registry, entities: list[dict]) -> None:
     from jstore.online.lookup import OnlineLookup
     from jstore.online.store import OnlineReader
@@ -180,7 +175,7 @@ def write_entity_rows(settings: Settings, users: int, start: datetime, end: date
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from jstore.ingest.demo_data import user_id
+    from jstore.ingest.demo_data import merchant_id, user_id
 
     rng = random.Random(7)
     seconds = int((end - start).total_seconds())

@@ -47,6 +47,11 @@ def user_id(n: int) -> str:
     return f"u{n:06d}"
 
 
+def merchant_id(n: int) -> str:
+    """The merchant of sales rank `n`: m0001 sells most, as u000001 buys most."""
+    return f"m{n:04d}"
+
+
 def produce_purchases(
     settings: Settings,
     registry: Registry,
@@ -102,7 +107,7 @@ def purchase_messages(
     rng = np.random.default_rng(seed)
     weights = 1.0 / np.arange(1, users + 1) ** 1.1
     buyers = rng.choice(users, size=events, p=weights / weights.sum()) + 1
-    merchants = rng.zipf(1.6, size=events) % 500 + 1
+    merchants = (rng.zipf(1.6, size=events) - 1) % 500 + 1
     amounts = np.round(rng.lognormal(mean=3.2, sigma=1.0, size=events), 2)
     categories = rng.choice(len(CATEGORIES), size=events, p=CATEGORY_WEIGHTS)
     span = (end - start).total_seconds()
@@ -115,7 +120,7 @@ def purchase_messages(
     for i in range(events):
         event = {
             "user_id": user_id(int(buyers[i])),
-            "merchant_id": f"m{int(merchants[i]):04d}",
+            "merchant_id": merchant_id(int(merchants[i])),
             "amount": float(amounts[i]),
             "category": CATEGORIES[categories[i]],
             "ts": (start + timedelta(seconds=float(offsets[i]))).isoformat(),

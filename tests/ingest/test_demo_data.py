@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from jstore.config import Settings
-from jstore.ingest.demo_data import produce_purchases, purchase_messages
+from jstore.ingest.demo_data import merchant_id, produce_purchases, purchase_messages, user_id
 from jstore.ingest.lander import land
 from jstore.model import EventSource
 from jstore.registry import Registry
@@ -37,6 +37,14 @@ def test_purchases_are_long_tailed_and_mostly_well_formed() -> None:
     assert 15 < amounts[len(amounts) // 2] < 40  # log-normal, median about 25
     assert 150 < malformed < 250
     assert 250 < late < 550
+
+
+def test_the_first_user_and_merchant_are_the_busiest() -> None:
+    """`make demo` looks up u000001 with m0001: both must have purchases to show."""
+    messages, _, _ = purchase_messages(20_000, START, END, malformed_share=0.0)
+    events = [json.loads(value) for _, value in messages]
+    assert Counter(e["user_id"] for e in events).most_common(1)[0][0] == user_id(1)
+    assert Counter(e["merchant_id"] for e in events).most_common(1)[0][0] == merchant_id(1)
 
 
 def test_produced_purchases_land_and_the_malformed_are_quarantined(
