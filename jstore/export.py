@@ -2,7 +2,9 @@
 
 Input and output are Parquet or CSV, chosen by the file extension. In a CSV input the join keys
 are read with their view's type (so `007` stays the string `007`) and `event_timestamp` as
-ISO-8601 text; other columns are kept as Arrow infers them.
+ISO-8601 text; other columns are kept as Arrow infers them. Text is text: `NA`, `null`, `#N/A`
+and the like are strings, never nulls; an empty cell is the empty string in a string column and
+null in any other (a number, boolean or timestamp column, or `event_timestamp`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pydantic import BaseModel
@@ -74,16 +77,30 @@ def read_entity_csv(
     source: Path | BinaryIO, features: list[tuple[ResolvedView, FeatureSpec]]
 ) -> pa.Table:
     """Entity rows from CSV: join keys with their view's type (`007` stays the string `007`),
-    `event_timestamp` as ISO-8601 text, other columns as Arrow infers them."""
+    `event_timestamp` as ISO-8601 text, other columns as Arrow infers them.
+
+    Only an empty cell may be null, and only outside string columns (`NA`, `null`, `#N/A`…
+    are text); an empty `event_timestamp` is a row without a time.
+    """
     key_types = {
         key: ARROW_TYPES[view.key_dtypes[key]] for view, _ in features for key in view.join_keys
     }
     options = pacsv.ConvertOptions(
         column_types={**key_types, EVENT_TIMESTAMP: pa.string()},
-        strings_can_be_null=True,
+        null_values=[""],
+        strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
-    return pacsv.read_csv(source, convert_options=options)
+    table = pacsv.read_csv(source, convert_options=options)
+    if EVENT_TIMESTAMP not in table.column_names:
+        return table
+    times = table[EVENT_TIMESTAMP]
+    no_time = pc.equal(pc.utf8_trim_whitespace(times), "")
+    return table.set_column(
+        table.schema.get_field_index(EVENT_TIMESTAMP),
+        EVENT_TIMESTAMP,
+        pc.if_else(no_time, pa.scalar(None, pa.string()), times),
+    )
 
 
 def write_table(table: pa.Table, path: Path) -> None:
