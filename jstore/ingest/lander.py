@@ -42,6 +42,12 @@ log = logging.getLogger(__name__)
 
 BATCH_RECORDS = 100_000
 """Messages per landed batch: larger batches make fewer, larger files."""
+MAX_PARTITION_FETCH_BYTES = 8 * 1024 * 1024
+"""Bytes asked of one partition per fetch. Not a limit on message size: a broker answers a
+fetch with at least one whole record batch however large (Kafka >= 0.10.1, tansu), and
+kafka-python returns it, so a larger message is landed too (tests/ingest/test_lander_poison.py)."""
+FETCH_MAX_BYTES = 64 * 1024 * 1024
+"""Bytes asked per fetch over all partitions: bounds the lander's read buffer, not messages."""
 IDLE_TIMEOUT_S = 30.0
 """A run gives up when the broker sends nothing for this long before the end offsets."""
 
@@ -233,8 +239,8 @@ class _Run:
             session_timeout_ms=self.settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=self.settings.kafka_session_timeout_ms // 3,
             max_poll_records=10_000,
-            fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=FETCH_MAX_BYTES,
+            max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
         )
 
     def _resume_at(

@@ -12,11 +12,15 @@ from jstore.model import EventSource
 from jstore.registry import Registry
 from tests.ingest.conftest import Send, purchase
 
+LONG_INTEGER = "9" * 5000
+"""More digits than Python converts to an int (its limit is 4300): it stopped the lander."""
 GOOD = {"user_id": "u1", "merchant_id": "m1", "amount": 5.0, "category": "books"}
 
 
 def event(**fields) -> bytes:
-    return json.dumps({**GOOD, "ts": "2024-05-01T10:00:00Z", **fields}).encode()
+    """A good event with `fields` replaced; LONG_INTEGER is written as a JSON integer."""
+    text = json.dumps({**GOOD, "ts": "2024-05-01T10:00:00Z", **fields})
+    return text.replace(f'"{LONG_INTEGER}"', LONG_INTEGER).encode()
 
 
 BAD_EVENTS: list[tuple[bytes, str]] = [
@@ -28,7 +32,35 @@ BAD_EVENTS: list[tuple[bytes, str]] = [
         b"\xff\xfe not utf-8",
         "not UTF-8: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte",
     ),
-    (b"[1, 2]", "not a JSON object: list"),
+    (b"[1, 2]", "not a JSON object: array"),
+    (b"", "not JSON: Expecting value: line 1 column 1 (char 0)"),
+    (b"[" * 5000 + b"]" * 5000, "not JSON: nested too deeply"),
+    (
+        '{"user_id": "\ud800"}'.encode("utf-8", "surrogatepass"),
+        "not UTF-8: 'utf-8' codec can't decode byte 0xed in position 13: invalid continuation byte",
+    ),
+    (event(amount=LONG_INTEGER), "field 'amount': inf is not a finite float64"),
+    (event(amount=float("nan")), "field 'amount': nan is not a finite float64"),
+    (event(amount=float("-inf")), "field 'amount': -inf is not a finite float64"),
+    (
+        event(user_id="u\x00"),
+        "field 'user_id': holds U+0000 (NUL, which PostgreSQL text cannot hold) at index 1",
+    ),
+    (event(user_id="\udc80x"), "field 'user_id': holds U+DC80 (a lone surrogate) at index 0"),
+    (event(user_id=["u1"]), "field 'user_id': expected string, got array"),
+    (event(user_id={"id": "u1"}), "field 'user_id': expected string, got object"),
+    (
+        event(ts="2024-05-01T10:00:00Z")[:-1] + b', "ts": "2024-05-02T10:00:00Z"}',
+        "field 'ts' given twice",
+    ),
+    (
+        event(ts="0001-01-01T00:00:00+01:00"),
+        "field 'ts': timestamp '0001-01-01T00:00:00+01:00' is outside 0001..9999 once in UTC",
+    ),
+    (
+        event(ts="2024-05-01T10:00:00Z" + "0" * 100),
+        "field 'ts': unparsable timestamp '2024-05-01T10:00:00Z" + "0" * 40 + "'… (120 characters)",
+    ),
     (json.dumps({**GOOD}).encode(), "missing field 'ts'"),
     (event(amount="5.0"), "field 'amount': expected float64, got string"),
     (event(amount=True), "field 'amount': expected float64, got boolean"),
