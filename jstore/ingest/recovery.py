@@ -1,0 +1,73 @@
+"""Before compute reads a source: its landing zone holds whole batches only.
+
+A lander or extract killed mid-batch leaves hidden temp files (the batch never happened) or a
+journal whose renames are half done (some files of the batch visible, some not). Readers never
+see temp files, but they do see the renamed half of a batch: compute must not read it.
+`ensure_landing_complete` does what the next lander run would do first (jstore/ingest/
+transaction.py `recover_source`): roll every journal forward, delete stray temp files. It needs
+the source's lock. When a lander or extract holds it, that run recovered at its start, so only
+its own batch can be in flight: the call waits until no journal is left (a rename of one batch
+takes milliseconds), and refuses with `LandingIncomplete` if one stays longer than `wait_s`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from jstore.config import Settings
+from jstore.ingest.transaction import SourceBusy, exclusive, recover_source
+from jstore.lake import landing_dir
+
+JOURNAL_WAIT_S = 30.0
+"""How long a journal of a running lander may stay before compute refuses to read."""
+
+
+class LandingIncomplete(RuntimeError):
+    """The landing zone of a source holds a batch that cannot be completed now."""
+
+
+def ensure_landing_complete(
+    settings: Settings, source_name: str, wait_s: float = JOURNAL_WAIT_S
+) -> None:
+    """Make the landing zone of `source_name` hold whole batches only, or raise
+    LandingIncomplete saying why (see the module docstring)."""
+    landing = landing_dir(settings, source_name)
+    if not landing.is_dir():
+        return
+    journals = landing / "_journal"
+    try:
+        with exclusive(landing / "_lock"):
+            _check_journals(source_name, journals)
+            recover_source(settings, source_name)
+            return
+    except SourceBusy:
+        pass
+    deadline = time.monotonic() + wait_s
+    while _pending(journals):
+        if time.monotonic() > deadline:
+            raise LandingIncomplete(
+                f"source {source_name!r}: a running lander or extract has been renaming a "
+                f"batch for more than {wait_s:g}s ({_pending(journals)[0]}); compute "
+                "refuses to read a half-written landing zone; retry when that run is done"
+            )
+        time.sleep(0.2)
+
+
+def _pending(journals: Path) -> list[Path]:
+    return sorted(journals.glob("*.json")) if journals.is_dir() else []
+
+
+def _check_journals(source_name: str, journals: Path) -> None:
+    """Every file a journal moves still exists, as its temp file or already at its final name;
+    otherwise rolling forward would silently leave the batch incomplete."""
+    for journal in _pending(journals):
+        for temp, final in json.loads(journal.read_text())["moves"]:
+            if not (os.path.exists(temp) or os.path.exists(final)):
+                raise LandingIncomplete(
+                    f"source {source_name!r}: journal {journal.name} moves {temp} to {final}, "
+                    "but neither exists: the batch lost a file; restore it or land the source "
+                    "again from the topic"
+                )
