@@ -7,7 +7,7 @@ import sys
 import typer
 
 from jstore.cli import definitions, demo, ingest, offline, online, quality
-from jstore.cli.common import UserError
+from jstore.cli.common import SERVER_DOWN_EXIT_CODE, UserError, unreachable_server
 
 app = typer.Typer(
     name="jstore",
@@ -26,15 +26,13 @@ quality.register(app)
 
 
 def main() -> None:
-    """Run the CLI; a user error ends with one clear line on stderr and exit code 2."""
+    """Run the CLI; a user error ends with one clear line on stderr and exit code 2, a server
+    that is down or refuses with one line naming it and exit code 1."""
     # typer vendors click: its usage errors are typer._click's, not the `click` package's.
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
     try:
         exit_code = app(standalone_mode=False)  # the code of a `typer.Exit`, else None
-    except UserError as e:
-        print(f"jstore: {e}", file=sys.stderr)
-        sys.exit(2)
     except typer.Abort:
         sys.exit(130)
     except NoArgsIsHelpError as e:
@@ -43,4 +41,13 @@ def main() -> None:
     except ClickException as e:
         print(f"jstore: {e.format_message()}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except Exception as e:
+        down = unreachable_server(e)
+        if down is not None:
+            print(f"jstore: {down}", file=sys.stderr)
+            sys.exit(SERVER_DOWN_EXIT_CODE)
+        if not isinstance(e, UserError):
+            raise
+        print(f"jstore: {e}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(exit_code if isinstance(exit_code, int) else 0)

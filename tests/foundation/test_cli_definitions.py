@@ -227,14 +227,10 @@ def test_bad_input_ends_with_one_line_and_exit_code_2(
     ("env", "line"),
     [
         ({"JSTORE_PROJECT": "Shop"}, "jstore: setting JSTORE_PROJECT: String should match pattern"),
-        (
-            {"JSTORE_MONGO_URI": "mongodb://127.0.0.1:9"},
-            "jstore: the registry's MongoDB does not answer at mongodb://127.0.0.1:9 "
-            "(start the local servers with `make services`)",
-        ),
     ],
 )
-def test_bad_settings_and_an_unreachable_registry_are_one_line(settings: Settings, env, line):
+def test_bad_settings_are_one_line(settings: Settings, env, line):
+    """(An unreachable registry: tests/foundation/test_cli_servers_down.py.)"""
     refused = jstore(settings, "list", env=env)
     assert refused.returncode == 2
     [message] = lines(refused.stderr)
