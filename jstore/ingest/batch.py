@@ -1,13 +1,17 @@
 """One landed batch: messages parsed, split into one file per (partition, event date) and one
 quarantine file per partition, and written in one transaction (jstore/ingest/transaction.py).
 
+Late events (jstore/ingest/late.py) are counted in the registry per affected published interval
+before the transaction commits, so no crash can land them without their count
+(jstore/registry/late.py).
+
 Every file carries, in its Parquet metadata, the fingerprint of its last record, so that a
 later run can check the broker still holds the log it was landed from (jstore/ingest/probe.py).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -17,11 +21,14 @@ import pyarrow.parquet as pq
 
 from jstore.config import Settings
 from jstore.ingest.events import BadEvent, EventParser
+from jstore.ingest.late import LateEvents
 from jstore.ingest.offsets import landed_file_name
 from jstore.ingest.probe import FINGERPRINT_KEY, fingerprint
 from jstore.ingest.quarantine import QuarantinedEvents
 from jstore.ingest.transaction import LandingTransaction, crash_point
 from jstore.lake import landing_dir, landing_partition
+from jstore.registry import Registry
+from jstore.registry.late import AffectedInterval, record_late_events
 
 
 @dataclass
@@ -30,16 +37,17 @@ class LandedBatch:
     quarantined: int
     files: int
     late: int
-    """Good events older than the watermark."""
+    """Good events that change a published interval of a view of the source."""
     late_since: datetime | None
 
 
 def land_batch(
     settings: Settings,
+    registry: Registry,
     parser: EventParser,
     messages: list[Any],
     bases: dict[int, int],
-    watermark: datetime | None,
+    late_events: LateEvents,
 ) -> LandedBatch:
     """Land Kafka `messages` (in offset order per partition); `bases` maps each partition to
     its generation's base (landing offset = base + broker offset)."""
@@ -49,9 +57,12 @@ def land_batch(
     rows: dict[tuple[int, date], list[tuple[int, dict]]] = defaultdict(list)
     bad: dict[int, QuarantinedEvents] = {}
     last_record: dict[tuple[int, date | None], Any] = {}
+    first_offset: dict[int, int] = {}
+    affected: dict[int, Counter[AffectedInterval]] = defaultdict(Counter)
     late, late_since = 0, None
     for m in messages:
         offset = bases[m.partition] + m.offset
+        first_offset.setdefault(m.partition, offset)
         try:
             row = parser.parse(m.value, ingested_at)
         except BadEvent as e:
@@ -61,7 +72,9 @@ def land_batch(
             last_record[(m.partition, None)] = m
             continue
         ts = row[source.timestamp_name]
-        if watermark is not None and ts < watermark:
+        changed = late_events.affected(ts)
+        if changed:
+            affected[m.partition].update(changed)
             late += 1
             late_since = ts if late_since is None else min(late_since, ts)
         rows[(m.partition, ts.date())].append((offset, row))
@@ -81,6 +94,10 @@ def land_batch(
         )
         table = _stamped(events.table(ingested_at), last_record[(partition, None)])
         pq.write_table(table, txn.temp_for(final))
+    for partition, counts in affected.items():
+        batch = f"{topic}-{partition}-{first_offset[partition]}"
+        record_late_events(registry, batch, counts)
+    crash_point("after_late_events")
     txn.commit()
     return LandedBatch(
         rows=sum(map(len, rows.values())),

@@ -8,8 +8,9 @@ messages is parsed (jstore/ingest/events.py); good rows are written per partitio
 date, bad ones to the quarantine, all in one journaled transaction. Only afterwards are the
 group offsets committed, for lag monitoring; nothing reads them back.
 
-Late events land in the partition of their event date like any other; the run counts those
-older than the published coverage of the source's views, so recomputation can be planned.
+Late events land in the partition of their event date like any other; those that change a
+published interval of a view of the source are counted per interval in the registry
+(jstore/ingest/late.py), for `jstore recompute` (jstore/late_events.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pydantic import BaseModel
 from jstore.config import Settings
 from jstore.ingest.batch import land_batch
 from jstore.ingest.events import EventParser
+from jstore.ingest.late import LateEvents
 from jstore.ingest.offsets import (
     highest_landed,
     read_generations,
@@ -80,10 +82,10 @@ class LandingResult(BaseModel):
     rows: int
     quarantined: int
     late: int
-    """Landed events older than the published coverage of the source's views."""
+    """Landed events that change a published interval of a view of the source (counted per
+    interval in the registry: jstore/registry/late.py)."""
     late_since: datetime | None = None
-    """The earliest late event time: recompute the views' steps from here."""
-    watermark: datetime | None = None
+    """The earliest late event time."""
     partitions: dict[int, PartitionRange]
     files: int
     new_generations: list[int] = []
@@ -112,31 +114,11 @@ def land(
         recover_source(settings, source)
         run = RunRecord(run_id=new_run_id("land"), kind="land", subject=source)
         fail_dead_runs(registry, "land", source, run.run_id)
-        registry.record_run(run)
-        try:
+        with registry.run(run):
             result = _Run(settings, registry, spec, run.run_id, new_generation).execute(max_records)
-        except Exception as e:
-            registry.finish_run(run.run_id, "failed", error=f"{type(e).__name__}: {e}")
-            raise
-        registry.finish_run(
-            run.run_id,
-            "success",
-            rows=result.rows,
-            details=result.model_dump(mode="json", exclude={"run_id", "source"}),
-        )
+            run.rows = result.rows
+            run.details = result.model_dump(mode="json", exclude={"run_id", "source"})
         return result
-
-
-def source_watermark(registry: Registry, source: str) -> datetime | None:
-    """The end of the latest published step over any current view of `source`."""
-    ends = [
-        cov[-1][1]
-        for view in registry.list_views()
-        if view.definition.source == source
-        for cov in [registry.coverage(view.name, view.version)]
-        if cov
-    ]
-    return max(ends, default=None)
 
 
 def _same_record(record: Any | None, landed_file: Path) -> bool:
@@ -161,7 +143,8 @@ class _Run:
         self.new_generation = new_generation
         self.parser = EventParser(source)
         self.landing = landing_dir(settings, source.name)
-        self.watermark = source_watermark(registry, source.name)
+        self.registry = registry
+        self.late_events = LateEvents.of_source(registry, source.name)
         self.rows = self.quarantined = self.late = self.files = 0
         self.late_since: datetime | None = None
         self.bases: dict[int, int] = {}
@@ -221,7 +204,6 @@ class _Run:
             quarantined=self.quarantined,
             late=self.late,
             late_since=self.late_since,
-            watermark=self.watermark,
             partitions=self.ranges,
             files=self.files,
             new_generations=self.new_generations,
@@ -333,7 +315,9 @@ class _Run:
             rng = self.ranges[m.partition]
             rng.first = self.bases[m.partition] + m.offset if rng.first is None else rng.first
             rng.last = self.bases[m.partition] + m.offset
-        landed = land_batch(self.settings, self.parser, messages, self.bases, self.watermark)
+        landed = land_batch(
+            self.settings, self.registry, self.parser, messages, self.bases, self.late_events
+        )
         self.rows += landed.rows
         self.quarantined += landed.quarantined
         self.files += landed.files

@@ -12,7 +12,8 @@ highest landed offset.
 
 `crash_point(name)` is the test hook that proves it: with `JSTORE_CRASH_AT=<name>` in the
 environment the process SIGKILLs itself at that point (tests/ingest/test_lander_crash.py).
-The points are `before_write`, `after_write`, `after_journal`, `mid_rename` and
+The points are `before_write`, `after_write`, `after_late_events` (the batch's late events
+counted in the registry, its files not yet final), `after_journal`, `mid_rename` and
 `before_commit` (after the files, before the consumer-group commit).
 """
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import signal
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -12,7 +13,12 @@ from jstore.ingest.landing import read_landing
 from jstore.lake import landing_dir
 from jstore.model import EventSource
 from jstore.registry import Registry
+from jstore.registry.late import late_intervals
 from tests.ingest.conftest import Send, purchase, purchases_on
+from tests.ingest.test_lander_crash import run_lander_cli
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 
 def landed_rows(settings: Settings, source: EventSource) -> list[tuple]:
@@ -97,31 +103,55 @@ def test_a_bounded_run_stops_after_max_records(
     assert [o for _, o, *_ in landed_rows(settings, source)] == [0, 1, 2, 3, 4]
 
 
-def test_events_older_than_the_published_coverage_are_counted_late(
-    settings: Settings, registry: Registry, source: EventSource, send: Send, example_repo
-) -> None:
+def late_counts(registry: Registry, view: str) -> list[tuple[datetime, datetime, int]]:
+    return [(i.start, i.end, i.events) for i in late_intervals(registry, view, 1)]
+
+
+@pytest.fixture
+def published(registry: Registry, source: EventSource, example_repo) -> None:
+    """The example views on the test's topic: user_purchases (step 1h, windows up to 30d)
+    published for [05-01 00:00, 12:00), merchant_sales (step 1d, up to 7d) for [04-28, 05-01)."""
     registry.apply(example_repo)
     registry.register(source)  # the test's topic instead of the example's
-    view = registry.get_view("user_purchases")
-    registry.add_coverage(
-        view.name,
-        view.version,
-        datetime(2024, 5, 1, tzinfo=UTC),
-        datetime(2024, 5, 1, 12, tzinfo=UTC),
-    )
+    registry.add_coverage("user_purchases", 1, T0, T0 + 12 * HOUR)
+    registry.add_coverage("merchant_sales", 1, T0 - 3 * DAY, T0)
+
+
+def test_an_event_is_late_for_the_published_steps_it_changes(
+    settings: Settings, registry: Registry, published: None, send: Send
+) -> None:
     send(
         [
-            (0, purchase("u1", 1.0, "2024-05-01T11:59:59Z")),
+            (0, purchase("u1", 1.0, "2024-05-01T11:59:59Z")),  # changes step 12:00 on: none
             (0, purchase("u1", 1.0, "2024-05-01T12:00:00Z")),
-            (1, purchase("u2", 1.0, "2024-05-01T03:00:00Z")),
+            (1, purchase("u2", 1.0, "2024-05-01T03:00:00Z")),  # changes 04:00 .. 30d later
+            (1, purchase("u3", 1.0, "2024-05-01T03:59:59Z")),
+            (2, purchase("u4", 1.0, "2024-04-29T10:00:00Z")),  # 04-29 11:00 on; 04-30 on
         ]
     )
 
     result = land(settings, registry, "purchases")
 
-    assert (result.rows, result.late) == (3, 2)
-    assert result.watermark == datetime(2024, 5, 1, 12, tzinfo=UTC)
-    assert result.late_since == datetime(2024, 5, 1, 3, tzinfo=UTC)
+    assert (result.rows, result.late, result.late_since) == (5, 3, T0 - 2 * DAY + 10 * HOUR)
+    assert late_counts(registry, "user_purchases") == [
+        (T0, T0 + 12 * HOUR, 1),
+        (T0 + 4 * HOUR, T0 + 12 * HOUR, 2),
+    ]
+    assert late_counts(registry, "merchant_sales") == [(T0 - DAY, T0, 1)]
+    assert late_counts(registry, "user_categories") == []  # nothing published
+
+
+def test_late_events_are_counted_once_when_the_lander_dies_before_its_files(
+    settings: Settings, registry: Registry, published: None, send: Send
+) -> None:
+    send([(0, purchase("u2", 1.0, "2024-05-01T03:00:00Z"))])
+
+    assert run_lander_cli(settings, "purchases", "after_late_events") == -signal.SIGKILL
+    assert late_counts(registry, "user_purchases") == [(T0 + 4 * HOUR, T0 + 12 * HOUR, 1)]
+    rerun = land(settings, registry, "purchases")
+
+    assert (rerun.rows, rerun.late) == (1, 1)
+    assert late_counts(registry, "user_purchases") == [(T0 + 4 * HOUR, T0 + 12 * HOUR, 1)]
 
 
 def test_a_table_source_or_missing_topic_is_refused(
