@@ -1,29 +1,44 @@
 """Publish a staged run: its rows replace the view's rows in [start, end), in one transaction.
 
-First the monthly partitions the interval needs are created (plain PostgreSQL; a short
-transaction of its own). Then, in one transaction holding the table's advisory lock:
-1. COPY the staged Parquet into a temporary table, refusing any row outside [start, end);
-2. delete the table's rows in [start, end);
-3. insert the staged rows, stamped with the run id and one `_computed_at` (clock_timestamp()).
+The staged rows go to PostgreSQL by binary COPY straight from Arrow (ADBC's `adbc_ingest`, on a
+connection of its own) into unindexed scratch tables of the view's schema, before the
+transaction; the transaction then swaps them in. Holding the table's advisory lock (a session
+lock, from before the load until after the commit, so publishes of one table run one at a time
+and `_computed_at` grows in commit order):
+
+1. The monthly partitions the interval needs are created (plain PostgreSQL; a short transaction
+   of its own).
+2. The interval is cut into pieces. On plain PostgreSQL, a calendar month the interval covers
+   whole is a *whole* piece: its rows are loaded, already stamped with the run id and
+   `_computed_at`, into a fresh table that becomes the month's partition; its primary key is
+   built after the load, by one sort, which costs a fraction of inserting the rows one by one
+   into a live index. The rest (the ends of the interval inside a month, and everything on
+   TimescaleDB) is the *partial* piece: loaded into one unlogged scratch table, timestamps as
+   epoch µs.
+3. One transaction: the partial piece's interval is deleted and its rows inserted from the
+   scratch table; each whole month's old partition is detached and dropped and the fresh table
+   attached in its place (its CHECK constraint on `feature_ts` spares the attach a scan). The
+   entities a piece removes (rows deleted, none put back) are queued for the materializer
+   (changes.py) in the same transaction.
 
 A crash anywhere before the commit leaves the previous rows untouched (the transaction rolls
-back); coverage is extended by the caller only after the commit.
+back; scratch tables left by a killed publish are dropped by the next publish of the table).
+Coverage is extended by the caller only after the commit.
 
-`_computed_at` is read after the lock is taken, so within one table it grows in commit order:
-a reader that remembers the largest `_computed_at` it saw (the materializer's watermark) never
-misses a later publish.
-
-Crash hook for tests: `JSTORE_CRASH_AT=publish:after_delete` kills the process (SIGKILL) between
-the delete and the insert.
+Crash hook for tests: `JSTORE_CRASH_AT=publish:after_delete` kills the process (SIGKILL) after
+the old rows are deleted (or the old partitions detached) and before the new ones are in.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
+import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,13 +47,24 @@ from psycopg import sql
 
 from jstore.arrow_types import ARROW_TYPES
 from jstore.model import ResolvedView
-from jstore.offline.arrow_copy import copy_in, from_epoch_us, wire_type
-from jstore.offline.tables import TableLayout, lock_key, table_id, value_columns
+from jstore.offline.arrow_copy import from_epoch_us, wire_type
+from jstore.offline.changes import PUBLISHED, REMOVED, queue_id, replace_interval
+from jstore.offline.tables import (
+    MAX_IDENTIFIER,
+    TableLayout,
+    lock_key,
+    months_between,
+    next_month,
+    partition_name,
+    table_id,
+    value_columns,
+)
 from jstore.staging import StagedRun
 
 CRASH_ENV = "JSTORE_CRASH_AT"
-STAGED_TABLE = "_jstore_staged"
+SCRATCH_MARK = "__load_"
 BATCH_ROWS = 65_536
+INDEX_MEMORY = "256MB"
 
 
 class StagedRunRejected(ValueError):
@@ -51,57 +77,239 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+@dataclass(frozen=True)
+class Piece:
+    """Parts [start, end) of the interval, with the scratch table their rows are loaded into.
+
+    `partition` names the month's partition when the piece is a whole month (plain PostgreSQL,
+    one range); otherwise the piece is the partial one: the ranges outside whole months.
+    """
+
+    ranges: list[tuple[datetime, datetime]]
+    scratch: str
+    partition: str | None = None
+
+
 def publish_interval(
-    conn: psycopg.Connection, layout: TableLayout, view: ResolvedView, staged: StagedRun
+    conn: psycopg.Connection,
+    layout: TableLayout,
+    view: ResolvedView,
+    staged: StagedRun,
+    dsn: str,
 ) -> int:
-    """Replace [staged.start, staged.end) of the view's table by the staged rows; returns rows."""
+    """Replace [staged.start, staged.end) of the view's table by the staged rows; returns rows.
+
+    `conn` is in autocommit mode; `dsn` opens the ADBC connection that loads the rows.
+    """
     if (staged.view, staged.version) != (view.name, view.version):
         raise StagedRunRejected(
             f"staged run {staged.run_id!r} is {staged.view} v{staged.version}, "
             f"not {view.name} v{view.version}"
         )
-    target = table_id(layout.schema, view)
-    dtypes = staged_dtypes(view)
-    columns = list(dtypes)
-    layout.ensure_partitions(conn, view, staged.start, staged.end)
-    with conn.transaction():
-        conn.execute("SET LOCAL jit = off")  # compiling these plans costs more than it saves
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key(layout.schema, view.table)]
-        )
-        conn.execute(
-            sql.SQL("CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP").format(
-                sql.Identifier(STAGED_TABLE),
-                sql.SQL(", ").join(
-                    sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(wire_type(d)))
-                    for c, d in dtypes.items()
-                ),
-            )
-        )
-        rows = copy_in(conn, sql.Identifier(STAGED_TABLE), columns, _staged_batches(view, staged))
-        conn.execute(
-            sql.SQL("DELETE FROM {} WHERE feature_ts >= %s AND feature_ts < %s").format(target),
-            [staged.start, staged.end],
-        )
-        crash_point("publish:after_delete")
+    key = lock_key(layout.schema, view.table)
+    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [key])
+    try:
+        _drop_scratch(conn, layout.schema, view)
+        layout.ensure_partitions(conn, view, staged.start, staged.end)
         computed_at = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
-        values = sql.SQL(", ").join(
-            from_epoch_us(sql.Identifier(c)) if d == "timestamp" else sql.Identifier(c)
-            for c, d in dtypes.items()
-        )
-        conn.execute(
-            sql.SQL("INSERT INTO {} ({}, _run_id, _computed_at) SELECT {}, %s, %s FROM {}").format(
-                target,
-                sql.SQL(", ").join(map(sql.Identifier, columns)),
-                values,
-                sql.Identifier(STAGED_TABLE),
-            ),
-            [staged.run_id, computed_at],
-        )
+        pieces = _pieces(layout, view, staged)
+        rows = _load(conn, layout.schema, view, staged, pieces, computed_at, dsn)
+        with conn.transaction():
+            conn.execute("SET LOCAL jit = off")  # compiling these plans costs more than it saves
+            for piece in pieces:
+                if piece.partition is None:
+                    _replace_rows(conn, layout.schema, view, staged, piece, computed_at)
+                else:
+                    _swap_partition(conn, layout.schema, view, piece, computed_at)
+    finally:
+        _drop_scratch(conn, layout.schema, view)
+        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
     return rows
 
 
-def staged_dtypes(view: ResolvedView) -> dict[str, str]:
+def _pieces(layout: TableLayout, view: ResolvedView, staged: StagedRun) -> list[Piece]:
+    """The whole calendar months (plain PostgreSQL), then one partial piece for the rest."""
+    months = [] if layout.hypertables else months_between(staged.start, staged.end)
+    whole = [m for m in months if staged.start <= m and next_month(m) <= staged.end]
+    if not whole:
+        return [Piece([(staged.start, staged.end)], _scratch_name(view))]
+    pieces = [
+        Piece([(m, next_month(m))], _scratch_name(view), partition_name(view.table, m))
+        for m in whole
+    ]
+    rest = [(staged.start, whole[0]), (next_month(whole[-1]), staged.end)]
+    rest = [(start, end) for start, end in rest if start < end]
+    return pieces + ([Piece(rest, _scratch_name(view))] if rest else [])
+
+
+def _scratch_name(view: ResolvedView) -> str:
+    tag = uuid.uuid4().hex[:8]
+    return f"{view.table[: MAX_IDENTIFIER - len(SCRATCH_MARK) - len(tag)]}{SCRATCH_MARK}{tag}"
+
+
+def _drop_scratch(conn: psycopg.Connection, schema: str, view: ResolvedView) -> None:
+    """Drop this table's scratch tables (left by this publish, or by one that was killed)."""
+    prefix = _scratch_name(view)[:-8].replace("\\", "\\\\").replace("_", "\\_")
+    names = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname LIKE %s AND NOT c.relispartition",
+        [schema, prefix + "%"],
+    ).fetchall()
+    for (name,) in names:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, name)))
+
+
+def _load(
+    conn: psycopg.Connection,
+    schema: str,
+    view: ResolvedView,
+    staged: StagedRun,
+    pieces: list[Piece],
+    computed_at: datetime,
+    dsn: str,
+) -> int:
+    """Create each piece's scratch table and fill it by binary COPY; returns the rows loaded.
+
+    A whole month's table gets the table's own column types, the run columns, a CHECK on its
+    month and, after the load, the table's indexes: it is ready to be attached. The partial
+    piece's table is unlogged and has only the staged columns (timestamps as epoch µs), which
+    `replace_interval` matches against.
+    """
+    target = table_id(schema, view)
+    rows = 0
+    with adbc.connect(dsn) as loader:
+        for piece in pieces:
+            scratch = sql.Identifier(schema, piece.scratch)
+            if piece.partition is None:
+                conn.execute(
+                    sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
+                        scratch,
+                        sql.SQL(", ").join(
+                            sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(wire_type(d)))
+                            for c, d in _staged_dtypes(view).items()
+                        ),
+                    )
+                )
+                batches = (_timestamps_as_int(b) for b in _batches(view, staged, piece))
+                schema_out = _wire_schema(view)
+            else:
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS, "
+                        "CHECK (feature_ts >= {} AND feature_ts < {}))"
+                    ).format(scratch, target, *map(sql.Literal, piece.ranges[0]))
+                )
+                run = {"_run_id": staged.run_id, "_computed_at": computed_at}
+                batches = (_stamped(b, run) for b in _batches(view, staged, piece))
+                schema_out = _stamped_schema(view)
+            counted = _Counted(batches)
+            reader = pa.RecordBatchReader.from_batches(schema_out, iter(counted))
+            with loader.cursor() as cursor:
+                cursor.adbc_ingest(piece.scratch, reader, mode="append", db_schema_name=schema)
+            if counted.rejected is not None:
+                raise counted.rejected
+            loader.commit()
+            rows += counted.rows
+            if piece.partition is not None:
+                _index_like_the_table(conn, scratch, view)
+    return rows
+
+
+def _index_like_the_table(
+    conn: psycopg.Connection, scratch: sql.Identifier, view: ResolvedView
+) -> None:
+    """The indexes the attach will adopt as the partition's: primary key and `_computed_at`."""
+    conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(INDEX_MEMORY)))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+            scratch, sql.SQL(", ").join(map(sql.Identifier, [*view.join_keys, "feature_ts"]))
+        )
+    )
+    conn.execute(sql.SQL("CREATE INDEX ON {} (_computed_at)").format(scratch))
+    conn.execute(sql.SQL("RESET maintenance_work_mem"))
+
+
+def _replace_rows(
+    conn: psycopg.Connection,
+    schema: str,
+    view: ResolvedView,
+    staged: StagedRun,
+    piece: Piece,
+    computed_at: datetime,
+) -> None:
+    """Delete the piece's ranges (queueing what that removes) and insert its scratch rows."""
+    scratch = sql.Identifier(schema, piece.scratch)
+    dtypes = _staged_dtypes(view)
+    for start, end in piece.ranges:  # the DELETE, and what it removed queued for materialize
+        replace_interval(conn, schema, view, start, end, computed_at, scratch)
+    crash_point("publish:after_delete")
+    values = sql.SQL(", ").join(
+        from_epoch_us(sql.Identifier(c)) if d == "timestamp" else sql.Identifier(c)
+        for c, d in dtypes.items()
+    )
+    conn.execute(
+        sql.SQL("INSERT INTO {} ({}, _run_id, _computed_at) SELECT {}, %s, %s FROM {}").format(
+            table_id(schema, view),
+            sql.SQL(", ").join(map(sql.Identifier, dtypes)),
+            values,
+            scratch,
+        ),
+        [staged.run_id, computed_at],
+    )
+
+
+def _swap_partition(
+    conn: psycopg.Connection,
+    schema: str,
+    view: ResolvedView,
+    piece: Piece,
+    computed_at: datetime,
+) -> None:
+    """Replace a whole month's partition by the piece's loaded and indexed table.
+
+    Detaching takes the parent table's ACCESS EXCLUSIVE lock until the commit, which follows
+    at once: nothing is scanned or built while it is held.
+    """
+    assert piece.partition is not None
+    (start, end), target = piece.ranges[0], table_id(schema, view)
+    old = sql.Identifier(schema, piece.partition)
+    new = sql.Identifier(schema, piece.scratch)
+    keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
+    match = sql.SQL(" AND ").join(
+        sql.SQL("n.{k} = o.{k}").format(k=sql.Identifier(k)) for k in view.join_keys
+    )
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {removed} ({keys}, _computed_at) SELECT DISTINCT {okeys}, %s::timestamptz "
+            "FROM {old} o WHERE NOT EXISTS (SELECT 1 FROM {new} n WHERE {match})"
+        ).format(
+            removed=queue_id(schema, view, REMOVED),
+            keys=keys,
+            okeys=sql.SQL(", ").join(sql.Identifier("o", k) for k in view.join_keys),
+            old=old,
+            new=new,
+            match=match,
+        ),
+        [computed_at],
+    )
+    conn.execute(
+        sql.SQL("INSERT INTO {} VALUES (%s)").format(queue_id(schema, view, PUBLISHED)),
+        [computed_at],
+    )
+    conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(target, old))
+    conn.execute(sql.SQL("DROP TABLE {}").format(old))
+    crash_point("publish:after_delete")
+    conn.execute(
+        sql.SQL("ALTER TABLE {} RENAME TO {}").format(new, sql.Identifier(piece.partition))
+    )
+    conn.execute(  # `old` names the new table now
+        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+            target, old, sql.Literal(start), sql.Literal(end)
+        )
+    )
+
+
+def _staged_dtypes(view: ResolvedView) -> dict[str, str]:
     """The dtype of every column of a staged run, in order: keys, feature_ts, features."""
     return {
         **{key: view.key_dtypes[key] for key in view.join_keys},
@@ -110,12 +318,67 @@ def staged_dtypes(view: ResolvedView) -> dict[str, str]:
     }
 
 
-def _staged_batches(view: ResolvedView, staged: StagedRun) -> Iterator[pa.RecordBatch]:
-    """The staged rows as batches of the table's columns, checked against the interval."""
+def _staged_arrow_schema(view: ResolvedView) -> pa.Schema:
+    return pa.schema([(c, ARROW_TYPES[d]) for c, d in _staged_dtypes(view).items()])
+
+
+def _wire_schema(view: ResolvedView) -> pa.Schema:
+    return pa.schema(
+        [
+            (c, pa.int64() if d == "timestamp" else ARROW_TYPES[d])
+            for c, d in _staged_dtypes(view).items()
+        ]
+    )
+
+
+def _stamped_schema(view: ResolvedView) -> pa.Schema:
+    return (
+        _staged_arrow_schema(view)
+        .append(pa.field("_run_id", pa.string()))
+        .append(pa.field("_computed_at", ARROW_TYPES["timestamp"]))
+    )
+
+
+def _timestamps_as_int(batch: pa.RecordBatch) -> pa.RecordBatch:
+    arrays = [c.cast(pa.int64()) if pa.types.is_timestamp(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def _stamped(batch: pa.RecordBatch, run: dict) -> pa.RecordBatch:
+    n = batch.num_rows
+    arrays = [
+        *batch.columns,
+        pa.repeat(pa.scalar(run["_run_id"], pa.string()), n),
+        pa.repeat(pa.scalar(run["_computed_at"], ARROW_TYPES["timestamp"]), n),
+    ]
+    return pa.RecordBatch.from_arrays(arrays, names=[*batch.schema.names, *run])
+
+
+class _Counted:
+    """Batches passed through, counting their rows. A rejection stops the stream and is kept
+    (raised through ADBC's reader it would come back wrapped in a driver error)."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]):
+        self._batches = batches
+        self.rows = 0
+        self.rejected: StagedRunRejected | None = None
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in self._batches:
+                self.rows += batch.num_rows
+                yield batch
+        except StagedRunRejected as e:
+            self.rejected = e
+
+
+def _batches(view: ResolvedView, staged: StagedRun, piece: Piece) -> Iterator[pa.RecordBatch]:
+    """The staged rows in the piece's ranges, as batches of the staged columns; a row outside
+    the run's interval is refused (every load reads every row, so each one is checked)."""
     columns = value_columns(view)
-    schema = pa.schema([(c, ARROW_TYPES[d]) for c, d in staged_dtypes(view).items()])
-    start = pa.scalar(staged.start, ARROW_TYPES["timestamp"])
-    end = pa.scalar(staged.end, ARROW_TYPES["timestamp"])
+    schema = _staged_arrow_schema(view)
+    start, end = (pa.scalar(t, ARROW_TYPES["timestamp"]) for t in (staged.start, staged.end))
+    everything = piece.ranges == [(staged.start, staged.end)]
     for path in staged.parquet_files:
         parquet = pq.ParquetFile(path)
         missing = [c for c in columns if c not in parquet.schema_arrow.names]
@@ -132,7 +395,18 @@ def _staged_batches(view: ResolvedView, staged: StagedRun) -> Iterator[pa.Record
                     f"feature_ts: staged run {staged.run_id!r} has rows outside "
                     f"[{_iso(staged.start)}, {_iso(staged.end)})"
                 )
+            if not everything:
+                batch = batch.filter(_in_ranges(ts, piece.ranges))
             yield batch
+
+
+def _in_ranges(ts: pa.Array, ranges: list[tuple[datetime, datetime]]) -> pa.Array:
+    scalar = ARROW_TYPES["timestamp"]
+    inside = [
+        pc.and_(pc.greater_equal(ts, pa.scalar(s, scalar)), pc.less(ts, pa.scalar(e, scalar)))
+        for s, e in ranges
+    ]
+    return inside[0] if len(inside) == 1 else pc.or_(*inside)
 
 
 def _iso(ts: datetime) -> str:

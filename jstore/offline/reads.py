@@ -111,7 +111,27 @@ def changed_since(
     """For each entity with a row whose `_computed_at > since`, its latest row by feature_ts.
 
     Columns: join keys, feature_ts, features, `_computed_at`. `since=None` gives every entity.
-    The largest `_computed_at` seen is the watermark for the next call (see publish.py).
+    (The materializer reads through the queues of changes.py instead, in one snapshot.)
+    """
+    entities = None
+    if since is not None:
+        entities = sql.SQL("SELECT {keys} FROM {table} WHERE _computed_at > {since}").format(
+            keys=_keys(view), table=table_id(schema, view), since=sql.Literal(since)
+        )
+    return latest_rows(conn, schema, view, entities, batch_rows)
+
+
+def latest_rows(
+    conn: psycopg.Connection,
+    schema: str,
+    view: ResolvedView,
+    entities: sql.Composable | None,
+    batch_rows: int = 50_000,
+) -> Iterator[pa.RecordBatch]:
+    """The latest row by feature_ts of each entity that `entities` (a query of the join keys)
+    yields, or of every entity when it is None; entities without a row give nothing.
+
+    Columns: join keys, feature_ts, features, `_computed_at`.
     """
     table = table_id(schema, view)
     dtypes = {k: view.key_dtypes[k] for k in view.join_keys}
@@ -121,19 +141,18 @@ def changed_since(
     columns = sql.SQL(", ").join(
         select_column(sql.Identifier("t", name), dtype) for name, dtype in dtypes.items()
     )
-    if since is None:
-        changed = sql.SQL("")
-    else:
-        changed = sql.SQL(
-            "WHERE ({keys}) IN (SELECT {keys} FROM {table} WHERE _computed_at > {since})"
-        ).format(keys=_keys(view), table=table, since=sql.Literal(since))
+    where = sql.SQL("")
+    if entities is not None:
+        where = sql.SQL("WHERE ({keys}) IN ({entities})").format(
+            keys=_keys(view), entities=entities
+        )
     query = sql.SQL(
-        "SELECT DISTINCT ON ({tkeys}) {columns} FROM {table} t {changed} "
+        "SELECT DISTINCT ON ({tkeys}) {columns} FROM {table} t {where} "
         "ORDER BY {tkeys}, t.feature_ts DESC"
     ).format(
         tkeys=sql.SQL(", ").join(sql.Identifier("t", k) for k in view.join_keys),
         columns=columns,
         table=table,
-        changed=changed,
+        where=where,
     )
     yield from copy_out_batches(conn, query, dtypes, batch_rows)

@@ -7,6 +7,7 @@ reads.py (latest rows, history, changes) and pit_join.py (the point-in-time join
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,8 @@ import pyarrow as pa
 from jstore.config import Settings
 from jstore.durations import as_utc
 from jstore.model import FeatureSpec, ResolvedView
-from jstore.offline import pit_join, reads
+from jstore.offline import changes, pit_join, reads
+from jstore.offline.changes import NOTHING_PENDING, PendingChanges
 from jstore.offline.publish import publish_interval
 from jstore.offline.tables import TableLayout
 from jstore.staging import StagedRun
@@ -65,6 +67,7 @@ class OfflineStore:
         """Create the view version's table (hypertable or partitioned table) if missing."""
         if view.table not in self._ensured:
             self.layout.create(self.conn, view)
+            changes.ensure_queues(self.conn, self.schema, view)
             self._ensured.add(view.table)
 
     def _has_table(self, view: ResolvedView) -> bool:
@@ -76,13 +79,41 @@ class OfflineStore:
     def publish(self, view: ResolvedView, staged: StagedRun) -> int:
         """Replace [staged.start, staged.end) of the view's rows by the staged run's rows."""
         self.ensure_table(view)
-        return publish_interval(self.conn, self.layout, view, staged)
+        return publish_interval(
+            self.conn, self.layout, view, staged, self.settings.postgres_dsn.get_secret_value()
+        )
 
     def changed_since(self, view: ResolvedView, since: datetime | None) -> Iterator[pa.RecordBatch]:
         """For each entity with a row computed after `since`, its latest row (see reads.py)."""
         if not self._has_table(view):
             return iter(())
         return reads.changed_since(self.conn, self.schema, view, as_utc(since) if since else None)
+
+    @contextmanager
+    def materialize_lock(self, view: ResolvedView) -> Iterator[None]:
+        """Hold the view version's materialize lock: one materializer at a time (changes.py)."""
+        try:
+            with changes.materialize_lock(self.conn, self.schema, view):
+                yield
+        except BaseException:
+            self.close()  # ends the session: frees its lock and whatever it was reading
+            raise
+
+    @contextmanager
+    def pending_changes(self, view: ResolvedView, everything: bool) -> Iterator[PendingChanges]:
+        """What the materializer has not pushed yet, in one snapshot (see changes.py).
+
+        `everything`: read the latest row of every entity, not only of the changed ones (a
+        first load). Queues missing beside an existing table (made before they existed) also
+        mean everything. Committing consumes what was read; call inside `materialize_lock`.
+        """
+        if not self._has_table(view):
+            yield NOTHING_PENDING
+            return
+        if changes.ensure_queues(self.conn, self.schema, view):
+            everything = True
+        with changes.pending_changes(self.conn, self.schema, view, everything) as pending:
+            yield pending
 
     def latest_for_entities(
         self, view: ResolvedView, keys: list[tuple]
