@@ -237,7 +237,8 @@ def publish_task(settings: Settings, view: str, run_id: str) -> dict[str, Any]:
 
 
 def materialize_task(settings: Settings, views: list[str] | None = None) -> dict[str, Any]:
-    from jstore.online import materialize
+    """Push every view it can; the task fails, naming each failed view, when any failed."""
+    from jstore.online import MaterializeFailed, materialize
 
     with Registry(settings) as registry:
         result = materialize(settings, registry, views)
@@ -250,6 +251,10 @@ def materialize_task(settings: Settings, views: list[str] | None = None) -> dict
             done.deleted,
             done.watermark,
         )
+    for failed in result.failed:
+        log.error("materialize %s v%d failed: %s", failed.view, failed.version, failed.error)
+    if result.failed:
+        raise MaterializeFailed(result.failed)
     return summary(result)
 
 

@@ -15,7 +15,11 @@ def materialize(
         list[str] | None, typer.Argument(help="Feature views (default: every registered view).")
     ] = None,
 ) -> None:
-    """Push what changed in the offline store since the last run to Redis (incremental)."""
+    """Push what changed in the offline store since the last run to Redis (incremental).
+
+    Every view it can is pushed; each view that failed gets one line on stderr, and the exit
+    code is then 1.
+    """
     from jstore.online import materialize as run
 
     with open_registry() as registry:
@@ -26,6 +30,10 @@ def materialize(
             f"{v.view:24} v{v.version:<3} written {v.written:>9}  deleted {v.deleted:>7}  "
             f"retired {v.retired_keys:>7}  watermark {watermark}"
         )
+    for f in result.failed:
+        typer.echo(f"jstore: materialize {f.view} v{f.version} failed: {f.error}", err=True)
+    if result.failed:
+        raise typer.Exit(1)
 
 
 def serve(

@@ -1,11 +1,17 @@
 """Materialize: push what changed in the offline store since the last run to Redis.
 
-For each current view version, the watermark `materialize:<view>__v<N>` in the registry holds
-the largest `_computed_at` already pushed. `OfflineStore.changed_since` gives, for every entity
-with a row computed after it, that entity's latest row; each batch is written in one pipeline,
-and the watermark advances only after Redis acknowledged every batch of the view, so a crash
-re-pushes (idempotently) rather than skips. A first run (no watermark) loads everything.
-Keys of the view's older versions are deleted through their index sets.
+For each current view version, under the view's materialize lock (one run at a time, see
+jstore/offline/changes.py): `OfflineStore.pending_changes` gives, in one snapshot, the latest
+row of every entity that a publish since the last run changed or removed rows of, and the
+entities left without any row. Rows are written in pipelines (a drained entity's key deleted),
+the keys of entities without rows deleted; only after Redis acknowledged everything does the
+offline transaction commit, which consumes what was read, so a crash re-pushes (idempotently)
+rather than skips. A first run (no watermark in the registry, or no meta hash in Redis: Redis
+was never loaded or was flushed) loads every entity. Keys of the view's older versions are
+deleted through their index sets.
+
+One view's failure is not every view's: each view is its own run, a failure is recorded on
+that run and reported in `MaterializeResult.failed`, and the next view goes on.
 """
 
 from __future__ import annotations
@@ -33,18 +39,37 @@ class ViewMaterialized(BaseModel):
     written: int
     """Entity keys set."""
     deleted: int
-    """Entity keys deleted because the entity drained (empty-window values)."""
+    """Entity keys deleted: the entity drained (empty-window values) or has no row left."""
     retired_keys: int
     """Keys of older versions of the view removed."""
     watermark: datetime | None
 
 
+class ViewFailed(BaseModel):
+    view: str
+    version: int
+    run_id: str
+    error: str
+    """`<exception type>: <message>`, as recorded on the run."""
+
+
 class MaterializeResult(BaseModel):
     views: list[ViewMaterialized]
+    failed: list[ViewFailed] = []
 
     @property
     def written(self) -> int:
         return sum(v.written for v in self.views)
+
+
+class MaterializeFailed(RuntimeError):
+    """Some views could not be materialized (the others were): one line per failed view."""
+
+    def __init__(self, failed: list[ViewFailed]):
+        super().__init__(
+            "\n".join(f"materialize {f.view} v{f.version} failed: {f.error}" for f in failed)
+        )
+        self.failed = failed
 
 
 def watermark_key(view: ResolvedView) -> str:
@@ -63,24 +88,33 @@ def materialize(
     views: list[str] | None = None,
     offline: OfflineStore | None = None,
 ) -> MaterializeResult:
-    """Push the changes of `views` (default: every registered view) to Redis."""
+    """Push the changes of `views` (default: every registered view) to Redis.
+
+    A view that fails is in `failed` (its run recorded as failed); the others are pushed.
+    Raises only for what concerns every view: an unknown view name, the registry.
+    """
     if offline is None:
         from jstore.offline import OfflineStore
 
         offline = OfflineStore(settings)
     resolved = [registry.get_view(name) for name in views] if views else registry.list_views()
     online = OnlineStore(settings)
+    result = MaterializeResult(views=[])
     try:
-        return MaterializeResult(
-            views=[_materialize_view(registry, offline, online, view) for view in resolved]
-        )
+        for view in resolved:
+            outcome = _materialize_view(registry, offline, online, view)
+            if isinstance(outcome, ViewFailed):
+                result.failed.append(outcome)
+            else:
+                result.views.append(outcome)
     finally:
         online.close()
+    return result
 
 
 def _materialize_view(
     registry: Registry, offline: OfflineStore, online: OnlineStore, view: ResolvedView
-) -> ViewMaterialized:
+) -> ViewMaterialized | ViewFailed:
     run_id = registry.record_run(
         RunRecord(
             run_id=new_run_id("materialize"),
@@ -90,35 +124,43 @@ def _materialize_view(
         )
     )
     try:
-        since = read_watermark(registry, view)
-        synced_at = datetime.now(UTC)
-        coverage = registry.coverage(view.name, view.version)
-        written = deleted = 0
-        watermark = since
-        for batch in offline.changed_since(view, since):
-            counts = online.write_batch(view, batch)
-            written += counts.written
-            deleted += counts.deleted
-            if counts.max_computed_at and (watermark is None or counts.max_computed_at > watermark):
-                watermark = counts.max_computed_at
-        online.set_meta(
-            view,
-            Meta(
-                coverage_end=coverage[-1][1] if coverage else None,
-                synced_at=synced_at,
-                watermark=watermark,
-            ),
-        )
-        if watermark != since:
-            registry.set_watermark(watermark_key(view), watermark.isoformat())
+        with offline.materialize_lock(view):
+            since = read_watermark(registry, view)
+            everything = since is None or online.get_meta(view) is None
+            synced_at = datetime.now(UTC)
+            coverage = registry.coverage(view.name, view.version)
+            written = deleted = 0
+            watermark = since
+            with offline.pending_changes(view, everything) as pending:
+                for batch in pending.latest_rows():
+                    counts = online.write_batch(view, batch)
+                    written += counts.written
+                    deleted += counts.deleted
+                    if counts.max_computed_at and (
+                        watermark is None or counts.max_computed_at > watermark
+                    ):
+                        watermark = counts.max_computed_at
+                deleted += online.delete_entities(view, pending.gone())
+                online.set_meta(
+                    view,
+                    Meta(
+                        coverage_end=coverage[-1][1] if coverage else None,
+                        synced_at=synced_at,
+                        watermark=watermark,
+                    ),
+                )
+                pending.consume()
+            if watermark is not None and watermark != since:
+                registry.set_watermark(watermark_key(view), watermark.isoformat())
         retired = sum(
             online.retire(view.name, version)
             for version in registry.view_versions(view.name)
             if version < view.version
         )
     except Exception as e:
-        registry.finish_run(run_id, "failed", error=f"{type(e).__name__}: {e}")
-        raise
+        error = f"{type(e).__name__}: {e}".strip().splitlines()[0]
+        registry.finish_run(run_id, "failed", error=error)
+        return ViewFailed(view=view.name, version=view.version, run_id=run_id, error=error)
     registry.finish_run(
         run_id,
         "success",

@@ -76,6 +76,23 @@ class OnlineStore:
         computed = pc.max(batch.column("_computed_at")).as_py()
         return WriteCounts(len(live), len(dead), computed)
 
+    def delete_entities(self, view: ResolvedView, keys: pa.Table) -> int:
+        """Delete the keys of entities (join key columns) that have no row left; returns them."""
+        if keys.num_rows == 0:
+            return 0
+        entities = entity_parts(
+            [keys.column(k).combine_chunks() for k in view.join_keys],
+            [view.key_dtypes[k] for k in view.join_keys],
+        )
+        prefix = key_prefix(self.project, view)
+        index = index_key(self.project, view.name, view.version)
+        pipe = self.client.pipeline(transaction=False)
+        for chunk in _chunks(entities):
+            pipe.delete(*[prefix + e for e in chunk])
+            pipe.srem(index, *chunk)
+        pipe.execute()
+        return len(entities)
+
     def set_meta(self, view: ResolvedView, meta: Meta) -> None:
         self.client.hset(meta_key(self.project, view.name, view.version), mapping=meta.to_hash())
 
