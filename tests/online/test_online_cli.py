@@ -15,6 +15,7 @@ import pytest
 
 from jstore.config import Settings
 from tests.online.online_helpers import HOUR, T0, apply_clicks, publish_rows, row
+from tests.online.test_materialize_failures import two_views_one_broken
 
 pytestmark = pytest.mark.e2e  # a Python start per command: slow on a loaded machine
 JSTORE = [sys.executable, "-c", "from jstore.cli import main; main()"]
@@ -70,3 +71,26 @@ def test_serve_answers_on_the_given_port(settings, registry, tmp_path: Path):
         server.wait()
     assert ready["ready"] is True
     assert set(ready["servers"]) == {"redis", "postgres", "mongodb"}
+
+
+def test_materialize_pushes_every_view_it_can_and_exits_1_naming_each_failed_one(
+    settings, registry
+):
+    two_views_one_broken(settings, registry)
+
+    done = subprocess.run(
+        [*JSTORE, "materialize", "user_clicks", "user_spend"],
+        env=env_of(settings),
+        capture_output=True,
+        text=True,
+    )
+
+    assert done.returncode == 1
+    assert [line.split()[:4] for line in done.stdout.splitlines()] == [
+        ["user_spend", "v1", "written", "1"]
+    ]
+    failures = done.stderr.splitlines()
+    assert len(failures) == 1
+    assert failures[0].startswith(
+        "jstore: materialize user_clicks v1 failed: UndefinedColumn: column t.amount_max_1h"
+    )
