@@ -4,9 +4,11 @@ materialization rate.
     .venv/bin/python bench/bench_online.py                     # defaults: a few minutes here
     .venv/bin/python bench/bench_online.py --rows 1000000      # the issue's 1M entities x 20
 
-1. Materialize: `--rows` entities x 20 float features published (staged run, COPY) into a
-   scratch schema, then `materialize` end to end (offline read + encode + Redis), and the Redis
-   push alone (`OnlineStore.write_batch` on the same rows in memory).
+1. Materialize: `--rows` entities x `--features` float features (default 20) published (staged
+   run, COPY) into a scratch schema, then `materialize` end to end (offline read + encode +
+   Redis), the Redis push alone (`OnlineStore.write_batch` on the same rows in memory), and the
+   baseline: the same packed values, already encoded, sent by raw pipelines (MSET + SADD in
+   chunks of 5,000, as JStore sends them).
 2. Value format: for 100 entities x 50 features, one packed JSON value a key (MGET + json.loads)
    next to a hash of fields a key (pipelined HGETALL + typed decoding of 5,000 values).
 3. Serving: uvicorn (one worker) on loopback, wrk (one thread) POSTing `/v1/online` for
@@ -14,6 +16,8 @@ materialization rate.
    queueing), requests/s and server CPU per request with `--connections`; the baseline is the
    same pipeline (meta hash + MGET + decoding) sent to Redis from Python, in the same run.
 Everything lives under a scratch project, registry database and schema, removed at the end.
+The last lines are `ratio <name>: <x>`: JStore's throughput over its baseline's, measured in the
+same run (higher is better), so runs can be compared.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -49,7 +54,14 @@ from jstore.durations import floor_to_step  # noqa: E402
 from jstore.lake import staging_dir  # noqa: E402
 from jstore.model import Entity, EventSource, FieldSpec, ResolvedView, SqlFeatureView  # noqa: E402
 from jstore.online import OnlineStore, materialize  # noqa: E402
-from jstore.online.layout import key_prefix, meta_key, unpack  # noqa: E402
+from jstore.online.layout import (  # noqa: E402
+    index_key,
+    key_prefix,
+    meta_key,
+    packed_values,
+    unpack,
+)
+from jstore.online.store import CHUNK  # noqa: E402
 from jstore.pipeline import publish_staged  # noqa: E402
 from jstore.registry import Registry, new_run_id  # noqa: E402
 from jstore.repo import FeatureRepo  # noqa: E402
@@ -71,7 +83,7 @@ def wide_view(name: str, features: int) -> SqlFeatureView:
     )
 
 
-def setup(settings: Settings, registry: Registry) -> None:
+def setup(settings: Settings, registry: Registry, features: int) -> None:
     source = EventSource(
         name="events",
         topic="events",
@@ -82,7 +94,7 @@ def setup(settings: Settings, registry: Registry) -> None:
         Entity(name="user", join_keys=["user_id"]),
         source,
         wide_view("bench_wide", 50),
-        wide_view("bench_mat", 20),
+        wide_view("bench_mat", features),
     )
     registry.apply(repo)
 
@@ -119,22 +131,28 @@ def publish(settings: Settings, registry: Registry, view: ResolvedView, table: p
     publish_staged(settings, registry, staged)
 
 
-def bench_materialize(settings: Settings, registry: Registry, rows: int) -> None:
+def bench_materialize(
+    settings: Settings, registry: Registry, rows: int, ratios: dict[str, float]
+) -> None:
     view = registry.get_view("bench_mat")
+    features = len(view.features)
     ts = floor_to_step(datetime.now(UTC), HOUR) - HOUR
     table = feature_table(view, rows, ts, seed=1)
     started = time.perf_counter()
     publish(settings, registry, view, table)
-    print(f"  published {rows:,} rows x 20 features in {time.perf_counter() - started:.1f} s")
+    print(
+        f"  published {rows:,} rows x {features} features in {time.perf_counter() - started:.1f} s"
+    )
 
     started, cpu = time.perf_counter(), time.process_time()
     result = materialize(settings, registry, ["bench_mat"])
     total, total_cpu = time.perf_counter() - started, time.process_time() - cpu
+    assert not result.failed, result.failed
     written = result.views[0].written
     print(
         f"  materialize end to end: {written:,} keys in {total:.2f} s = {written / total:,.0f} "
-        f"rows/s = {written * 20 / total:,.0f} feature values/s "
-        f"({written * 20 / total_cpu:,.0f} per CPU-second of this process)"
+        f"rows/s = {written * features / total:,.0f} feature values/s "
+        f"({written * features / total_cpu:,.0f} per CPU-second of this process)"
     )
 
     batch = table.append_column(
@@ -148,12 +166,43 @@ def bench_materialize(settings: Settings, registry: Registry, rows: int) -> None
     online.close()
     print(
         f"  Redis push alone (encode + pipelines): {rows / push:,.0f} rows/s = "
-        f"{rows * 20 / push:,.0f} feature values/s ({rows * 20 / push_cpu:,.0f} per CPU-second)"
+        f"{rows * features / push:,.0f} feature values/s "
+        f"({rows * features / push_cpu:,.0f} per CPU-second)"
+    )
+
+    raw = raw_push(settings, view, table)
+    print(
+        f"  baseline, raw pipelines of the encoded values (MSET + SADD): {rows / raw:,.0f} rows/s"
+        f" = {rows * features / raw:,.0f} feature values/s"
     )
     print(f"  ratio end to end / push alone: {total / push:.2f}x the time")
+    ratios["materialize_vs_raw_pipeline"] = raw / total
+    ratios["push_vs_raw_pipeline"] = raw / push
 
 
-def bench_formats(settings: Settings, registry: Registry, client: redis.Redis) -> None:
+def raw_push(settings: Settings, view: ResolvedView, table: pa.Table) -> float:
+    """Seconds to send `table`'s packed values, encoded beforehand, by raw pipelines."""
+    prefix = key_prefix(settings.project, view)
+    entities = table.column("user_id").to_pylist()
+    values = packed_values(table, view)
+    index = index_key(settings.project, view.name, view.version)
+    client = redis.Redis.from_url(settings.redis_url)
+    started = time.perf_counter()
+    for i in range(0, len(entities), 50_000):
+        pipe = client.pipeline(transaction=False)
+        for j in range(i, min(i + 50_000, len(entities)), CHUNK):
+            chunk = range(j, min(j + CHUNK, len(entities)))
+            pipe.mset({prefix + entities[k]: values[k] for k in chunk})
+            pipe.sadd(index, *[entities[k] for k in chunk])
+        pipe.execute()
+    seconds = time.perf_counter() - started
+    client.close()
+    return seconds
+
+
+def bench_formats(
+    settings: Settings, registry: Registry, client: redis.Redis, ratios: dict[str, float]
+) -> None:
     view = registry.get_view("bench_wide")
     entities = [f"u{i}" for i in range(100)]
     prefix = key_prefix(settings.project, view)
@@ -186,6 +235,7 @@ def bench_formats(settings: Settings, registry: Registry, client: redis.Redis) -
         f"  hash of fields (HGETALL x100 + decode 5,000 values): p50 {hash_ms[0]:.3f} ms\n"
         f"  ratio hash / packed: {hash_ms[0] / packed_ms[0]:.2f}x"
     )
+    ratios["packed_value_vs_hash_of_fields"] = hash_ms[0] / packed_ms[0]
 
 
 def timed_ms(call, repeats: int) -> tuple[float, float]:
@@ -272,7 +322,11 @@ def wrk(url: str, body: dict, seconds: int, connections: int, workdir: Path) -> 
 
 
 def bench_serving(
-    settings: Settings, registry: Registry, client: redis.Redis, args: argparse.Namespace
+    settings: Settings,
+    registry: Registry,
+    client: redis.Redis,
+    args: argparse.Namespace,
+    ratios: dict[str, float],
 ) -> None:
     view = registry.get_view("bench_wide")
     port = free_port()
@@ -312,6 +366,8 @@ def bench_serving(
                     f"  {'':24} raw Redis pipeline p50 {raw_p50:6.2f} ms  p99 {raw_p99:6.2f} ms"
                     f"  ratio API/raw p50 {latency['p50'] / raw_p50:.1f}x"
                 )
+                name = label.replace(" entity", "").replace(" features", "").replace(" ", "")
+                ratios[f"lookup_{name}_vs_raw_pipeline"] = raw_p50 / latency["p50"]
     finally:
         api.terminate()
         api.wait()
@@ -333,6 +389,9 @@ def cleanup(settings: Settings, registry: Registry, client: redis.Redis) -> None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000, help="entities materialized")
+    parser.add_argument(
+        "--features", type=int, default=20, help="features of the materialized view"
+    )
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per case")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
     args = parser.parse_args()
@@ -349,21 +408,28 @@ def main() -> None:
         registry = Registry(settings)
         client = redis.Redis.from_url(settings.redis_url)
         try:
-            setup(settings, registry)
-            print(f"== materialize {args.rows:,} entities x 20 features")
-            bench_materialize(settings, registry, args.rows)
+            setup(settings, registry, args.features)
+            ratios: dict[str, float] = {}
+            print(f"== materialize {args.rows:,} entities x {args.features} features")
+            bench_materialize(settings, registry, args.rows, ratios)
 
             wide = registry.get_view("bench_wide")
             ts = floor_to_step(datetime.now(UTC), HOUR) - HOUR
             publish(settings, registry, wide, feature_table(wide, SERVED_ENTITIES, ts, seed=2))
             materialize(settings, registry, ["bench_wide"])
             print("\n== value format, 100 entities x 50 features (Python client, loopback)")
-            bench_formats(settings, registry, client)
+            bench_formats(settings, registry, client, ratios)
             print(
                 f"\n== /v1/online via uvicorn + wrk ({args.connections} connections, "
                 f"{args.seconds} s a case) vs the raw Redis pipeline"
             )
-            bench_serving(settings, registry, client, args)
+            if shutil.which("wrk"):
+                bench_serving(settings, registry, client, args, ratios)
+            else:
+                print("  skipped: wrk is not installed (apt-get install wrk)")
+            print()
+            for name, ratio in ratios.items():
+                print(f"ratio {name}: {ratio:.3f}")
         finally:
             cleanup(settings, registry, client)
             registry.close()
