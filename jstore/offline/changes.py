@@ -53,27 +53,37 @@ def materialize_lock_key(schema: str, view: ResolvedView) -> str:
     return f"jstore.materialize:{schema}.{view.table}"
 
 
-def ensure_queues(conn: psycopg.Connection, schema: str, view: ResolvedView) -> bool:
-    """Create the view version's queues if missing; True when they were missing."""
+def ensure_queues(conn: psycopg.Connection, schema: str, view: ResolvedView) -> None:
+    """Create the view version's queues if missing.
+
+    Created beside a table that already has rows (published before queues existed), they are
+    seeded with every stamp of it, so the next materialize re-reads every entity once.
+    """
     if _exists(conn, queue_id(schema, view, PUBLISHED)):
-        return False
+        return
     keys = sql.SQL(", ").join(
         sql.SQL("{} {} NOT NULL").format(sql.Identifier(k), sql.SQL(PG_TYPES[view.key_dtypes[k]]))
         for k in view.join_keys
     )
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"jstore.offline:{schema}"])
+        if _exists(conn, queue_id(schema, view, PUBLISHED)):
+            return
         conn.execute(
-            sql.SQL("CREATE TABLE IF NOT EXISTS {} (_computed_at timestamptz NOT NULL)").format(
+            sql.SQL("CREATE TABLE {} ({}, _computed_at timestamptz NOT NULL)").format(
+                queue_id(schema, view, REMOVED), keys
+            )
+        )
+        conn.execute(
+            sql.SQL("CREATE TABLE {} (_computed_at timestamptz NOT NULL)").format(
                 queue_id(schema, view, PUBLISHED)
             )
         )
         conn.execute(
-            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, _computed_at timestamptz NOT NULL)").format(
-                queue_id(schema, view, REMOVED), keys
+            sql.SQL("INSERT INTO {} SELECT DISTINCT _computed_at FROM {}").format(
+                queue_id(schema, view, PUBLISHED), table_id(schema, view)
             )
         )
-    return True
 
 
 def _exists(conn: psycopg.Connection, table: sql.Identifier) -> bool:

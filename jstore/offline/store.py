@@ -104,14 +104,12 @@ class OfflineStore:
         """What the materializer has not pushed yet, in one snapshot (see changes.py).
 
         `everything`: read the latest row of every entity, not only of the changed ones (a
-        first load). Queues missing beside an existing table (made before they existed) also
-        mean everything. Committing consumes what was read; call inside `materialize_lock`.
+        first load). Committing consumes what was read; call inside `materialize_lock`.
         """
         if not self._has_table(view):
             yield NOTHING_PENDING
             return
-        if changes.ensure_queues(self.conn, self.schema, view):
-            everything = True
+        changes.ensure_queues(self.conn, self.schema, view)  # a table older than its queues
         with changes.pending_changes(self.conn, self.schema, view, everything) as pending:
             yield pending
 
@@ -156,7 +154,11 @@ class OfflineStore:
         if self.layout.hypertables:
             coverage = retained_coverage(coverage, [view for view, _ in features])
         return pit_join.point_in_time_join(
-            self._connect, self.schema, entity_rows, features, coverage
+            self.settings.postgres_dsn.get_secret_value(),
+            self.schema,
+            entity_rows,
+            features,
+            coverage,
         )
 
 

@@ -12,7 +12,7 @@ import redis
 from psycopg import sql
 
 from jstore.offline import OfflineStore
-from jstore.offline.changes import PUBLISHED, materialize_lock, queue_id
+from jstore.offline.changes import PUBLISHED, REMOVED, materialize_lock, queue_id
 from jstore.online import materialize
 from jstore.registry import Registry
 from tests.online.online_helpers import HOUR, T0, apply_clicks, publish_rows, row
@@ -183,3 +183,42 @@ def test_a_publish_that_commits_after_a_later_materialization_is_pushed_next_tim
         "u1": ["2024-05-01T11:00:00Z", 2, 9.0, 5.0],
         "u2": ["2024-05-01T11:00:00Z", 1, 3.0, 3.0],
     }
+
+
+def test_a_table_published_before_its_queues_existed_is_read_whole_once(
+    settings, registry, offline
+):
+    view = apply_clicks(registry)
+    publish_rows(settings, registry, view, T0, T0 + HOUR, [row("u1", T0, 1, 5.0, 5.0)])
+    materialize(settings, registry, offline=offline)
+    with connect(settings) as conn:  # a table as an older JStore left it: no queues, new rows
+        for queue in (PUBLISHED, REMOVED):
+            conn.execute(
+                sql.SQL("DROP TABLE {}").format(queue_id(settings.offline_schema, view, queue))
+            )
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} SET count_1h = 3, _computed_at = clock_timestamp() WHERE user_id = 'u1'"
+            ).format(sql.Identifier(settings.offline_schema, view.table))
+        )
+
+    with OfflineStore(settings) as fresh:  # a new process: nothing known of the queues
+        later = materialize(settings, registry, offline=fresh).views[0]
+        again = materialize(settings, registry, offline=fresh).views[0]
+
+    assert (later.written, again.written) == (1, 0)
+    assert stored(settings, view) == {"u1": ["2024-05-01T10:00:00Z", 3, 5.0, 5.0]}
+
+
+def test_a_flushed_redis_is_loaded_whole_again(settings, registry, offline):
+    view = apply_clicks(registry)
+    publish_rows(settings, registry, view, T0, T0 + HOUR, [row("u1", T0, 1, 5.0, 5.0)])
+    materialize(settings, registry, offline=offline)
+    r = redis.Redis.from_url(settings.redis_url)
+    r.delete(*r.keys(f"{settings.project}:*"))
+    r.close()
+
+    again = materialize(settings, registry, offline=offline).views[0]
+
+    assert again.written == 1
+    assert stored(settings, view) == {"u1": ["2024-05-01T10:00:00Z", 1, 5.0, 5.0]}
