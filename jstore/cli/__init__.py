@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from jstore.cli import definitions, demo, ingest, offline, online, quality
+from jstore.cli import definitions, demo, ingest, offline, online, quality, recompute
 from jstore.cli.common import SERVER_DOWN_EXIT_CODE, UserError, unreachable_server
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ ingest.register(app)
 offline.register(app)
 online.register(app)
 quality.register(app)
+recompute.register(app)
 
 
 def main() -> None:

@@ -8,6 +8,10 @@ transaction.py `recover_source`): roll every journal forward, delete stray temp 
 the source's lock. When a lander or extract holds it, that run recovered at its start, so only
 its own batch can be in flight: the call waits until no journal is left (a rename of one batch
 takes milliseconds), and refuses with `LandingIncomplete` if one stays longer than `wait_s`.
+
+`settled_landing` holds the lock instead (waiting for a running lander or extract to finish):
+inside it, no batch is in flight, so what the registry says about landed batches (their late
+events, jstore/registry/late.py) matches the files.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from jstore.config import Settings
@@ -23,6 +29,8 @@ from jstore.lake import landing_dir
 
 JOURNAL_WAIT_S = 30.0
 """How long a journal of a running lander may stay before compute refuses to read."""
+LOCK_WAIT_S = 600.0
+"""How long `settled_landing` waits for a running lander or extract (a bounded batch)."""
 
 
 class LandingIncomplete(RuntimeError):
@@ -71,3 +79,28 @@ def _check_journals(source_name: str, journals: Path) -> None:
                     "but neither exists: the batch lost a file; restore it or land the source "
                     "again from the topic"
                 )
+
+
+@contextmanager
+def settled_landing(
+    settings: Settings, source_name: str, wait_s: float = LOCK_WAIT_S
+) -> Iterator[None]:
+    """Hold the source's lock (waiting up to `wait_s` for a running lander or extract) with
+    its landing zone recovered: no batch is in flight inside."""
+    landing = landing_dir(settings, source_name)
+    deadline = time.monotonic() + wait_s
+    with ExitStack() as held:
+        while True:
+            try:
+                held.enter_context(exclusive(landing / "_lock"))
+                break
+            except SourceBusy:
+                if time.monotonic() > deadline:
+                    raise LandingIncomplete(
+                        f"source {source_name!r}: a lander or extract has held "
+                        f"{landing / '_lock'} for more than {wait_s:g}s; retry when it is done"
+                    ) from None
+                time.sleep(0.5)
+        _check_journals(source_name, landing / "_journal")
+        recover_source(settings, source_name)
+        yield

@@ -9,8 +9,8 @@ import pytest
 
 from jstore.config import Settings
 from jstore.ingest.lander import land
-from jstore.ingest.recovery import LandingIncomplete, ensure_landing_complete
-from jstore.ingest.transaction import exclusive
+from jstore.ingest.recovery import LandingIncomplete, ensure_landing_complete, settled_landing
+from jstore.ingest.transaction import SourceBusy, exclusive
 from jstore.lake import landing_dir, quarantine_dir
 from jstore.model import EventSource
 from jstore.registry import Registry
@@ -105,4 +105,30 @@ def test_a_journal_whose_file_is_gone_is_refused(settings: Settings) -> None:
         "source 'purchases': journal 0a1b.json moves /nowhere/.t-0-0-3.parquet.tmp to "
         "/nowhere/t-0-0-3.parquet, but neither exists: the batch lost a file; restore it or "
         "land the source again from the topic"
+    )
+
+
+def test_settled_landing_recovers_a_killed_batch_and_holds_the_lock(
+    settings: Settings, registry: Registry, source: EventSource, send: Send
+) -> None:
+    send_batch(send)
+    assert run_lander_cli(settings, "purchases", "mid_rename") == -signal.SIGKILL
+
+    with settled_landing(settings, "purchases"):
+        assert every_offset(settings, source) == ALL_OFFSETS
+        with pytest.raises(SourceBusy):
+            land(settings, registry, "purchases")
+
+
+def test_settled_landing_refuses_after_waiting_for_a_running_lander(settings: Settings) -> None:
+    lock = landing_dir(settings, "purchases") / "_lock"
+    with (
+        exclusive(lock),
+        pytest.raises(LandingIncomplete) as refused,
+        settled_landing(settings, "purchases", wait_s=0.5),
+    ):
+        pass
+    assert str(refused.value) == (
+        f"source 'purchases': a lander or extract has held {lock} for more than 0.5s; "
+        "retry when it is done"
     )
