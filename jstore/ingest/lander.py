@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from jstore import progress
 from jstore.config import Settings
 from jstore.ingest.batch import land_batch
 from jstore.ingest.events import EventParser
@@ -197,7 +198,8 @@ class _Run:
                 tail = tails.get(tp, (None, 0))[0]
                 resume = self._resume_at(tp.partition, landed, begins[tp], ends[tp], tail)
                 consumer.seek(tp, resume)
-            self._consume(consumer, {tp: ends[tp] for tp in tps}, max_records)
+            with progress.task(f"land {self.source.name}", unit="messages"):
+                self._consume(consumer, {tp: ends[tp] for tp in tps}, max_records)
             crash_point("before_commit")
             consumer.commit(
                 {tp: OffsetAndMetadata(min(consumer.position(tp), ends[tp]), "", -1) for tp in tps}
@@ -284,6 +286,7 @@ class _Run:
 
     def _consume(self, consumer: Any, ends: dict[Any, int], max_records: int | None) -> None:
         remaining = {tp for tp, end in ends.items() if consumer.position(tp) < end}
+        progress.expect(sum(ends[tp] - consumer.position(tp) for tp in remaining), max_records)
         budget = max_records
         batch: list[Any] = []
         idle_since = time.monotonic()
@@ -299,6 +302,7 @@ class _Run:
             for tp, messages in polled.items():
                 kept = [m for m in messages if m.offset < ends[tp]]
                 batch.extend(kept)
+                progress.advance(len(kept))
                 if budget is not None:
                     budget -= len(kept)
             for tp in list(remaining):
