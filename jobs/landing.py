@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from jobs.lake_files import FileEntry, LakeFiles
 from jstore.config import Settings
 from jstore.lake import landing_dir
 from jstore.model import EventSource, TableSource
@@ -76,17 +77,35 @@ def read_events(
     read_end: datetime,
 ) -> DataFrame:
     """The source's events in [read_start, read_end), each Kafka record once."""
-    schema = landing_schema(source)
+    ts = F.col(source.timestamp_name)
+    in_range = (ts >= F.lit(read_start)) & (ts < F.lit(read_end))
     paths = partition_paths(landing_path, read_start, read_end)
+    return read_landed(spark, paths, source, join_keys, in_range)
+
+
+def read_landed(
+    spark: SparkSession,
+    paths: list[str],
+    source: EventSource | TableSource,
+    join_keys: list[str],
+    where: Column,
+) -> DataFrame:
+    """The events of these landed files or partition folders that match `where` and have every
+    join key, each Kafka record once. Spark pushes `where` down to the files' row-group
+    statistics, so a filter on the event time skips the row groups (and files) outside it."""
+    schema = landing_schema(source)
     if paths:
         raw = spark.read.schema(schema).parquet(*paths).select(*schema.fieldNames())
     else:
         raw = spark.createDataFrame([], schema)
-    ts = F.col(source.timestamp_name)
-    in_range: Column = (ts >= F.lit(read_start)) & (ts < F.lit(read_end))
     for key in join_keys:
-        in_range = in_range & F.col(key).isNotNull()
-    events = raw.where(in_range)
+        where = where & F.col(key).isNotNull()
+    events = raw.where(where)
     from_tables = events.where(F.col("_offset").isNull())
     from_kafka = events.where(F.col("_offset").isNotNull()).dropDuplicates(RECORD_ID)
     return from_tables.unionByName(from_kafka)
+
+
+def landed_files(lake: LakeFiles, source: str, days: list[str]) -> list[FileEntry]:
+    """The landed files of `source` in these `event_date` partitions (temp files skipped)."""
+    return [f for day in days for f in lake.list_files(f"landing/{source}/event_date={day}")]

@@ -1,0 +1,321 @@
+"""Stored tiles: each view version's per-step tiles kept in the lake, so a run reads raw events
+only where tiles are missing or stale.
+
+Layout (docs/compute.md, "Stored tiles"):
+
+    <lake>/tiles/<view>__v<N>/block=<YYYY-MM-DD>/part-<id>.parquet
+    <lake>/tiles/<view>__v<N>/block=<YYYY-MM-DD>/_manifest.json
+
+A block is one checkpoint period `[b, b + P)`, P = lcm(step, 1 day), so it holds whole tiles and
+whole landing `event_date` partitions. Its manifest (written last, temp name then rename) names
+what the tiles are a function of: the tile format, the view version, the tile definition
+(step, keys, source schema, partial columns) and every landed file of the block's days (path,
+size, modification time); and the part files that hold them.
+
+Freshness, block by block, against the current listing of the block's days:
+- same definition and same files: fresh, its parts are read as they are;
+- the same files plus new ones (a later batch, late events, a Kafka record landed twice): the
+  tiles of the steps the new files touch (from their footers' event-time statistics) are rebuilt
+  from ALL the block's files for those steps, with the usual dedup; the others are kept;
+- a file gone or changed (a re-extracted table interval), another definition, no manifest, or
+  `retile`: the whole block is rebuilt from its files.
+Rebuilt tiles never merge with stored ones: a tile is always built in one pass from every event
+of its step, in one canonical order (`canonical_tiles`), so float sums and sketches are bit for
+bit those of a re-tile. Every stale block of a run is rebuilt in one Spark job and rewritten as
+one part (always compact); the old parts are deleted after the new manifest is in place.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import reduce
+
+from pydantic import BaseModel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.lake_files import FileEntry, LakeFiles
+from jobs.landing import landed_files, landing_schema, read_landed
+from jobs.tiles import TILE, build_tiles
+from jstore.model import ResolvedView, WindowedFeatureView
+
+TILE_FORMAT = 1
+"""Bump when the stored partials change meaning (names and types are checked by themselves)."""
+MANIFEST = "_manifest.json"
+BLOCK = "__block"
+
+
+class StoredFile(BaseModel):
+    path: str
+    size: int
+    mtime_ns: int
+
+
+class BlockManifest(BaseModel):
+    format: int
+    view: str
+    version: int
+    definition: dict
+    """What the tiles are a function of besides the files; any difference means rebuild."""
+    block: str
+    files: list[StoredFile]
+    """The landed files of the block's days the tiles were built from."""
+    parts: list[str]
+    built_at: datetime
+
+
+@dataclass(frozen=True)
+class Block:
+    start: int
+    """Epoch seconds, a multiple of `period`."""
+    period: int
+
+    @property
+    def name(self) -> str:
+        return datetime.fromtimestamp(self.start, UTC).date().isoformat()
+
+    @property
+    def days(self) -> list[str]:
+        first = datetime.fromtimestamp(self.start, UTC).date()
+        return [(first + timedelta(days=i)).isoformat() for i in range(self.period // 86400)]
+
+
+@dataclass
+class BlockPlan:
+    block: Block
+    files: list[FileEntry]
+    manifest: BlockManifest | None
+    rebuild: list[tuple[int, int]] = field(default_factory=list)
+    """Tile-time ranges [lo, hi) to rebuild from raw events; empty when the block is fresh."""
+    reason: str = "fresh"
+
+
+def blocks_of(read_start: datetime, read_end: datetime, period: int) -> list[Block]:
+    """The blocks holding the tiles of [read_start, read_end)."""
+    first = int(read_start.timestamp()) // period * period
+    end = int(read_end.timestamp())
+    return [Block(b, period) for b in range(first, end, period)]
+
+
+def canonical_tiles(events: DataFrame, view: ResolvedView, step: int) -> DataFrame:
+    """`build_tiles` over each entity's events in one total order (event time, partition,
+    offset, then every column), aggregated where they were sorted: a tile's float sum and
+    sketch then never depend on which files, splits or Spark tasks its events came from."""
+    ts = view.source.timestamp_name
+    rest = [f.name for f in view.source.schema_ if f.name not in (*view.join_keys, ts)]
+    ordered = events.repartition(*view.join_keys).sortWithinPartitions(
+        *view.join_keys, ts, "_partition", "_offset", *rest
+    )
+    return build_tiles(ordered, view, step)
+
+
+class TileStore:
+    """The stored tiles of one view version in one lake."""
+
+    def __init__(self, spark: SparkSession, lake: LakeFiles, view: ResolvedView):
+        definition = view.definition
+        assert isinstance(definition, WindowedFeatureView)
+        self.spark, self.lake, self.view = spark, lake, view
+        self.folder = f"tiles/{view.table}"
+        self.step = int(definition.step.total_seconds())
+        self.period = int(definition.checkpoint_period.total_seconds())
+        empty = spark.createDataFrame([], landing_schema(view.source))
+        self.schema = build_tiles(empty, view, self.step).schema
+        self.definition = {
+            "step": self.step,
+            "join_keys": view.join_keys,
+            "source": view.source.name,
+            "timestamp": view.source.timestamp_name,
+            "source_schema": {f.name: f.dtype for f in view.source.schema_},
+            "tiles": self.schema.jsonValue(),
+        }
+
+    def tiles(self, read_start: datetime, read_end: datetime, *, retile: bool = False) -> DataFrame:
+        """One row per (keys, `__tile`) with events in [read_start, read_end): stale blocks
+        rebuilt and stored first, then every block read from the store."""
+        plans = self.plan(read_start, read_end, retile=retile)
+        self.refresh(plans)
+        return self.read(plans, read_start, read_end)
+
+    def plan(self, read_start: datetime, read_end: datetime, *, retile: bool) -> list[BlockPlan]:
+        plans = []
+        for block in blocks_of(read_start, read_end, self.period):
+            files = landed_files(self.lake, self.view.source.name, block.days)
+            manifest = self._manifest(block)
+            plan = BlockPlan(block, files, manifest)
+            if manifest is None and not files:
+                plan.reason = "empty"
+            elif retile:
+                self._rebuild_all(plan, "retile")
+            elif manifest is None:
+                self._rebuild_all(plan, "missing")
+            elif (manifest.format, manifest.definition) != (TILE_FORMAT, self.definition):
+                self._rebuild_all(plan, "definition")
+            else:
+                self._compare_files(plan, manifest)
+            plans.append(plan)
+        return plans
+
+    def refresh(self, plans: list[BlockPlan]) -> None:
+        """Rebuild the stale blocks' tiles in one Spark job, then swap each block's manifest."""
+        stale = [p for p in plans if p.rebuild]
+        if not stale:
+            return
+        files = sorted({f.path for p in stale for f in p.files})
+        in_ranges = _any(self._events_in(p) for p in stale)
+        events = read_landed(
+            self.spark,
+            [self.lake.spark_path(f) for f in files],
+            self.view.source,
+            self.view.join_keys,
+            in_ranges,
+        )
+        tiles = canonical_tiles(events, self.view, self.step)
+        for plan in stale:
+            if plan.manifest and plan.manifest.parts and plan.reason == "new files":
+                kept = self._read_parts(plan).where(~self._tiles_in(plan))
+                tiles = tiles.unionByName(kept)
+        block_start = F.col(TILE) - F.pmod(F.col(TILE), F.lit(self.period))
+        build = f"{self.folder}/_build-{uuid.uuid4().hex}"
+        (
+            tiles.withColumn(BLOCK, block_start)
+            .repartition(BLOCK)
+            .write.partitionBy(BLOCK)
+            .parquet(self.lake.spark_path(build))
+        )
+        written = self.lake.list_files_recursive(build)
+        for plan in stale:
+            self._swap(plan, [f.path for f in written if f"/{BLOCK}={plan.block.start}/" in f.path])
+        self.lake.delete_dir(build)
+
+    def read(self, plans: list[BlockPlan], read_start: datetime, read_end: datetime) -> DataFrame:
+        paths = [
+            self.lake.spark_path(f"{self._block_folder(p.block)}/{part}")
+            for p in plans
+            if p.manifest
+            for part in p.manifest.parts
+        ]
+        if not paths:
+            return self.spark.createDataFrame([], self.schema)
+        tile = F.col(TILE)
+        return (
+            self.spark.read.schema(self.schema)
+            .parquet(*paths)
+            .where((tile >= int(read_start.timestamp())) & (tile < int(read_end.timestamp())))
+        )
+
+    def _block_folder(self, block: Block) -> str:
+        return f"{self.folder}/block={block.name}"
+
+    def _manifest(self, block: Block) -> BlockManifest | None:
+        text = self.lake.read_text(f"{self._block_folder(block)}/{MANIFEST}")
+        return BlockManifest.model_validate_json(text) if text else None
+
+    def _rebuild_all(self, plan: BlockPlan, reason: str) -> None:
+        block = plan.block
+        plan.rebuild, plan.reason = [(block.start, block.start + block.period)], reason
+
+    def _compare_files(self, plan: BlockPlan, manifest: BlockManifest) -> None:
+        """Fresh, the steps touched by new files only, or the whole block (a file gone or
+        changed)."""
+        stored = {f.path: (f.size, f.mtime_ns) for f in manifest.files}
+        current = {f.path: (f.size, f.mtime_ns) for f in plan.files}
+        if any(current.get(path) != stat for path, stat in stored.items()):
+            return self._rebuild_all(plan, "changed files")
+        block = plan.block
+        ranges = [
+            (max(lo, block.start), min(hi, block.start + block.period))
+            for path in sorted(current.keys() - stored.keys())
+            if (span := self._event_times(path, block))
+            for lo, hi in [span]
+        ]
+        if ranges:
+            plan.rebuild, plan.reason = _merged([r for r in ranges if r[0] < r[1]]), "new files"
+        return None
+
+    def _event_times(self, path: str, block: Block) -> tuple[int, int] | None:
+        """The tile-time range [lo, hi) a landed file's events fall in, from its footer's
+        statistics: None for an empty file, the whole block when a row group has none."""
+        metadata = self.lake.parquet_metadata(path)
+        names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
+        column = names.index(self.view.source.timestamp_name)
+        low = high = None
+        for i in range(metadata.num_row_groups):
+            group = metadata.row_group(i)
+            if group.num_rows == 0:
+                continue
+            stats = group.column(column).statistics
+            if stats is None or not stats.has_min_max:
+                return block.start, block.start + block.period
+            first, last = _seconds(stats.min), _seconds(stats.max)
+            low = first if low is None else min(low, first)
+            high = last if high is None else max(high, last)
+        if low is None or high is None:
+            return None
+        return low - low % self.step, high - high % self.step + self.step
+
+    def _events_in(self, plan: BlockPlan) -> Column:
+        """The events of `plan`'s rebuild ranges (timestamp literals: pushed down to Parquet)."""
+        ts = F.col(self.view.source.timestamp_name)
+        return _any((ts >= F.lit(_at(lo))) & (ts < F.lit(_at(hi))) for lo, hi in plan.rebuild)
+
+    def _tiles_in(self, plan: BlockPlan) -> Column:
+        tile = F.col(TILE)
+        return _any((tile >= lo) & (tile < hi) for lo, hi in plan.rebuild)
+
+    def _read_parts(self, plan: BlockPlan) -> DataFrame:
+        assert plan.manifest is not None
+        folder = self._block_folder(plan.block)
+        paths = [self.lake.spark_path(f"{folder}/{part}") for part in plan.manifest.parts]
+        return self.spark.read.schema(self.schema).parquet(*paths)
+
+    def _swap(self, plan: BlockPlan, written: list[str]) -> None:
+        """Move the block's new parts in, write its manifest, then delete the old parts."""
+        folder = self._block_folder(plan.block)
+        build_id = uuid.uuid4().hex[:12]
+        parts = []
+        for i, path in enumerate(written):
+            part = f"part-{build_id}-{i:05d}.parquet"
+            self.lake.move(path, f"{folder}/{part}")
+            parts.append(part)
+        manifest = BlockManifest(
+            format=TILE_FORMAT,
+            view=self.view.name,
+            version=self.view.version,
+            definition=self.definition,
+            block=plan.block.name,
+            files=[StoredFile(path=f.path, size=f.size, mtime_ns=f.mtime_ns) for f in plan.files],
+            parts=parts,
+            built_at=datetime.now(UTC),
+        )
+        self.lake.write_text(f"{folder}/{MANIFEST}", manifest.model_dump_json(indent=1))
+        for old in plan.manifest.parts if plan.manifest else []:
+            self.lake.delete_file(f"{folder}/{old}")
+        plan.manifest = manifest
+
+
+def _seconds(value: datetime | int) -> int:
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return int(moment.timestamp() // 1)
+    raise TypeError(f"event-time statistics of type {type(value).__name__}")
+
+
+def _at(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _any(conditions) -> Column:
+    return reduce(lambda a, b: a | b, conditions)
