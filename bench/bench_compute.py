@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from jobs.compute_features import stage_view
 from jobs.landing import read_events, source_landing_path
 from jobs.spark import spark_session
-from jstore.compute import read_range
+from jstore.request import read_range
 from jstore.config import PROJECT_ROOT, Settings
 from jstore.model import ResolvedView, WindowedFeatureView, resolve
 from jstore.repo import load_repo

@@ -62,9 +62,11 @@ from jstore.online.layout import (  # noqa: E402
     unpack,
 )
 from jstore.online.store import CHUNK  # noqa: E402
-from jstore.pipeline import publish_staged  # noqa: E402
+from jstore.pipeline import publish as publish_staged  # noqa: E402
+from jstore.pipeline import validate  # noqa: E402
 from jstore.registry import Registry, new_run_id  # noqa: E402
 from jstore.repo import FeatureRepo  # noqa: E402
+from jstore.request import ComputeRequest  # noqa: E402
 from jstore.staging import StagedRun  # noqa: E402
 
 HOUR = timedelta(hours=1)
@@ -116,7 +118,7 @@ def publish(settings: Settings, registry: Registry, view: ResolvedView, table: p
     start = table.column("feature_ts")[0].as_py()
     run_id = new_run_id("compute")
     path = staging_dir(settings, view.name, run_id)
-    path.mkdir(parents=True)
+    ComputeRequest(view=view, start=start, end=start + HOUR, run_id=run_id).write(path)
     pq.write_table(table, path / "part-0.parquet")
     staged = StagedRun(
         view=view.name,
@@ -128,6 +130,7 @@ def publish(settings: Settings, registry: Registry, view: ResolvedView, table: p
         path=path,
     )
     staged.write_manifest()
+    validate(settings, registry, staged)
     publish_staged(settings, registry, staged)
 
 

@@ -14,8 +14,8 @@ work is done by `jstore.orchestration`, whose heavy imports happen inside the ta
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
+from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import (
@@ -28,19 +28,13 @@ from airflow.sdk import (
     get_current_context,
     task,
 )
+from airflow.sdk.exceptions import AirflowFailException
 
 from jstore import orchestration
-from jstore.config import PROJECT_ROOT, Settings
+from jstore.config import Settings
 from jstore.model import ResolvedView
 from jstore.registry import Snapshot
-
-COMPUTE_APPLICATION = str(PROJECT_ROOT / "jobs" / "compute_features.py")
-SPARK_ENV = {
-    "PYTHONPATH": str(PROJECT_ROOT),
-    "PYSPARK_PYTHON": sys.executable,
-    "PYSPARK_DRIVER_PYTHON": sys.executable,
-}
-"""The Spark driver and workers run the Python (and so the packages) Airflow runs with."""
+from jstore.spark_submit import SparkJob, job_script
 
 
 def default_args(owner: str) -> dict:
@@ -113,6 +107,43 @@ def extract_dag(snapshot: Snapshot, source: str) -> DAG:
     return dag
 
 
+class ComputeOperator(SparkSubmitOperator):
+    """The compute task: `jstore.pipeline.stage` of the run's interval, recorded as its
+    `compute` run. The job is submitted through the `spark_default` connection with the
+    arguments `jstore.spark_submit.compute_job` builds (`--request <path>`), as the CLI's."""
+
+    def __init__(self, *, view: ResolvedView, **kwargs: Any) -> None:
+        super().__init__(
+            conn_id="spark_default",
+            name=f"jstore-compute-{view.name}",
+            application=str(job_script("compute_features.py")),
+            **kwargs,
+        )
+        self.view_name, self.view_version = view.name, view.version
+
+    def execute(self, context: Any) -> dict:
+        params = context["params"]
+        start, end = orchestration.run_interval(
+            params, context.get("data_interval_start"), context.get("data_interval_end")
+        )
+
+        def launch(job: SparkJob) -> None:
+            self.name, self.application = job.name, job.application
+            self.application_args, self.env_vars = job.application_args, job.env_vars
+            SparkSubmitOperator.execute(self, context)
+
+        return orchestration.compute_task(
+            Settings(),
+            self.view_name,
+            self.view_version,
+            start,
+            end,
+            context["run_id"],
+            retile=bool(params.get("retile")),
+            launch=launch,
+        )
+
+
 def compute_dag(project: str, view: ResolvedView) -> DAG:
     with DAG(
         dag_id=f"jstore_compute_{view.name}",
@@ -121,7 +152,10 @@ def compute_dag(project: str, view: ResolvedView) -> DAG:
         catchup=True,
         max_active_runs=2,
         default_args=default_args(view.definition.owner),
-        params=interval_params(),
+        params={
+            **interval_params(),
+            "retile": Param(False, type="boolean", description="Rebuild the stored tiles."),
+        },
         tags=[
             "jstore",
             "compute",
@@ -130,29 +164,17 @@ def compute_dag(project: str, view: ResolvedView) -> DAG:
         ],
         doc_md=orchestration.describe_view(view),
     ) as dag:
-        compute = SparkSubmitOperator(
-            task_id="compute",
-            application=COMPUTE_APPLICATION,
-            conn_id="spark_default",
-            name=f"jstore-compute-{view.name}",
-            application_args=[
-                view.name,
-                "--start",
-                "{{ params.start or data_interval_start }}",
-                "--end",
-                "{{ params.end or data_interval_end }}",
-                "--run-id",
-                "{{ run_id }}",
-                "--version",
-                str(view.version),
-            ],
-            env_vars=SPARK_ENV,
-        )
+        compute = ComputeOperator(task_id="compute", view=view)
 
         @task(task_id="validate")
         def validate() -> dict:
+            from jstore.quality import QualityGateFailed
+
             run_id = get_current_context()["run_id"]
-            return orchestration.validate_task(Settings(), view.name, run_id)
+            try:
+                return orchestration.validate_task(Settings(), view.name, run_id)
+            except QualityGateFailed as e:
+                raise AirflowFailException(str(e)) from e  # a retry would fail the same way
 
         @task(task_id="publish", outlets=[Asset(orchestration.asset_uri(project, view.name))])
         def publish() -> dict:

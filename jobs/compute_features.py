@@ -1,61 +1,46 @@
 """Compute a feature view's changed rows for the steps in [start, end) into the staging area.
 
-    spark-submit jobs/compute_features.py VIEW --start ISO --end ISO [--run-id R] [--version N]
+    spark-submit jobs/compute_features.py --request <staging>/<view>/<run>/_request.json
 
-Settings come from the JSTORE_* environment, the view from the registry. The rows are written
-to `<lake>/staging/<view>/<run>/part-*.parquet`, then `_manifest.json` (written last) marks the
-staged run complete. The interval is computed from the landing zone alone, reading events from
-`start - step - max_window` to `end`, so any interval can be recomputed alone, in any order.
+Settings come from the JSTORE_* environment; the view, interval, run id and `retile` from the
+request the pipeline resolved (jstore/request.py): the job never opens the registry. The rows
+are written to `<lake>/staging/<view>/<run>/part-*.parquet`, then `_manifest.json` (written
+last) marks the staged run complete. The interval is computed from the landing zone alone,
+reading events from `start - step - max_window` to `end`, so any interval can be recomputed
+alone, in any order.
 """
 
 from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.changing_entities import tiles_of_changing_entities
-from jobs.lake_files import LakeFiles
-from jobs.landing import read_events
+from jobs.landing import read_events, source_landing_path
 from jobs.spark import spark_session
 from jobs.sql_view import changed_sql_rows
-from jobs.tile_store import TileStore
+from jobs.tiles import build_tiles
 from jobs.windows import changed_windowed_rows
-from jstore.compute import check_interval, read_range
 from jstore.config import Settings
-from jstore.durations import parse_timestamp
 from jstore.lake import staging_dir
 from jstore.model import ResolvedView, SqlFeatureView
-from jstore.registry import Registry
-from jstore.registry.runs import new_run_id
+from jstore.request import ComputeRequest, check_interval, read_range
 from jstore.staging import StagedRun
 
 
 def compute_view(
-    spark: SparkSession,
-    view: ResolvedView,
-    lake_uri: str,
-    start: datetime,
-    end: datetime,
-    *,
-    retile: bool = False,
+    spark: SparkSession, view: ResolvedView, landing_path: str, start: datetime, end: datetime
 ) -> DataFrame:
-    """The view's changed rows for [start, end): join keys, `feature_ts`, the features.
-
-    A windowed view reads its tiles from the tile store (jobs/tile_store.py), which first
-    rebuilds from the landing zone the tiles that are missing or stale (all of the read range's
-    with `retile`); a SQL view reads its events."""
+    """The view's changed rows for [start, end): join keys, `feature_ts`, the features."""
     check_interval(view, start, end)
     read_start, read_end = read_range(view, start, end)
-    lake = LakeFiles.at(lake_uri)
+    events = read_events(spark, landing_path, view.source, view.join_keys, read_start, read_end)
     if isinstance(view.definition, SqlFeatureView):
-        landing = lake.spark_path(f"landing/{view.source.name}")
-        events = read_events(spark, landing, view.source, view.join_keys, read_start, read_end)
         return changed_sql_rows(spark, events, view, start, end)
-    tiles = TileStore(spark, lake, view).tiles(read_start, read_end, retile=retile)
-    changing = tiles_of_changing_entities(tiles, view, start, end)
-    return changed_windowed_rows(changing, view, start, end)
+    step = int(view.definition.step.total_seconds())
+    return changed_windowed_rows(build_tiles(events, view, step), view, start, end)
 
 
 def stage_view(
@@ -65,12 +50,9 @@ def stage_view(
     start: datetime,
     end: datetime,
     run_id: str,
-    *,
-    retile: bool = False,
 ) -> StagedRun:
-    """Compute [start, end) and write it as a staged run (the manifest last); `retile` rebuilds
-    the stored tiles of the read range from the landing zone instead of trusting them."""
-    rows = compute_view(spark, view, settings.lake_uri, start, end, retile=retile)
+    """Compute [start, end) and write it as a staged run (the manifest last)."""
+    rows = compute_view(spark, view, source_landing_path(settings, view.source.name), start, end)
     path = staging_dir(settings, view.name, run_id)
     rows.write.mode("overwrite").parquet(str(path))
     staged = StagedRun(
@@ -88,22 +70,18 @@ def stage_view(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("view")
-    parser.add_argument("--start", required=True, type=parse_timestamp)
-    parser.add_argument("--end", required=True, type=parse_timestamp)
-    parser.add_argument("--run-id", default=None)
-    parser.add_argument("--version", type=int, default=None)
-    args = parser.parse_args(argv)
-    settings = Settings()
-    registry = Registry(settings)
-    try:
-        view = registry.get_view(args.view, args.version)
-    finally:
-        registry.close()
-    spark = spark_session(settings, app_name=f"jstore-compute-{view.name}")
-    staged = stage_view(
-        spark, settings, view, args.start, args.end, args.run_id or new_run_id("compute")
+    parser.add_argument(
+        "--request", required=True, type=Path, help="the _request.json the pipeline wrote"
     )
+    request = ComputeRequest.load(parser.parse_args(argv).request)
+    settings = Settings()
+    spark = spark_session(settings, app_name=f"jstore-compute-{request.view.name}")
+    # `retile` is passed only when asked for, so a stage_view without the flag still runs.
+    flags = {"retile": True} if request.retile else {}
+    staged = stage_view(
+        spark, settings, request.view, request.start, request.end, request.run_id, **flags
+    )
+    request.write(staged.path)  # writing the rows replaced the folder: the request goes back
     print(staged.model_dump_json())
     spark.stop()
 

@@ -15,9 +15,10 @@ import logging
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -25,6 +26,9 @@ from jstore.config import PROJECT_ROOT, Settings
 from jstore.durations import as_utc, format_duration, parse_timestamp
 from jstore.model import ResolvedView
 from jstore.registry import Registry, Snapshot
+
+if TYPE_CHECKING:
+    from jstore.spark_submit import SparkJob
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +178,49 @@ def extract_task(settings: Settings, source: str, start: datetime, end: datetime
     return summary(result)
 
 
+def compute_task(
+    settings: Settings,
+    view: str,
+    version: int,
+    start: datetime,
+    end: datetime,
+    run_id: str,
+    *,
+    retile: bool = False,
+    launch: Callable[[SparkJob], object] | None = None,
+) -> dict[str, Any]:
+    """Resolve the run's compute request and stage it with Spark (`pipeline.stage`)."""
+    from jstore.pipeline import stage
+    from jstore.request import ComputeRequest
+
+    with Registry(settings) as registry:
+        request = ComputeRequest.resolve(
+            registry, view, start, end, run_id, version=version, retile=retile
+        )
+        staged = stage(settings, registry, request, launch)
+    log.info(
+        "staged %d rows of %s v%d [%s, %s) in %d files at %s; run %s%s",
+        staged.rows,
+        view,
+        staged.version,
+        staged.start,
+        staged.end,
+        len(staged.parquet_files),
+        staged.path,
+        run_id,
+        " (retiled)" if retile else "",
+    )
+    return {"rows": staged.rows, "path": str(staged.path)}
+
+
 def validate_task(settings: Settings, view: str, run_id: str) -> dict[str, Any]:
-    """Validate the rows the compute task staged for `run_id`; a failed suite fails the task."""
-    from jstore.quality import QualityGateFailed, validate_staged
+    """Validate the rows the compute task staged for `run_id` (`pipeline.validate`).
+
+    A failed suite raises `QualityGateFailed`, which the DAG turns into a task failure without
+    retries: it would fail the same way.
+    """
+    from jstore.pipeline import validate
+    from jstore.quality import QualityGateFailed
     from jstore.staging import StagedRun
 
     staged = StagedRun.find(settings, view, run_id)
@@ -192,21 +236,20 @@ def validate_task(settings: Settings, view: str, run_id: str) -> dict[str, Any]:
         staged.path,
     )
     with Registry(settings) as registry:
-        resolved = registry.get_view(view, staged.version)
-        report = validate_staged(settings, registry, resolved, staged)
+        try:
+            report = validate(settings, registry, staged)
+        except QualityGateFailed as e:
+            for line in e.report.failed:
+                log.error("failed expectation: %s", line)
+            raise
     log.info(
-        "validated %d rows of %s v%d: %s; drift flagged: %s; report at %s",
+        "validated %d rows of %s v%d: passed; drift flagged: %s; report at %s",
         staged.rows,
         view,
         staged.version,
-        "passed" if report.success else f"{len(report.failed)} expectations failed",
         ", ".join(report.drift_flagged) or "none",
         report.report_path,
     )
-    if not report.success:
-        for line in report.failed:
-            log.error("failed expectation: %s", line)
-        raise QualityGateFailed(report)
     return {
         "rows": staged.rows,
         "drift_flagged": report.drift_flagged,
@@ -215,13 +258,13 @@ def validate_task(settings: Settings, view: str, run_id: str) -> dict[str, Any]:
 
 
 def publish_task(settings: Settings, view: str, run_id: str) -> dict[str, Any]:
-    """Publish the validated staged run: replace its interval in the offline store."""
-    from jstore.pipeline import publish_staged
+    """Publish the validated staged run (`pipeline.publish`): replace its interval."""
+    from jstore.pipeline import publish
     from jstore.staging import StagedRun
 
     staged = StagedRun.find(settings, view, run_id)
     with Registry(settings) as registry:
-        rows = publish_staged(settings, registry, staged)
+        rows = publish(settings, registry, staged)
     log.info(
         "published %d rows of %s v%d into %s.%s__v%d, replacing [%s, %s)",
         rows,

@@ -1,25 +1,38 @@
-"""`compute` = stage (Spark) → validate (Great Expectations) → publish, as the CLI and DAGs run it.
+"""A compute, as the CLI and the compute DAG's tasks run it: stage → validate → publish.
 
-Write-audit-publish: a staged run is published only after its suite passed; a failed suite
-raises `QualityGateFailed` and leaves the offline store and the coverage as they were.
+A `ComputeRequest` (jstore/request.py) is resolved once; `stage` writes it into the staged run's
+folder and runs the Spark job on it; `validate` and `publish` take the `StagedRun`, whose
+request carries the resolved view. The CLI (`jstore compute`, `jstore publish`) and the DAG tasks
+(jstore/orchestration.py) call these same functions, each recording its run with
+`Registry.run`: a `compute` run (the staging), a `validate` run, a `publish` run.
 
-Runs in the registry: one `compute` run for the whole pipeline (its `details` name the
-validate and publish runs), the `validate` run the quality gate records, and one `publish` run.
+Write-audit-publish: `publish` refuses a staged run without a successful validation of that
+same run (`StagedRunNotValidated`); a failed suite raises `QualityGateFailed` and leaves the
+offline store and the coverage as they were.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from pydantic import BaseModel
 
 from jstore.config import Settings
-from jstore.durations import as_utc
-from jstore.model import ResolvedView
-from jstore.offline import OfflineStore
+from jstore.lake import staging_dir
 from jstore.quality.report import QualityGateFailed, ValidationReport
 from jstore.registry import Registry, RunRecord, new_run_id
+from jstore.request import ComputeRequest
+from jstore.spark_submit import SparkJob, SparkJobFailed, compute_job, submit
 from jstore.staging import StagedRun
+
+
+class ComputeFailed(RuntimeError):
+    """The Spark job exited non-zero; the message ends with its last lines of output."""
+
+
+class StagedRunNotValidated(ValueError):
+    """Publishing a staged run that has no successful validation of that same run."""
 
 
 class PipelineResult(BaseModel):
@@ -34,97 +47,117 @@ class PipelineResult(BaseModel):
     validation: ValidationReport
 
 
-def publish_staged(settings: Settings, registry: Registry, staged: StagedRun) -> int:
-    """Publish a staged run: replace its interval, then extend the view's coverage.
+def stage(
+    settings: Settings,
+    registry: Registry,
+    request: ComputeRequest,
+    launch: Callable[[SparkJob], object] | None = None,
+) -> StagedRun:
+    """Compute the request's interval with Spark into a staged run: the `compute` run.
 
-    Recorded as a `publish` run. Coverage is added only after the commit, so a crash leaves
-    both the rows and the coverage as they were; publishing the same run again is harmless.
+    `launch` starts the job (default: spark-submit as a subprocess; the DAG passes its
+    SparkSubmitOperator). Raises ComputeFailed when the job fails.
     """
-    view = registry.get_view(staged.view, staged.version)
-    run_id = registry.record_run(
-        RunRecord(
-            run_id=new_run_id("publish"),
-            kind="publish",
-            subject=view.name,
-            version=view.version,
-            start=staged.start,
-            end=staged.end,
-            details={"staged_run": staged.run_id},
-        )
+    view = request.view
+    record = RunRecord(
+        run_id=request.run_id,
+        kind="compute",
+        subject=view.name,
+        version=view.version,
+        start=request.start,
+        end=request.end,
+        details={"retile": request.retile},
     )
+    with registry.run(record) as run:
+        ensure_landing_complete(settings, view.source.name)
+        path = request.write(staging_dir(settings, view.name, request.run_id))
+        job = compute_job(str(path), view.name)
+        try:
+            if launch is None:
+                submit(settings, job, description=f"compute of {view.name}")
+            else:
+                launch(job)
+        except SparkJobFailed as e:
+            raise ComputeFailed(str(e)) from e
+        staged = StagedRun.find(settings, view.name, request.run_id)
+        run.rows = staged.rows
+    return staged
+
+
+def ensure_landing_complete(settings: Settings, source: str) -> None:
+    """Recover a source's half-written landing zone (a lander or extract killed mid-batch)
+    before compute reads it (jstore.ingest.recovery)."""
     try:
-        with OfflineStore(settings) as store:
-            rows = store.publish(view, staged)
-        registry.add_coverage(view.name, view.version, staged.start, staged.end)
-    except Exception as e:
-        registry.finish_run(run_id, "failed", error=str(e))
-        raise
-    registry.finish_run(run_id, "success", rows=rows)
-    return rows
+        from jstore.ingest.recovery import ensure_landing_complete as recover
+    except ImportError:
+        return
+    recover(settings, source)
 
 
-def validate_and_publish(
-    settings: Settings, registry: Registry, view: ResolvedView, staged: StagedRun
-) -> tuple[ValidationReport, int]:
-    """The gate: validate the staged run, publish it only if its suite passed.
+def validate(settings: Settings, registry: Registry, staged: StagedRun) -> ValidationReport:
+    """Validate a staged run with its view's suite (the `validate` run).
 
-    Raises `QualityGateFailed` (carrying the report) and publishes nothing when it failed.
+    Raises `QualityGateFailed` (carrying the report) when the suite failed: nothing may publish
+    the run then. A drift flag is a warning in the report, not a failure.
     """
     from jstore.quality import validate_staged
 
-    report = validate_staged(settings, registry, view, staged)
+    report = validate_staged(settings, registry, staged.request().view, staged)
     if not report.success:
         raise QualityGateFailed(report)
-    return report, publish_staged(settings, registry, staged)
+    return report
 
 
-def compute(
-    settings: Settings,
-    registry: Registry,
-    view: str,
-    start: datetime,
-    end: datetime,
-    run_id: str | None = None,
-) -> PipelineResult:
-    """Stage [start, end) of `view` with Spark, validate it, and publish it if valid."""
-    from jstore.compute import check_interval, stage
+def publish(settings: Settings, registry: Registry, staged: StagedRun) -> int:
+    """Publish a validated staged run: replace its interval, then extend the view's coverage.
 
-    resolved = registry.get_view(view)
-    check_interval(resolved, start, end)
-    run_id = registry.record_run(
-        RunRecord(
-            run_id=run_id or new_run_id("compute"),
-            kind="compute",
-            subject=resolved.name,
-            version=resolved.version,
-            start=as_utc(start),
-            end=as_utc(end),
-        )
+    Refuses (`StagedRunNotValidated`) a run without a successful validation of that same run
+    (same view version, interval and rows). Recorded as a `publish` run. Coverage is added
+    only after the commit, so a crash leaves both the rows and the coverage as they were;
+    publishing the same run again is harmless.
+    """
+    from jstore.offline import OfflineStore
+
+    view = staged.request().view
+    check_validated(registry, staged)
+    record = RunRecord(
+        run_id=new_run_id("publish"),
+        kind="publish",
+        subject=view.name,
+        version=view.version,
+        start=staged.start,
+        end=staged.end,
+        details={"staged_run": staged.run_id},
     )
-    try:
-        staged = stage(settings, registry, resolved.name, start, end, run_id, resolved.version)
-        report, published = validate_and_publish(settings, registry, resolved, staged)
-    except QualityGateFailed as e:
-        registry.finish_run(
-            run_id,
-            "failed",
-            error=str(e),
-            details={"validate_run": e.report.run_id, "published": False},
+    with registry.run(record) as run:
+        with OfflineStore(settings) as store:
+            run.rows = store.publish(view, staged)
+        registry.add_coverage(view.name, view.version, staged.start, staged.end)
+    return run.rows
+
+
+def check_validated(registry: Registry, staged: StagedRun) -> None:
+    passed = registry.passed_validation(staged.view, staged.version, staged.run_id)
+    if passed is None or (passed.start, passed.end, passed.rows) != (
+        staged.start,
+        staged.end,
+        staged.rows,
+    ):
+        raise StagedRunNotValidated(
+            f"run_id: staged run {staged.run_id} of {staged.view} v{staged.version} has no "
+            "successful validation; validate it first (`jstore validate`)"
         )
-        raise
-    except Exception as e:
-        registry.finish_run(run_id, "failed", error=str(e))
-        raise
-    registry.finish_run(
-        run_id,
-        "success",
-        rows=staged.rows,
-        details={"validate_run": report.run_id, "published_rows": published},
-    )
+
+
+def compute(settings: Settings, registry: Registry, request: ComputeRequest) -> PipelineResult:
+    """Stage the request's interval with Spark, validate it, and publish it if valid."""
+    staged = stage(settings, registry, request)
+    report = validate(settings, registry, staged)
+    published = publish(settings, registry, staged)
     return PipelineResult(
-        view=resolved.name,
-        version=resolved.version,
-        run_id=run_id,
+        view=request.view.name,
+        version=request.view.version,
+        run_id=request.run_id,
         start=staged.start,
         end=staged.end,
         staged_rows=staged.rows,

@@ -1,21 +1,54 @@
 """A staged run: the Parquet rows one compute run wrote, waiting for validation and publish.
 
-`<lake>/staging/<view>/<run>/` holds `part-*.parquet` (the join keys, `feature_ts`, the features)
-and `_manifest.json`, written last, which makes the folder a complete staged run.
+`<lake>/staging/<view>/<run>/` holds `part-*.parquet` (rows of `staged_schema(view)`: the join
+keys, `feature_ts`, the features), `_request.json` (the compute request that staged them, see
+jstore/request.py) and `_manifest.json`, written last, which makes the folder a complete
+staged run.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pyarrow as pa
 from pydantic import BaseModel, field_validator
 
+from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
 from jstore.durations import as_utc
 from jstore.lake import staging_dir
+from jstore.model import DType, ResolvedView
+
+if TYPE_CHECKING:
+    from jstore.request import ComputeRequest
 
 MANIFEST = "_manifest.json"
+
+
+def staged_dtypes(view: ResolvedView) -> dict[str, DType]:
+    """The one definition of a staged row of `view`, in order: the join keys, `feature_ts`, the
+    features, each with its dtype.
+
+    Every other spelling of the shape derives from it: `staged_schema` (Arrow: the Parquet files,
+    publish's COPY, the test factories), the offline table's columns, the offline reads, the
+    quality suite's column list, the Spark job's output columns.
+    """
+    return {
+        **{key: view.key_dtypes[key] for key in view.join_keys},
+        "feature_ts": "timestamp",
+        **{f.name: f.dtype for f in view.features},
+    }
+
+
+def staged_columns(view: ResolvedView) -> list[str]:
+    return list(staged_dtypes(view))
+
+
+def staged_schema(view: ResolvedView) -> pa.Schema:
+    """The Arrow schema of a staged run's rows."""
+    return pa.schema([(name, ARROW_TYPES[dtype]) for name, dtype in staged_dtypes(view).items()])
 
 
 class StagedRun(BaseModel):
@@ -41,6 +74,12 @@ class StagedRun(BaseModel):
         tmp = self.path / f".{MANIFEST}.tmp"
         tmp.write_text(self.model_dump_json(indent=2, exclude={"path"}))
         tmp.replace(self.path / MANIFEST)
+
+    def request(self) -> ComputeRequest:
+        """The compute request that staged this run (its resolved view, interval and flags)."""
+        from jstore.request import REQUEST, ComputeRequest
+
+        return ComputeRequest.load(self.path / REQUEST)
 
     @classmethod
     def load(cls, path: Path) -> StagedRun:

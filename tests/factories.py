@@ -1,5 +1,6 @@
 """Factories shared by the test folders: staged runs written directly with pyarrow (no Spark),
-in the shape compute writes them (jobs/compute_features.py)."""
+in the shape compute writes them (`jstore.staging.staged_schema`, with the request and the
+manifest), and the gate every publish goes through."""
 
 from __future__ import annotations
 
@@ -9,20 +10,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
 from jstore.lake import staging_dir
 from jstore.model import ResolvedView
-from jstore.staging import StagedRun
-
-
-def staged_schema(view: ResolvedView) -> pa.Schema:
-    """The columns of a staged run of `view`: join keys, feature_ts, features."""
-    return pa.schema(
-        [(k, ARROW_TYPES[view.key_dtypes[k]]) for k in view.join_keys]
-        + [("feature_ts", ARROW_TYPES["timestamp"])]
-        + [(f.name, ARROW_TYPES[f.dtype]) for f in view.features]
-    )
+from jstore.pipeline import publish, validate
+from jstore.registry import Registry
+from jstore.request import ComputeRequest
+from jstore.staging import StagedRun, staged_schema
 
 
 def stage_rows(
@@ -37,7 +31,7 @@ def stage_rows(
     """Write `rows` (dicts of join keys, feature_ts, features; a missing column is null) as a
     complete staged run of [start, end), split into `files` Parquet files."""
     path = staging_dir(settings, view.name, run_id)
-    path.mkdir(parents=True, exist_ok=True)
+    ComputeRequest(view=view, start=start, end=end, run_id=run_id).write(path)
     table = pa.Table.from_pylist(rows, schema=staged_schema(view))
     size = -(-len(rows) // files) if rows else 0
     for i in range(files):
@@ -55,3 +49,9 @@ def stage_rows(
     )
     staged.write_manifest()
     return staged
+
+
+def validate_and_publish(settings: Settings, registry: Registry, staged: StagedRun) -> int:
+    """What the pipeline does with a staged run: validate it, then publish it (rows published)."""
+    validate(settings, registry, staged)
+    return publish(settings, registry, staged)

@@ -1,4 +1,4 @@
-"""`jstore compute | publish | export`: the offline store's verbs."""
+"""`jstore compute | validate | publish | export`: the offline store's verbs."""
 
 from __future__ import annotations
 
@@ -23,22 +23,30 @@ def _timestamp(text: str, field: str):
 def compute(
     view: Annotated[str, typer.Argument(help="Feature view name.")],
     start: Annotated[str, typer.Option(help="First step, ISO-8601 UTC (aligned to the step).")],
-    end: Annotated[str, typer.Option(help="End of the interval (exclusive), aligned.")],
+    end: Annotated[
+        str, typer.Option(help="End of the interval (exclusive), aligned, not in the future.")
+    ],
     run_id: Annotated[str | None, typer.Option(help="Run id (default: generated).")] = None,
+    retile: Annotated[
+        bool, typer.Option(help="Rebuild the view's stored tiles from the landing zone.")
+    ] = False,
 ) -> None:
     """Compute [start, end) of a view with Spark, validate it, and publish it if valid."""
-    from jstore.compute import ComputeFailed, check_interval
+    from jstore.pipeline import ComputeFailed
     from jstore.pipeline import compute as run_pipeline
     from jstore.quality.report import QualityGateFailed
+    from jstore.request import ComputeRequest
 
     interval = _timestamp(start, "start"), _timestamp(end, "end")
     with open_registry() as registry:
         try:
-            check_interval(registry.get_view(view), *interval)
+            request = ComputeRequest.resolve(
+                registry, view, *interval, run_id=run_id, retile=retile
+            )
         except ValueError as e:
             raise UserError(str(e)) from None
         try:
-            result = run_pipeline(get_settings(), registry, view, *interval, run_id=run_id)
+            result = run_pipeline(get_settings(), registry, request)
         except (QualityGateFailed, ComputeFailed) as e:
             typer.echo(f"jstore: {e}", err=True)
             raise typer.Exit(1) from None
@@ -51,20 +59,44 @@ def compute(
         typer.echo(f"warning: drift on {feature}: {result.validation.drift[feature]:.3f}")
 
 
-def publish(
+def validate(
     view: Annotated[str, typer.Argument(help="Feature view name.")],
-    run_id: Annotated[str, typer.Option(help="The staged run to publish.")],
+    run_id: Annotated[str, typer.Option(help="The staged run to validate.")],
 ) -> None:
-    """Publish a staged run: replace its interval in the offline store, extend the coverage."""
-    from jstore.offline import StagedRunRejected
-    from jstore.pipeline import publish_staged
+    """Validate a staged run with its view's suite (what `jstore publish` then requires)."""
+    from jstore.pipeline import validate as validate_run
+    from jstore.quality.report import QualityGateFailed
 
     settings = get_settings()
     with open_registry() as registry:
         staged = StagedRun.find(settings, view.partition("@")[0], run_id)
         try:
-            rows = publish_staged(settings, registry, staged)
-        except StagedRunRejected as e:
+            report = validate_run(settings, registry, staged)
+        except QualityGateFailed as e:
+            typer.echo(f"jstore: {e}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(
+        f"{staged.view} v{staged.version} run {staged.run_id}: {report.rows} rows passed "
+        f"(report {report.report_path})"
+    )
+
+
+def publish(
+    view: Annotated[str, typer.Argument(help="Feature view name.")],
+    run_id: Annotated[str, typer.Option(help="The validated staged run to publish.")],
+) -> None:
+    """Publish a validated staged run: replace its interval in the offline store, extend the
+    coverage. A run without a successful validation is refused."""
+    from jstore.offline import StagedRunRejected
+    from jstore.pipeline import StagedRunNotValidated
+    from jstore.pipeline import publish as publish_run
+
+    settings = get_settings()
+    with open_registry() as registry:
+        staged = StagedRun.find(settings, view.partition("@")[0], run_id)
+        try:
+            rows = publish_run(settings, registry, staged)
+        except (StagedRunRejected, StagedRunNotValidated) as e:
             raise UserError(str(e)) from None
     typer.echo(
         f"{staged.view} v{staged.version} [{staged.start.isoformat()}, {staged.end.isoformat()}): "
@@ -94,5 +126,6 @@ def export(
 
 def register(app: typer.Typer) -> None:
     app.command()(compute)
+    app.command()(validate)
     app.command()(publish)
     app.command()(export)

@@ -153,42 +153,37 @@ def extract(
             end=as_utc(end),
         )
         fail_dead_runs(registry, "extract", source, run.run_id)
-        registry.record_run(run)
-        started = time.monotonic()
-        result_file = landing_dir(settings, source) / f"_extract_result_{run.run_id}.json"
-        try:
-            run_spark_job(
-                settings,
-                JOB,
-                [
-                    source,
-                    "--start",
-                    as_utc(start).isoformat(),
-                    "--end",
-                    as_utc(end).isoformat(),
-                    "--result-file",
-                    str(result_file),
-                ],
-                spark_options=[
-                    "--jars",
-                    settings.jdbc_jar,
-                    "--conf",
-                    "spark.driver.extraJavaOptions=-Duser.timezone=UTC",
-                ],
-                description=f"extract of {source}",
+        with registry.run(run):
+            started = time.monotonic()
+            result_file = landing_dir(settings, source) / f"_extract_result_{run.run_id}.json"
+            try:
+                run_spark_job(
+                    settings,
+                    JOB,
+                    [
+                        source,
+                        "--start",
+                        as_utc(start).isoformat(),
+                        "--end",
+                        as_utc(end).isoformat(),
+                        "--result-file",
+                        str(result_file),
+                    ],
+                    spark_options=[
+                        "--jars",
+                        settings.jdbc_jar,
+                        "--conf",
+                        "spark.driver.extraJavaOptions=-Duser.timezone=UTC",
+                    ],
+                    description=f"extract of {source}",
+                )
+            except SparkJobFailed as e:
+                raise ExtractError(str(e)) from e
+            outcome = json.loads(result_file.read_text())
+            result_file.unlink()
+            result = ExtractResult(
+                run_id=run.run_id, duration_s=round(time.monotonic() - started, 3), **outcome
             )
-        except SparkJobFailed as e:
-            registry.finish_run(run.run_id, "failed", error=str(e))
-            raise ExtractError(str(e)) from e
-        outcome = json.loads(result_file.read_text())
-        result_file.unlink()
-        result = ExtractResult(
-            run_id=run.run_id, duration_s=round(time.monotonic() - started, 3), **outcome
-        )
-        registry.finish_run(
-            run.run_id,
-            "success",
-            rows=result.rows,
-            details=result.model_dump(mode="json", exclude={"run_id", "source"}),
-        )
+            run.rows = result.rows
+            run.details = result.model_dump(mode="json", exclude={"run_id", "source"})
         return result

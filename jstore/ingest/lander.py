@@ -115,18 +115,10 @@ def land(
         recover_source(settings, source)
         run = RunRecord(run_id=new_run_id("land"), kind="land", subject=source)
         fail_dead_runs(registry, "land", source, run.run_id)
-        registry.record_run(run)
-        try:
+        with registry.run(run):
             result = _Run(settings, registry, spec, run.run_id, new_generation).execute(max_records)
-        except Exception as e:
-            registry.finish_run(run.run_id, "failed", error=f"{type(e).__name__}: {e}")
-            raise
-        registry.finish_run(
-            run.run_id,
-            "success",
-            rows=result.rows,
-            details=result.model_dump(mode="json", exclude={"run_id", "source"}),
-        )
+            run.rows = result.rows
+            run.details = result.model_dump(mode="json", exclude={"run_id", "source"})
         return result
 
 

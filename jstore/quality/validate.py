@@ -50,8 +50,7 @@ def validate_staged(
         rows=table.num_rows,
         details={"staged_run_id": staged.run_id},
     )
-    registry.record_run(run)
-    try:
+    with registry.run(run):
         result, page = gx_context.run_checkpoint(
             quality_dir(settings),
             suite,
@@ -76,15 +75,9 @@ def validate_staged(
             rows=table.num_rows,
         )
         summary_path(page).write_text(report.model_dump_json(indent=2))
-    except Exception as e:
-        registry.finish_run(run.run_id, "failed", error=f"{type(e).__name__}: {e}")
-        raise
-    registry.finish_run(
-        run.run_id,
-        "success" if report.success else "failed",
-        details=run_details(report, quality_dir(settings)),
-        error=None if report.success else f"{len(report.failed)} expectations failed",
-    )
+        run.details = run_details(report, quality_dir(settings))
+        if not report.success:
+            run.status, run.error = "failed", f"{len(report.failed)} expectations failed"
     return report
 
 

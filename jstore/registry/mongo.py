@@ -11,6 +11,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -325,6 +326,46 @@ class Registry:
         if doc is None:
             raise NotFound(f"unknown run {run_id!r}")
         return RunRecord.model_validate(doc)
+
+    @contextmanager
+    def run(self, record: RunRecord) -> Iterator[RunRecord]:
+        """Record `record` as running, and finish it when the block ends: every run's bookkeeping.
+
+        The block fills in `rows`, `details` and, for a run that did its work but failed its
+        check (a failed suite), `status = "failed"` and `error`. An exception finishes the run
+        as failed with the error `<ExceptionType>: <message>` and propagates. A run id recorded
+        before (a retried Airflow task, a repeated `--run-id`) is recorded afresh.
+        """
+        self.ensure_indexes()
+        self.db.runs.replace_one({"run_id": record.run_id}, record.model_dump(), upsert=True)
+        try:
+            yield record
+        except BaseException as e:
+            self.finish_run(
+                record.run_id, "failed", error=f"{type(e).__name__}: {e}", details=record.details
+            )
+            raise
+        self.finish_run(
+            record.run_id,
+            "success" if record.status == "running" else record.status,
+            rows=record.rows,
+            details=record.details,
+            error=record.error,
+        )
+
+    def passed_validation(self, view: str, version: int, staged_run_id: str) -> RunRecord | None:
+        """The latest successful `validate` run of a staged run of `view` v`version`, if any."""
+        doc = self.db.runs.find_one(
+            {
+                "kind": "validate",
+                "status": "success",
+                "subject": view,
+                "version": version,
+                "details.staged_run_id": staged_run_id,
+            },
+            sort=[("started_at", DESCENDING)],
+        )
+        return None if doc is None else RunRecord.model_validate(doc)
 
     def get_run(self, run_id: str) -> RunRecord:
         doc = self.db.runs.find_one({"run_id": run_id})

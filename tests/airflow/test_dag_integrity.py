@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from jstore.quality.report import QualityGateFailed, ValidationReport
+from jstore.spark_submit import compute_job
 from tests.airflow.conftest import DAGS
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
@@ -64,19 +66,40 @@ def test_compute_dag_runs_every_step_from_the_view_start(dagbag, view: str) -> N
     assert compute.downstream_task_ids == {"validate"}
     assert validate.downstream_task_ids == {"publish"}
     assert compute._conn_id == "spark_default"
+    assert compute.application == compute_job("x", view).application
     assert compute.application.endswith("jobs/compute_features.py")
-    assert compute.application_args == [
-        view,
-        "--start",
-        "{{ params.start or data_interval_start }}",
-        "--end",
-        "{{ params.end or data_interval_end }}",
-        "--run-id",
-        "{{ run_id }}",
-        "--version",
-        "1",
-    ]
+    assert (compute.view_name, compute.view_version) == (view, 1)
+    assert set(dag.params.keys()) == {"start", "end", "retile"}
     assert publish.outlets == [Asset(f"jstore://shop/{view}")]
+
+
+def test_a_failed_suite_fails_the_validate_task_without_retries(dagbag, monkeypatch) -> None:
+    """A retry would fail the same way: AirflowFailException ends the task at once."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    validate = dagbag.dags["jstore_compute_user_purchases"].get_task("validate")
+    wiring = validate.python_callable.__globals__
+    report = ValidationReport(
+        run_id="validate-1",
+        staged_run_id="r1",
+        view="user_purchases",
+        version=1,
+        success=False,
+        failed=["count_1h: 1 values below 0"],
+        statistics={},
+        drift={},
+        drift_flagged=[],
+        report_path="report.html",
+        rows=3,
+    )
+
+    def failed_suite(*args):
+        raise QualityGateFailed(report)
+
+    monkeypatch.setitem(wiring, "get_current_context", lambda: {"run_id": "r1"})
+    monkeypatch.setattr(wiring["orchestration"], "validate_task", failed_suite)
+    with pytest.raises(AirflowFailException, match="1 expectations failed on staged run r1"):
+        validate.python_callable()
 
 
 def test_first_runs_are_the_first_steps_after_start(dagbag) -> None:

@@ -91,12 +91,19 @@ def test_dags_land_compute_materialize_and_export(
 ) -> None:
     from jstore.online import OnlineStore
     from jstore.pipeline import compute
+    from jstore.request import ComputeRequest
 
     run_dag("jstore_land_purchases")
     for end in (S + 3 * H, S + H, S + 2 * H):  # a manual run computes the step ending there
         run_dag("jstore_compute_user_purchases", logical_date=end)
     assert offline_rows(settings) == EXPECTED
     assert registry.coverage("user_purchases", 1) == [(S, S + 3 * H)]
+    runs = registry.list_runs(subject="user_purchases")
+    assert sorted((r.kind, r.status) for r in runs) == [
+        *[("compute", "success")] * 3,
+        *[("publish", "success")] * 3,
+        *[("validate", "success")] * 3,
+    ]
 
     run_dag("jstore_materialize")
     online = OnlineStore(settings)
@@ -118,5 +125,6 @@ def test_dags_land_compute_materialize_and_export(
     run_dag("jstore_export_training_set", conf=conf)
     assert pq.read_table(out).column("user_purchases__count_1d").to_pylist() == [1, 2, 0]
 
-    compute(settings, registry, "user_purchases", S, S + 3 * H)  # one run over the union
+    union = ComputeRequest.resolve(registry, "user_purchases", S, S + 3 * H)
+    compute(settings, registry, union)  # one run over the union
     assert offline_rows(settings) == EXPECTED

@@ -1,12 +1,17 @@
-"""The spark-submit path: `jstore.compute.stage` runs jobs/compute_features.py in its own JVM
-with the settings passed through the environment, and leaves a complete staged run."""
+"""The spark-submit path: `jstore.pipeline.stage` runs jobs/compute_features.py in its own JVM
+on the request it resolved, with the settings passed through the environment, and leaves a
+complete staged run (rows, request, manifest) recorded as the `compute` run."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
 
-from jstore.compute import stage
+from jstore.durations import floor_to_step
+from jstore.pipeline import stage
+from jstore.request import ComputeRequest
 from jstore.staging import StagedRun
 from tests.compute.windowing_helpers import at, write_landing
 
@@ -36,15 +41,15 @@ def test_stage_writes_parquet_and_the_manifest(settings, registry, example_repo)
         ],
         purchases,
     )
-    staged = stage(
-        settings.model_copy(update={"spark_master": "local[1]"}),
-        registry,
-        "merchant_sales",
-        at("00:00"),
-        at("4d 00:00"),
-        run_id="manual__2024-05-01T00:00:00+00:00",
+    run_id = "manual__2024-05-01T00:00:00+00:00"
+    request = ComputeRequest.resolve(
+        registry, "merchant_sales", at("00:00"), at("4d 00:00"), run_id=run_id
     )
-    assert staged == StagedRun.find(settings, "merchant_sales", "manual__2024-05-01T00:00:00+00:00")
+    staged = stage(settings.model_copy(update={"spark_master": "local[1]"}), registry, request)
+    assert staged == StagedRun.find(settings, "merchant_sales", run_id)
+    assert staged.request() == request
+    run = registry.get_run(run_id)
+    assert (run.kind, run.status, run.rows) == ("compute", "success", 2)
     assert (staged.view, staged.version, staged.rows) == ("merchant_sales", 1, 2)
     table = pq.read_table(staged.path, columns=None).sort_by("feature_ts")
     assert table.column_names == [
@@ -75,7 +80,15 @@ def test_stage_writes_parquet_and_the_manifest(settings, registry, example_repo)
     ]
 
 
-def test_stage_refuses_an_unaligned_end_before_starting_spark(settings, registry, example_repo):
+def test_a_request_refuses_an_unaligned_end_before_starting_spark(settings, registry, example_repo):
     registry.apply(example_repo)
     with pytest.raises(ValueError, match=r"^end: .* not aligned to the step 1d of merchant_sales"):
-        stage(settings, registry, "merchant_sales", at("00:00"), at("2d 01:00"), run_id="r1")
+        ComputeRequest.resolve(registry, "merchant_sales", at("00:00"), at("2d 01:00"))
+
+
+def test_a_request_refuses_an_interval_that_ends_in_the_future(settings, registry, example_repo):
+    registry.apply(example_repo)
+    day = timedelta(days=1)
+    tomorrow = floor_to_step(datetime.now(UTC), day) + day
+    with pytest.raises(ValueError, match=r"^end: .* is in the future"):
+        ComputeRequest.resolve(registry, "merchant_sales", tomorrow - 2 * day, tomorrow)

@@ -1,4 +1,5 @@
-"""`jstore export`, `jstore publish`: training sets from files, staged runs published by name."""
+"""`jstore export`, `jstore validate`, `jstore publish`: training sets from files, staged runs
+validated and published by name (never published unvalidated)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from jstore.pipeline import publish_staged
-from tests.factories import stage_rows
+from tests.factories import stage_rows, validate_and_publish
 from tests.offline.conftest import HOUR, T0
 
 JSTORE = str(Path(sys.executable).parent / "jstore")
@@ -38,7 +38,7 @@ def published(settings, registry, example_repo):
     view = registry.get_view("user_purchases")
     row = {"user_id": "007", "feature_ts": T0 + HOUR, "count_1h": 1, "amount_sum_1d": 12.5}
     staged = stage_rows(settings, view, [row], T0, T0 + 3 * HOUR, "compute-1")
-    publish_staged(settings, registry, staged)
+    validate_and_publish(settings, registry, staged)
     return view
 
 
@@ -176,6 +176,15 @@ def test_publish_cli_publishes_a_staged_run_by_id(settings, registry, example_re
     view = registry.get_view("merchant_sales")
     row = {"merchant_id": "m1", "feature_ts": T0, "count_1d": 3}
     stage_rows(settings, view, [row], T0, T0 + 24 * HOUR, "manual-1")
+    unvalidated = _jstore(settings, "publish", "merchant_sales", "--run-id", "manual-1")
+    assert unvalidated.returncode == 2
+    assert "run_id: staged run manual-1 of merchant_sales v1 has no successful validation" in (
+        unvalidated.stderr
+    )
+    assert registry.coverage("merchant_sales", 1) == []
+    checked = _jstore(settings, "validate", "merchant_sales", "--run-id", "manual-1")
+    assert checked.returncode == 0, checked.stderr
+    assert "merchant_sales v1 run manual-1: 1 rows passed" in checked.stdout
     done = _jstore(settings, "publish", "merchant_sales", "--run-id", "manual-1")
     assert done.returncode == 0, done.stderr
     assert "1 rows published from run manual-1" in done.stdout

@@ -1,4 +1,5 @@
-"""`pipeline.compute` end to end: landed events -> Spark -> quality gate -> offline store."""
+"""`pipeline.compute` end to end: a request -> Spark -> quality gate -> offline store, each step
+recorded as its run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from jstore.export import join_features, resolve_features
 from jstore.offline import OfflineStore
 from jstore.pipeline import compute
+from jstore.request import ComputeRequest
 from tests.compute.windowing_helpers import write_landing
 from tests.offline.conftest import HOUR, SMALL_REPO, T0, payments
 
@@ -27,7 +29,8 @@ def test_compute_stages_validates_and_publishes(settings, registry, spend_view):
         {"bank": "x", "account_id": 1, "card_id": "c", "amount": 7.0, "ts": T0 + 150 * MINUTE},
     ]
     write_landing(settings.lake_path, events, source=payments)
-    result = compute(settings, registry, "account_spend", T0, T0 + 4 * HOUR, run_id="e2e-1")
+    request = ComputeRequest.resolve(registry, "account_spend", T0, T0 + 4 * HOUR, "e2e-1")
+    result = compute(settings, registry, request)
     assert (result.staged_rows, result.published_rows, result.validation.success) == (3, 3, True)
     with OfflineStore(settings) as store:
         rows = store.history(spend_view, {"bank": "x", "account_id": 1})
@@ -41,6 +44,12 @@ def test_compute_stages_validates_and_publishes(settings, registry, spend_view):
     ]
     assert registry.coverage("account_spend", 1) == [(T0, T0 + 4 * HOUR)]
     assert registry.get_run("e2e-1").status == "success"
+    runs = registry.list_runs(subject="account_spend")
+    assert [(r.kind, r.status) for r in runs] == [
+        ("publish", "success"),
+        ("validate", "success"),
+        ("compute", "success"),
+    ]
     entities = pa.table(
         {"bank": ["x", "x"], "account_id": [1, 1], "event_timestamp": [T0 + 90 * MINUTE, T0]}
     )

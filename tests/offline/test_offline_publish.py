@@ -11,8 +11,8 @@ import textwrap
 import pytest
 
 from jstore.offline import OfflineStore, StagedRunRejected
-from jstore.pipeline import publish_staged
-from tests.factories import stage_rows
+from jstore.pipeline import validate
+from tests.factories import stage_rows, validate_and_publish
 from tests.offline.conftest import HOUR, T0
 
 
@@ -99,14 +99,14 @@ def test_rows_outside_the_interval_are_refused(store, settings, spend_view):
     assert _stored(store, spend_view) == [(T0, 1, "r1")]
 
 
-def test_publish_staged_records_the_run_and_extends_coverage(settings, registry, spend_view):
+def test_publish_records_the_run_and_extends_coverage(settings, registry, spend_view):
     from tests.offline.conftest import SMALL_REPO
 
     registry.apply(SMALL_REPO)
     staged = stage_rows(settings, spend_view, [_row(1, 0, 1)], T0, T0 + 2 * HOUR, "c1")
-    assert publish_staged(settings, registry, staged) == 1
+    assert validate_and_publish(settings, registry, staged) == 1
     staged = stage_rows(settings, spend_view, [_row(1, 2, 1)], T0 + 2 * HOUR, T0 + 3 * HOUR, "c2")
-    publish_staged(settings, registry, staged)
+    validate_and_publish(settings, registry, staged)
     assert registry.coverage("account_spend", 1) == [(T0, T0 + 3 * HOUR)]
     runs = registry.list_runs(kind="publish", subject="account_spend")
     assert [(r.status, r.rows, r.start, r.end, r.details["staged_run"]) for r in runs] == [
@@ -119,13 +119,13 @@ CRASHING_PUBLISH = textwrap.dedent(
     """
     import sys
     from jstore.config import Settings
-    from jstore.pipeline import publish_staged
+    from jstore.pipeline import publish
     from jstore.registry import Registry
     from jstore.staging import StagedRun
 
     settings = Settings()
     registry = Registry(settings)
-    publish_staged(settings, registry, StagedRun.find(settings, "account_spend", sys.argv[1]))
+    publish(settings, registry, StagedRun.find(settings, "account_spend", sys.argv[1]))
     """
 )
 
@@ -135,11 +135,11 @@ def test_a_crash_between_delete_and_insert_keeps_rows_and_coverage(settings, reg
 
     registry.apply(SMALL_REPO)
     old = [_row(1, h, 1) for h in range(4)]
-    publish_staged(
+    validate_and_publish(
         settings, registry, stage_rows(settings, spend_view, old, T0, T0 + 4 * HOUR, "old")
     )
     new = [_row(1, h, 2) for h in range(6)]
-    stage_rows(settings, spend_view, new, T0, T0 + 6 * HOUR, "new")
+    validate(settings, registry, stage_rows(settings, spend_view, new, T0, T0 + 6 * HOUR, "new"))
     env = {
         **os.environ,
         "JSTORE_CRASH_AT": "publish:after_delete",

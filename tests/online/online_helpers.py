@@ -1,5 +1,5 @@
 """Shared by tests/online and tests/serving: a small view, and rows published to the offline store
-the way compute does it (a staged run, then `jstore.pipeline.publish_staged`)."""
+the way compute does it (a staged run, validated, then published)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ from jstore.model import (
     ResolvedView,
     WindowedFeatureView,
 )
-from jstore.pipeline import publish_staged
 from jstore.registry import Registry, new_run_id
 from jstore.repo import FeatureRepo
-from tests.factories import stage_rows
+from tests.factories import stage_rows, validate_and_publish
 
 T0 = datetime(2024, 5, 1, 10, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -65,9 +64,9 @@ def publish_rows(
     end: datetime,
     rows: list[dict],
 ) -> None:
-    """Publish `rows` as the view's interval [start, end): staged, then `publish_staged`."""
+    """Publish `rows` as the view's interval [start, end): staged, validated, published."""
     staged = stage_rows(settings, view, rows, start, end, new_run_id("compute"))
-    publish_staged(settings, registry, staged)
+    validate_and_publish(settings, registry, staged)
 
 
 def row(user_id: str, ts: datetime, count: int, total: float, top: float | None) -> dict:

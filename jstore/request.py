@@ -1,0 +1,102 @@
+"""A compute request: one view's interval, resolved and checked once, then carried as a file.
+
+The pipeline (`jstore/pipeline.py`) resolves a request from the registry once, writes it as
+`_request.json` into the staged run's folder, and starts the Spark job with
+`--request <path>`: the job reads the resolved view from that file and never opens the
+registry. Validate and publish read the same file back through `StagedRun.request()`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pydantic import BaseModel, field_validator
+
+from jstore.durations import as_utc, format_duration, is_aligned
+from jstore.model import ResolvedView
+from jstore.registry import Registry, new_run_id
+
+REQUEST = "_request.json"
+
+
+def check_interval(
+    view: ResolvedView, start: datetime, end: datetime, now: datetime | None = None
+) -> None:
+    """Refuse an interval whose ends are not steps of the view, that is empty, or that ends in
+    the future (its last step would miss events that have not happened yet)."""
+    step = view.definition.step
+    for field, ts in (("start", start), ("end", end)):
+        if not is_aligned(ts, step):
+            raise ValueError(
+                f"{field}: {as_utc(ts).isoformat()} is not aligned to the step "
+                f"{format_duration(step)} of {view.name}"
+            )
+    if as_utc(end) <= as_utc(start):
+        raise ValueError(f"end: {as_utc(end).isoformat()} must be after start")
+    now = as_utc(now or datetime.now(UTC))
+    if as_utc(end) > now:
+        raise ValueError(
+            f"end: {as_utc(end).isoformat()} is in the future (now is {now.isoformat()}); "
+            "an interval can be computed once it has ended"
+        )
+
+
+def read_range(view: ResolvedView, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The event times that computing [start, end) needs: the windows at `start - step` onward."""
+    lookback: timedelta = view.definition.step + view.definition.max_window
+    return as_utc(start) - lookback, as_utc(end)
+
+
+class ComputeRequest(BaseModel):
+    """What one compute stages: the resolved view, [start, end), the run id, and `retile`."""
+
+    view: ResolvedView
+    start: datetime
+    end: datetime
+    run_id: str
+    """The compute run in the registry, and the staged run's folder."""
+    retile: bool = False
+    """Rebuild the view's stored tiles from the landing zone instead of reading them."""
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, ts: datetime) -> datetime:
+        return as_utc(ts)
+
+    @classmethod
+    def resolve(
+        cls,
+        registry: Registry,
+        view: str,
+        start: datetime,
+        end: datetime,
+        run_id: str | None = None,
+        *,
+        version: int | None = None,
+        retile: bool = False,
+    ) -> ComputeRequest:
+        """Look the view up (once) and check the interval (once): raises ValueError naming the
+        field (`start`, `end`), or the registry's NotFound."""
+        resolved = registry.get_view(view, version)
+        check_interval(resolved, start, end)
+        return cls(
+            view=resolved,
+            start=start,
+            end=end,
+            run_id=run_id or new_run_id("compute"),
+            retile=retile,
+        )
+
+    def write(self, folder: Path) -> Path:
+        """Write `_request.json` into `folder` (created); returns its path."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / REQUEST
+        tmp = folder / f".{REQUEST}.tmp"
+        tmp.write_text(self.model_dump_json(indent=2, by_alias=True))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ComputeRequest:
+        return cls.model_validate_json(Path(path).read_text())
