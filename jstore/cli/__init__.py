@@ -8,6 +8,7 @@ import typer
 
 from jstore.cli import definitions, demo, ingest, offline, online, quality, recompute
 from jstore.cli.common import SERVER_DOWN_EXIT_CODE, UserError, unreachable_server
+from jstore.cli.progress_bar import shown_on_stderr
 
 app = typer.Typer(
     name="jstore",
@@ -33,7 +34,8 @@ def main() -> None:
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
     try:
-        exit_code = app(standalone_mode=False)  # the code of a `typer.Exit`, else None
+        with shown_on_stderr():  # progress of long work: a bar on a terminal, else lines
+            exit_code = app(standalone_mode=False)  # the code of a `typer.Exit`, else None
     except typer.Abort:
         sys.exit(130)
     except NoArgsIsHelpError as e:
