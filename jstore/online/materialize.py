@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from jstore import progress
 from jstore.config import Settings
 from jstore.durations import parse_timestamp
 from jstore.model import ResolvedView
@@ -131,9 +132,13 @@ def _materialize_view(
             coverage = registry.coverage(view.name, view.version)
             written = deleted = 0
             watermark = since
-            with offline.pending_changes(view, everything) as pending:
+            with (
+                offline.pending_changes(view, everything) as pending,
+                progress.task(f"materialize {view.name}", unit="rows"),
+            ):
                 for batch in pending.latest_rows():
                     counts = online.write_batch(view, batch)
+                    progress.advance(batch.num_rows)
                     written += counts.written
                     deleted += counts.deleted
                     if counts.max_computed_at and (
