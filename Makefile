@@ -5,7 +5,7 @@ PY := .venv/bin/python
 JSTORE := .venv/bin/jstore
 PYTEST := .venv/bin/pytest
 
-.PHONY: setup services services-down services-status demo test test-fast test-e2e lint airflow serve
+.PHONY: setup services services-down services-status demo test test-unit test-fast test-e2e lint airflow serve
 
 .venv/.setup-done: scripts/setup.sh uv.lock pyproject.toml
 	bash scripts/setup.sh
@@ -28,6 +28,11 @@ demo: services
 # The whole suite, slow end-to-end tests included (what CI runs).
 test: services
 	$(PYTEST) -q
+
+# The tests that need no server and no JVM (model, layout, orchestration, DAG parsing): no
+# server is started or needed.
+test-unit: setup
+	$(PYTEST) -q -m "not integration and not spark and not e2e"
 
 # Unit and integration tests without the slow end-to-end subset.
 test-fast: services

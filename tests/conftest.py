@@ -2,6 +2,10 @@
 
 Every test gets its own registry database, offline schema, Redis key prefix and lake folder,
 so tests never see each other's data and can run in any order.
+
+Tiers (markers, pyproject.toml): a test that uses these fixtures is `integration` (it needs the
+servers), one that uses `spark` is `spark`; `e2e` is set by hand on the slow end-to-end tests.
+The rest are unit tests: `make test-unit` runs them with no server up.
 """
 
 from __future__ import annotations
@@ -33,8 +37,25 @@ def _reachable(url_or_hostport: str) -> bool:
         return s.connect_ex((parsed.hostname or "127.0.0.1", parsed.port or 0)) == 0
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _servers_running() -> None:
+SERVER_FIXTURES = {"settings", "registry", "postgres"}
+"""Fixtures that reach the servers (`postgres`: tests/ingest/test_event_properties.py's own
+connection): a test using any of them, directly or through another fixture, is `integration`."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tiers from what a test uses: `make test-unit` runs the tests that need no server
+    and no JVM, with no server up."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.integration)
+        if "spark" in used:
+            item.add_marker(pytest.mark.spark)
+
+
+@pytest.fixture(scope="session")
+def servers() -> None:
+    """The four servers answer, or the run stops with how to start them."""
     base = Settings()
     for what, url in (
         ("MongoDB", base.mongo_uri),
@@ -50,7 +71,7 @@ def _servers_running() -> None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Iterator[Settings]:
+def settings(servers: None, tmp_path: Path) -> Iterator[Settings]:
     tag = uuid.uuid4().hex[:10]
     s = Settings(
         project=f"t{tag}",

@@ -13,11 +13,11 @@ from jstore.online.layout import (
     drained,
     entity_parts,
     index_key,
+    key_prefix,
     meta_key,
     packed_values,
     request_entity_parts,
     unpack,
-    value_key,
 )
 from jstore.repo import FeatureRepo
 
@@ -61,7 +61,10 @@ def view():
 
 
 def test_key_names(view):
-    assert value_key("acme", view, "s1|7") == "acme:shop_orders:v3:s1|7"
+    """An entity's key as `OnlineStore.write_batch` composes it: the view's prefix, then the
+    entity part of its key columns."""
+    (entity,) = entity_parts([pa.array(["s1"]), pa.array([7], pa.int64())], ["string", "int64"])
+    assert key_prefix("acme", view) + entity == "acme:shop_orders:v3:s1|7"
     assert index_key("acme", "shop_orders", 3) == "acme:__keys__:shop_orders:v3"
     assert meta_key("acme", "shop_orders", 3) == "acme:__meta__:shop_orders:v3"
 
