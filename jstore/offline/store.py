@@ -154,11 +154,7 @@ class OfflineStore:
         if self.layout.hypertables:
             coverage = retained_coverage(coverage, [view for view, _ in features])
         return pit_join.point_in_time_join(
-            self.settings.postgres_dsn.get_secret_value(),
-            self.schema,
-            entity_rows,
-            features,
-            coverage,
+            self._connect, self.schema, entity_rows, features, coverage
         )
 
 
