@@ -10,6 +10,7 @@ null in any other (a number, boolean or timestamp column, or `event_timestamp`).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,8 +23,8 @@ from pydantic import BaseModel
 from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
 from jstore.model import FeatureSpec, ResolvedView
-from jstore.offline import OfflineStore, output_column, uncovered_rows
-from jstore.offline.pit_join import EVENT_TIMESTAMP
+from jstore.offline import OfflineStore, output_column
+from jstore.offline.pit_join import BATCH_ROWS, EVENT_TIMESTAMP, EntityBatches
 from jstore.registry import Registry, RunRecord, new_run_id
 from jstore.repo import DefinitionError
 
@@ -66,11 +67,16 @@ def read_entity_rows(path: Path, features: list[tuple[ResolvedView, FeatureSpec]
     if not path.exists():
         raise FileNotFoundError(f"entities: no such file {path}")
     if path.suffix == ".parquet":
-        return pq.read_table(path)
-    try:
-        return read_entity_csv(path, features)
-    except pa.ArrowInvalid as e:
-        raise DefinitionError(f"entities: {path.name} is not a readable CSV file ({e})") from None
+        table = pq.read_table(path)
+    else:
+        try:
+            table = read_entity_csv(path, features)
+        except pa.ArrowInvalid as e:
+            raise DefinitionError(
+                f"entities: {path.name} is not a readable CSV file ({e})"
+            ) from None
+    check_key_text(table, features)
+    return table
 
 
 def read_entity_csv(
@@ -103,16 +109,62 @@ def read_entity_csv(
     )
 
 
+def check_key_text(entity_rows: pa.Table, features: list[tuple[ResolvedView, FeatureSpec]]) -> None:
+    """Refuse key text that PostgreSQL cannot hold (a NUL character), naming column and row."""
+    for view, _ in features:
+        for key in view.join_keys:
+            if key not in entity_rows.column_names:
+                continue
+            column = entity_rows[key]
+            if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+                continue
+            has_nul = pc.fill_null(pc.match_substring(column, "\x00"), False)
+            if pc.any(has_nul).as_py():
+                row = pc.index(has_nul, True).as_py()
+                raise DefinitionError(f"{key}: row {row} holds a NUL character, which no key can")
+
+
 def write_table(table: pa.Table, path: Path) -> None:
     """Write Parquet or CSV by extension, through a temporary name, so no half file is seen."""
+    write_batches(table.schema, table.to_batches(), path)
+
+
+def write_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], path: Path) -> int:
+    """Write batches as they come to Parquet or CSV (by extension), through a temporary name,
+    so no half file is seen; returns the rows written."""
     _check_format(path, "out")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix == ".parquet":
-        pq.write_table(table, tmp)
-    else:
-        pacsv.write_csv(table, tmp)
+    rows = 0
+    writer_type = pq.ParquetWriter if path.suffix == ".parquet" else pacsv.CSVWriter
+    with writer_type(tmp, schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            rows += batch.num_rows
     os.replace(tmp, path)
+    return rows
+
+
+def entity_batches(
+    path: Path, features: list[tuple[ResolvedView, FeatureSpec]]
+) -> tuple[pa.Schema, EntityBatches]:
+    """The entity rows of a file as a schema and a re-readable stream of batches.
+
+    A Parquet file is read a batch at a time (each pass reads it again), so memory holds one
+    batch, not the file. A CSV file is read whole (`read_entity_rows`): its column types are
+    inferred from every row.
+    """
+    if path.suffix == ".parquet" and path.exists():
+        parquet = pq.ParquetFile(path)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+                check_key_text(pa.Table.from_batches([batch]), features)
+                yield batch
+
+        return parquet.schema_arrow, batches
+    table = read_entity_rows(path, features)
+    return table.schema, lambda: table.to_batches(max_chunksize=BATCH_ROWS)
 
 
 def export_training_set(
@@ -126,28 +178,30 @@ def export_training_set(
     """Join the entity rows of `entities_path` with the features and write `out_path`."""
     _check_format(out_path, "out")
     resolved = resolve_features(registry, features, service)
-    entity_rows = read_entity_rows(entities_path, resolved)
+    schema, batches = entity_batches(entities_path, resolved)
     details = {"entities": str(entities_path), "out": str(out_path)}
     run_id = registry.record_run(
         RunRecord(
             run_id=new_run_id("export"), kind="export", subject=service or "*", details=details
         )
     )
+    coverage = {view.table: registry.coverage(view.name, view.version) for view, _ in resolved}
     try:
-        joined = join_features(settings, registry, entity_rows, resolved)
-        write_table(joined, out_path)
+        with OfflineStore(settings) as store:
+            join = store.prepared_join(batches, schema, resolved, coverage)
+            rows = write_batches(join.output_schema, join.batches(batches), out_path)
     except Exception as e:
         registry.finish_run(run_id, "failed", error=str(e))
         raise
-    uncovered = uncovered_rows(joined)
+    uncovered = join.uncovered
     registry.finish_run(
-        run_id, "success", rows=joined.num_rows, details={**details, "uncovered_rows": uncovered}
+        run_id, "success", rows=rows, details={**details, "uncovered_rows": uncovered}
     )
     columns = list(dict.fromkeys(output_column(view, spec) for view, spec in resolved))
     return ExportResult(
         run_id=run_id,
         out_path=out_path,
-        rows=joined.num_rows,
+        rows=rows,
         columns=columns,
         uncovered_rows=uncovered,
     )

@@ -9,9 +9,8 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jstore.config import Settings, get_settings
@@ -20,8 +19,12 @@ from jstore.online.store import OnlineReader
 from jstore.registry import NotFound, Registry
 from jstore.repo import DefinitionError
 from serving.auth import KeyChecker
+from serving.json_values import FiniteJSONResponse
 from serving.metrics import Metrics
 from serving.routers import health, online, quality, registry, training_sets
+
+LOCATIONS = ("body", "query", "path", "header", "cookie")
+"""Where FastAPI found a value; left out of the field names in error messages."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Online features, point-in-time training sets, the registry and data quality.",
         version="0.1.0",
         lifespan=lifespan,
+        default_response_class=FiniteJSONResponse,
     )
     store_registry = Registry(settings)
     reader = OnlineReader(settings)
@@ -57,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
     ):
         app.include_router(router)
+    app.add_exception_handler(HTTPException, _refused)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DefinitionError, _invalid_definition)
     app.add_exception_handler(NotFound, _not_found)
@@ -64,23 +69,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+async def _refused(request: Request, exc: Exception) -> FiniteJSONResponse:
+    assert isinstance(exc, HTTPException)
+    return FiniteJSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> FiniteJSONResponse:
     """One line naming the field: `entities: Field required`."""
     assert isinstance(exc, RequestValidationError)
     messages = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"] if p != "body")
+        loc = err["loc"][1:] if err["loc"] and err["loc"][0] in LOCATIONS else err["loc"]
+        where = ".".join(str(p) for p in loc)
         message = err["msg"].removeprefix("Value error, ")
         messages.append(f"{where}: {message}" if where else message)
-    return JSONResponse({"detail": "; ".join(messages)}, status_code=422)
+    return FiniteJSONResponse({"detail": "; ".join(messages)}, status_code=422)
 
 
-async def _invalid_definition(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=422)
+async def _invalid_definition(request: Request, exc: Exception) -> FiniteJSONResponse:
+    return FiniteJSONResponse({"detail": str(exc)}, status_code=422)
 
 
-async def _not_found(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": exc.args[0] if exc.args else str(exc)}, status_code=404)
+async def _not_found(request: Request, exc: Exception) -> FiniteJSONResponse:
+    return FiniteJSONResponse({"detail": exc.args[0] if exc.args else str(exc)}, status_code=404)
 
 
 class LatencyMiddleware:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
@@ -12,7 +11,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from jstore.online.lookup import iso
+from jstore.durations import iso
+from serving.json_values import dumps
 
 Format = Literal["parquet", "csv", "json"]
 MEDIA_TYPES: dict[str, str] = {
@@ -48,6 +48,20 @@ class _Sink(io.RawIOBase):
         return data
 
 
+def check_writable(schema: pa.Schema, fmt: Format) -> None:
+    """Refuse, before streaming starts, a column the format cannot hold (ValueError naming it):
+    CSV holds no lists or structs (an uploaded Parquet file's), Parquet no struct without fields.
+    """
+    for field in schema:
+        if fmt == "csv" and pa.types.is_nested(field.type):
+            raise ValueError(
+                f"{field.name}: {field.type} values cannot be written as CSV; ask for "
+                "format=json or format=parquet"
+            )
+        if fmt == "parquet" and pa.types.is_struct(field.type) and field.type.num_fields == 0:
+            raise ValueError(f"{field.name}: Parquet cannot hold a struct without fields")
+
+
 def stream_table(table: pa.Table, fmt: Format) -> Iterator[bytes]:
     if fmt == "json":
         yield from _json(table)
@@ -74,13 +88,17 @@ def _json(table: pa.Table) -> Iterator[bytes]:
         rows = batch.to_pylist()
         if not rows:
             continue
-        text = ",".join(json.dumps(row, default=_default) for row in rows)
+        text = ",".join(dumps(row, default=_default) for row in rows)
         yield (text if first else "," + text).encode()
         first = False
     yield b"]"
 
 
 def _default(value: Any) -> Any:
+    """Timestamps as ISO-8601 UTC; any other value JSON has no type for (dates, decimals,
+    durations, bytes of an uploaded Parquet file) as its text."""
     if isinstance(value, datetime):
         return iso(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    if isinstance(value, bytes):
+        return value.decode(errors="backslashreplace")
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)

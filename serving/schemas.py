@@ -9,6 +9,27 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Status = Literal["present", "expired", "fallback", "missing"]
 
 
+class ErrorOut(BaseModel):
+    detail: str
+    """`<field>: <what is wrong>`, e.g. `entities.1.user_id: missing join key`."""
+
+
+ERROR_MEANINGS = {
+    400: "A body that is not JSON text (or not UTF-8)",
+    401: "No or an unknown `X-API-Key`",
+    403: "The key's scope does not allow this",
+    404: "An unknown name (view, feature, service, entity, source, page)",
+    413: "An upload over the size limit",
+    422: "Invalid input; `detail` names the field",
+    503: "Redis is down and the offline store cannot answer either",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` of the error answers `codes`: all `{"detail": "…"}`."""
+    return {code: {"model": ErrorOut, "description": ERROR_MEANINGS[code]} for code in codes}
+
+
 class FeatureSelection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

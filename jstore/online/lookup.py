@@ -13,6 +13,7 @@ warm lookup calls only Redis.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,12 +24,14 @@ import redis.exceptions
 from anyio import to_thread
 
 from jstore.config import Settings
-from jstore.model import FeatureRef, FeatureSpec, ResolvedView
+from jstore.durations import iso, parse_timestamp
+from jstore.model import DType, FeatureRef, FeatureSpec, ResolvedView
 from jstore.online.layout import Meta, key_tuple_parts, request_keys, unpack
 from jstore.online.store import OnlineReader
 from jstore.registry import Registry
 
 Status = Literal["present", "expired", "fallback", "missing"]
+INT64 = (-(2**63), 2**63 - 1)
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 CACHE_ENTRIES = 1024
 MISS = object()
@@ -139,7 +142,7 @@ class OnlineLookup:
         views: dict[str, ResolvedView] = {}
         for item in requested:
             views.setdefault(item.label, item.view)
-        keys = {label: request_keys(view, entities) for label, view in views.items()}
+        keys = {label: entity_keys(view, entities) for label, view in views.items()}
         parts = {label: key_tuple_parts(views[label], keys[label]) for label in views}
         states = {}
         for label, view in views.items():
@@ -192,6 +195,63 @@ class OnlineLookup:
                 else [iso(row["feature_ts"])] + [_wire(row[f.name]) for f in view.features]
             )
         return rows
+
+
+def entity_keys(
+    view: ResolvedView, entities: Sequence[dict[str, Any]], where: str = "entities"
+) -> list[tuple]:
+    """Typed key tuples of request entities (`layout.request_keys`), checked to fit every store:
+    64-bit integers, finite floats, text without NUL (PostgreSQL text cannot hold it) or lone
+    surrogates, timestamps as ISO-8601 text of a time Python can represent in UTC.
+
+    Raises ValueError naming `<where>.<i>.<key>`.
+    """
+    for key in view.join_keys:
+        for i, entity in enumerate(entities):
+            why = _unfit_key(entity.get(key), view.key_dtypes[key])
+            if why is not None:
+                raise ValueError(f"{where}.{i}.{key}: {why}")
+    try:
+        keys = request_keys(view, entities)
+    except ValueError as e:
+        raise ValueError(where + str(e).removeprefix("entities")) from None
+    for i, key_tuple in enumerate(keys):
+        for key, value in zip(view.join_keys, key_tuple, strict=True):
+            why = _unfit_key(value, view.key_dtypes[key])
+            if why is not None:
+                raise ValueError(f"{where}.{i}.{key}: {why}")
+    return keys
+
+
+def _unfit_key(value: Any, dtype: DType) -> str | None:
+    """Why a key value (as sent, or as typed by `request_keys`) fits no store; None if it fits.
+
+    Values `request_keys` refuses with its own message (wrong types) pass here.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+        return "an integer outside the 64-bit range"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN and infinity are not key values"
+    if dtype == "timestamp" and not isinstance(value, str | datetime):
+        return f"{type(value).__name__} is not ISO-8601 text like 2024-05-01T10:00:00Z"
+    if not isinstance(value, str):
+        return None
+    if "\x00" in value:
+        return "text with a NUL character cannot be a key"
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return "text with a lone surrogate is not valid Unicode"
+    if dtype == "timestamp":
+        try:
+            parse_timestamp(value)
+        except OverflowError:
+            return f"{value!r} is outside the range of timestamps"
+        except ValueError:
+            return None
+    return None
 
 
 def _behind(meta: Meta | None, state: ViewState) -> bool:
@@ -250,11 +310,6 @@ def _response(
             {"entity": entity, "values": values, "statuses": statuses, "feature_ts": feature_ts}
         )
     return {"features": refs, "rows": rows}
-
-
-def iso(ts: datetime) -> str:
-    """UTC ISO-8601 with `Z`, as on the wire everywhere."""
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _wire(value: Any) -> Any:

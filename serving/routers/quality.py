@@ -7,23 +7,31 @@ the site's own parts (`SITE_PARTS`) are served.
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 
 from jstore.lake import quality_dir
 from jstore.quality import latest_quality_summary
 from serving.deps import ReadAccess, RegistryDep, SettingsDep
+from serving.schemas import errors
 
-router = APIRouter(prefix="/quality", tags=["quality"], dependencies=[ReadAccess])
+router = APIRouter(
+    prefix="/quality", tags=["quality"], dependencies=[ReadAccess], responses=errors(401, 404, 422)
+)
+MAX_RUNS = 100
 SITE_PARTS = frozenset({"index.html", "static", "expectations", "validations"})
 """The first path segments of the Data Docs site (pages, suites, styles); nothing else is served."""
 
 
 @router.get("/summary")
-def summary(registry: RegistryDep, view: str | None = None, runs: int = 1) -> list[dict[str, Any]]:
+def summary(
+    registry: RegistryDep,
+    view: str | None = None,
+    runs: Annotated[int, Query(ge=1, le=MAX_RUNS)] = 1,
+) -> list[dict[str, Any]]:
     """The latest validation runs per view (status, failed expectations, drift)."""
     return latest_quality_summary(registry, view, runs)
 

@@ -7,21 +7,24 @@ registering one is `Registry.register`, checked against what is stored, and need
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Request, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request, status
 
-from jstore.durations import format_duration, parse_timestamp
+from jstore.durations import format_duration, iso, parse_timestamp
 from jstore.model import ResolvedView
-from jstore.online.layout import request_keys
-from jstore.online.lookup import iso
+from jstore.online.lookup import entity_keys
 from jstore.registry import Registry
 from jstore.repo import parse_definition
 from serving.deps import ReadAccess, RegistryDep, SettingsDep, WriteAccess
-from serving.schemas import FeatureOut, FeatureViewOut, HistoryResponse, RegisterResponse
+from serving.schemas import FeatureOut, FeatureViewOut, HistoryResponse, RegisterResponse, errors
 
-router = APIRouter(prefix="/v1", tags=["registry"], dependencies=[ReadAccess])
+router = APIRouter(
+    prefix="/v1", tags=["registry"], dependencies=[ReadAccess], responses=errors(401, 404, 422)
+)
 Definition = Body(..., description="The definition as JSON, the same shape as the model.")
+Writes = {"dependencies": [WriteAccess], "responses": errors(400, 403)}
+Version = Annotated[int | None, Query(ge=1, le=2**31 - 1, description="A version, 1, 2, …")]
 
 
 def _register(registry: Registry, kind: str, body: dict[str, Any]) -> RegisterResponse:
@@ -45,7 +48,7 @@ def get_entity(name: str, registry: RegistryDep) -> dict[str, Any]:
     return _dump(registry.get_entity(name))
 
 
-@router.post("/entities", dependencies=[WriteAccess])
+@router.post("/entities", **Writes)
 def register_entity(registry: RegistryDep, body: dict[str, Any] = Definition) -> RegisterResponse:
     return _register(registry, "entity", body)
 
@@ -60,7 +63,7 @@ def get_source(name: str, registry: RegistryDep) -> dict[str, Any]:
     return _dump(registry.get_source(name))
 
 
-@router.post("/sources", dependencies=[WriteAccess])
+@router.post("/sources", **Writes)
 def register_source(registry: RegistryDep, body: dict[str, Any] = Definition) -> RegisterResponse:
     return _register(registry, "source", body)
 
@@ -75,7 +78,7 @@ def get_service(name: str, registry: RegistryDep) -> dict[str, Any]:
     return _dump(registry.get_service(name))
 
 
-@router.post("/feature-services", dependencies=[WriteAccess])
+@router.post("/feature-services", **Writes)
 def register_service(registry: RegistryDep, body: dict[str, Any] = Definition) -> RegisterResponse:
     return _register(registry, "feature service", body)
 
@@ -115,12 +118,12 @@ def list_views(
 
 
 @router.get("/feature-views/{name}")
-def get_view(name: str, registry: RegistryDep, version: int | None = None) -> FeatureViewOut:
+def get_view(name: str, registry: RegistryDep, version: Version = None) -> FeatureViewOut:
     """The current version, or `?version=N` (or `name@vN`)."""
     return _view_out(registry, registry.get_view(name, version))
 
 
-@router.post("/feature-views", dependencies=[WriteAccess])
+@router.post("/feature-views", **Writes)
 def register_view(registry: RegistryDep, body: dict[str, Any] = Definition) -> RegisterResponse:
     return _register(registry, "feature view", body)
 
@@ -146,7 +149,7 @@ def history(
             f"{unknown[0]}: not a join key of {view.name} ({', '.join(view.join_keys)})",
         )
     try:
-        (key,) = request_keys(view, [params])
+        (key,) = entity_keys(view, [params])
     except ValueError as e:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, str(e).removeprefix("entities.0.")
@@ -166,3 +169,6 @@ def _timestamp(field: str, text: str | None) -> datetime | None:
         return parse_timestamp(text)
     except ValueError as e:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: {e}") from None
+    except OverflowError:
+        message = f"{field}: {text!r} is outside the range of timestamps"
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, message) from None

@@ -7,7 +7,7 @@ Entity rows come as JSON (`entity_rows`) or as an uploaded Parquet/CSV file (mul
 from __future__ import annotations
 
 import io
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,10 +21,16 @@ from jstore.config import Settings
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.registry import Registry
 from serving.deps import ReadAccess, RegistryDep, SettingsDep
-from serving.formats import MEDIA_TYPES, Format, stream_table
-from serving.schemas import TrainingSetRequest
+from serving.entity_rows import entity_rows_table
+from serving.formats import MEDIA_TYPES, Format, check_writable, stream_table
+from serving.schemas import TrainingSetRequest, errors
 
-router = APIRouter(prefix="/v1", tags=["training sets"], dependencies=[ReadAccess])
+router = APIRouter(
+    prefix="/v1",
+    tags=["training sets"],
+    dependencies=[ReadAccess],
+    responses=errors(400, 401, 404, 413, 422),
+)
 UNPROCESSABLE = status.HTTP_422_UNPROCESSABLE_CONTENT
 
 
@@ -57,6 +63,16 @@ class EntityUpload(NamedTuple):
         }
     },
     response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The training set, streamed in the format asked",
+            "content": {
+                MEDIA_TYPES["json"]: {"schema": {"type": "array", "items": {"type": "object"}}},
+                MEDIA_TYPES["csv"]: {"schema": {"type": "string"}},
+                MEDIA_TYPES["parquet"]: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
 )
 async def training_set(
     request: Request,
@@ -65,13 +81,15 @@ async def training_set(
     format: Format = Query("parquet", description="parquet, csv or json"),
 ) -> StreamingResponse:
     """The entity rows, their columns unchanged, plus one `<view>__<feature>` column a feature."""
-    entities: pa.Table | EntityUpload
+    entities: list[dict[str, Any]] | EntityUpload
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         selection, entities = await _from_upload(request, settings)
     else:
-        selection, entities = await _from_json(request, settings)
+        selection = await _from_json(request, settings)
+        entities = selection.entity_rows
     try:
         table = await to_thread.run_sync(_join, settings, registry, selection, entities)
+        check_writable(table.schema, format)
     except ValueError as e:
         raise HTTPException(UNPROCESSABLE, str(e)) from None
     return StreamingResponse(
@@ -81,7 +99,7 @@ async def training_set(
     )
 
 
-async def _from_json(request: Request, settings: Settings) -> tuple[TrainingSetRequest, pa.Table]:
+async def _from_json(request: Request, settings: Settings) -> TrainingSetRequest:
     try:
         body = TrainingSetRequest.model_validate_json(await request.body())
     except ValidationError as e:
@@ -94,12 +112,7 @@ async def _from_json(request: Request, settings: Settings) -> tuple[TrainingSetR
             f"entity_rows: at most {settings.api_max_entities} as JSON, "
             "upload a Parquet or CSV file for more",
         )
-    try:
-        return body, pa.Table.from_pylist(body.entity_rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        raise HTTPException(
-            UNPROCESSABLE, f"entity_rows: mixed or unsupported values ({e})"
-        ) from None
+    return body
 
 
 async def _from_upload(
@@ -138,14 +151,17 @@ def _read_entities(
     upload: EntityUpload, features: list[tuple[ResolvedView, FeatureSpec]]
 ) -> pa.Table:
     """The uploaded rows; a CSV's join keys read with their view's type, as `jstore export`."""
-    from jstore.export import read_entity_csv
+    from jstore.export import check_key_text, read_entity_csv
 
     try:
         if upload.data[:4] == b"PAR1" or upload.filename.endswith(".parquet"):
-            return pq.read_table(io.BytesIO(upload.data))
-        return read_entity_csv(io.BytesIO(upload.data), features)
+            table = pq.read_table(io.BytesIO(upload.data))
+        else:
+            table = read_entity_csv(io.BytesIO(upload.data), features)
     except (pa.ArrowInvalid, OSError) as e:
         raise HTTPException(UNPROCESSABLE, f"entities: not a readable file ({e})") from None
+    check_key_text(table, features)
+    return table
 
 
 def _too_large(settings: Settings) -> HTTPException:
@@ -159,11 +175,13 @@ def _join(
     settings: Settings,
     registry: Registry,
     selection: TrainingSetRequest,
-    entities: pa.Table | EntityUpload,
+    entities: list[dict[str, Any]] | EntityUpload,
 ) -> pa.Table:
     from jstore.export import join_features
 
     features = registry.resolve_refs(selection.features or [], selection.feature_service)
     if isinstance(entities, EntityUpload):
-        entities = _read_entities(entities, features)
-    return join_features(settings, registry, entities, features)
+        table = _read_entities(entities, features)
+    else:
+        table = entity_rows_table(entities, features)
+    return join_features(settings, registry, table, features)

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from jstore.model import Entity
 from serving.app import create_app
+from tests.offline.conftest import SMALL_REPO
 from tests.online.online_helpers import apply_clicks
 from tests.serving.conftest import READ, WRITE
 
@@ -66,6 +67,100 @@ def test_bad_online_requests(client, registry, body, status, detail):
     response = client.post("/v1/online", json=body, headers=READ)
 
     assert (response.status_code, response.json()) == (status, {"detail": detail})
+
+
+RAW_BODY_CASES = [
+    # Python's JSON reads these, but no store (nor JSON itself) can hold them.
+    ('{"user_id": NaN}', "entities.0.user_id: NaN and infinity are not JSON numbers"),
+    (
+        '{"user_id": "u1", "score": -Infinity}',
+        "entities.0.score: NaN and infinity are not JSON numbers",
+    ),
+    ('{"user_id": 1e400}', "entities.0.user_id: NaN and infinity are not JSON numbers"),
+    (
+        '{"user_id": 99999999999999999999}',
+        "entities.0.user_id: an integer outside the 64-bit range",
+    ),
+    (
+        '{"user_id": "u1", "tags": [1, 2e999]}',
+        "entities.0.tags.1: NaN and infinity are not JSON numbers",
+    ),
+    (
+        '{"user_id": "\\ud800"}',
+        "entities.0.user_id: text with a lone surrogate is not valid Unicode",
+    ),
+    ('{"user_id": "u\\u0000"}', "entities.0.user_id: text with a NUL character cannot be a key"),
+]
+
+
+@pytest.mark.parametrize(("entity", "detail"), RAW_BODY_CASES)
+def test_online_values_no_store_can_hold(client, registry, entity, detail):
+    apply_clicks(registry)
+    body = f'{{"features": ["user_clicks:count_1h"], "entities": [{{"user_id": "u0"}}, {entity}]}}'
+
+    response = client.post(
+        "/v1/online", content=body, headers={**READ, "Content-Type": "application/json"}
+    )
+
+    assert (response.status_code, response.json()) == (
+        422,
+        {"detail": detail.replace("entities.0.", "entities.1.")},
+    )
+
+
+@pytest.mark.parametrize(
+    ("account_id", "detail"),
+    [
+        (2**63, "entities.0.account_id: an integer outside the 64-bit range"),
+        ("99999999999999999999", "entities.0.account_id: an integer outside the 64-bit range"),
+        (1.5, "entities.0.account_id: 1.5 is not a int64 join key value"),
+        ("seven", "entities.0.account_id: 'seven' is not a int64 join key value"),
+        (True, "entities.0.account_id: True is not a int64 join key value"),
+    ],
+)
+def test_integer_keys_must_be_64_bit_integers(client, registry, account_id, detail):
+    registry.apply(SMALL_REPO)
+    body = {
+        "features": ["account_spend:count_1h"],
+        "entities": [{"bank": "b1", "account_id": account_id}],
+    }
+
+    response = client.post("/v1/online", json=body, headers=READ)
+
+    assert (response.status_code, response.json()) == (422, {"detail": detail})
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        (
+            "/v1/feature-views/user_clicks/history?user_id=u1&start=0001-01-01T00:00:00%2B01:00",
+            "start: '0001-01-01T00:00:00+01:00' is outside the range of timestamps",
+        ),
+        (
+            "/v1/feature-views/user_clicks/history?user_id=u%00",
+            "user_id: text with a NUL character cannot be a key",
+        ),
+        (
+            "/v1/feature-views/user_clicks?version=99999999999999999999",
+            "version: Input should be less than or equal to 2147483647",
+        ),
+        (
+            "/v1/feature-views/user_clicks?version=0",
+            "version: Input should be greater than or equal to 1",
+        ),
+        (
+            "/quality/summary?runs=100000000000000000000",
+            "runs: Input should be less than or equal to 100",
+        ),
+    ],
+)
+def test_bad_query_parameters(client, registry, url, detail):
+    apply_clicks(registry)
+
+    response = client.get(url, headers=READ)
+
+    assert (response.status_code, response.json()) == (422, {"detail": detail})
 
 
 def test_too_many_entities(api_settings, registry):

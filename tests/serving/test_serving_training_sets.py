@@ -148,7 +148,7 @@ def test_csv_keys_keep_their_text(client, api_settings, registry):
         (
             {"json": {"features": FEATURES, "entity_rows": [{"user_id": "u1"}]}},
             422,
-            "event_timestamp: missing column in the entity rows",
+            "entity_rows.0.event_timestamp: missing",
         ),
         (
             {"files": {"entities": ("rows.txt", b"hello")}, "data": {"features": FEATURES[0]}},
@@ -167,6 +167,157 @@ def test_bad_training_set_requests(client, published, kwargs, status, detail):
 
     assert response.status_code == status
     assert response.json()["detail"].startswith(detail)
+
+
+def test_json_rows_have_the_union_of_their_columns(client, published):
+    """A column only later rows carry (a label) is kept; rows without it have null there."""
+    rows = [
+        {"user_id": "u1", "event_timestamp": "2024-05-01T11:30:00Z"},
+        {"user_id": "u1", "event_timestamp": "2024-05-01T10:30:00Z", "label": 1},
+        {"event_timestamp": "2024-05-01T10:15:00Z", "weight": 0.5, "user_id": "u2"},
+    ]
+
+    response = client.post(
+        "/v1/training-sets?format=json",
+        json={"features": [FEATURES[0]], "entity_rows": rows},
+        headers=READ,
+    )
+
+    assert response.json() == [
+        {
+            "user_id": "u1",
+            "event_timestamp": "2024-05-01T11:30:00Z",
+            "label": None,
+            "weight": None,
+            "user_clicks__count_1h": 2,
+        },
+        {
+            "user_id": "u1",
+            "event_timestamp": "2024-05-01T10:30:00Z",
+            "label": 1,
+            "weight": None,
+            "user_clicks__count_1h": 1,
+        },
+        {
+            "user_id": "u2",
+            "event_timestamp": "2024-05-01T10:15:00Z",
+            "label": None,
+            "weight": 0.5,
+            "user_clicks__count_1h": 0,
+        },
+    ]
+
+
+GOOD = '{"user_id": "u1", "event_timestamp": "2024-05-01T10:30:00Z", "label": 1}'
+
+
+@pytest.mark.parametrize(
+    ("row", "detail"),
+    [
+        ('{"event_timestamp": "2024-05-01T10:30:00Z"}', "entity_rows.3.user_id: missing join key"),
+        (
+            '{"user_id": null, "event_timestamp": "2024-05-01T10:30:00Z"}',
+            "entity_rows.3.user_id: missing join key",
+        ),
+        ('{"user_id": "u1"}', "entity_rows.3.event_timestamp: missing"),
+        ('{"user_id": "u1", "event_timestamp": null}', "entity_rows.3.event_timestamp: missing"),
+        (
+            '{"user_id": "u1", "event_timestamp": 1714559400}',
+            "entity_rows.3.event_timestamp: 1714559400 is not ISO-8601 text like "
+            "2024-05-01T10:00:00Z",
+        ),
+        (
+            '{"user_id": "u1", "event_timestamp": "soon"}',
+            "entity_rows.3.event_timestamp: 'soon' is not an ISO-8601 timestamp like "
+            "2024-05-01T10:00:00Z",
+        ),
+        (
+            '{"user_id": "u1", "event_timestamp": "9999-12-31T23:00:00-05:00"}',
+            "entity_rows.3.event_timestamp: '9999-12-31T23:00:00-05:00' is outside the range "
+            "of timestamps",
+        ),
+        (
+            '{"user_id": ["u1"], "event_timestamp": "2024-05-01T10:30:00Z"}',
+            "entity_rows.3.user_id: a list is not a column value (give text, a number, "
+            "true/false or null)",
+        ),
+        (
+            '{"user_id": true, "event_timestamp": "2024-05-01T10:30:00Z"}',
+            "entity_rows.3.user_id: True is not a string join key value",
+        ),
+        (
+            '{"user_id": "u\\u0000", "event_timestamp": "2024-05-01T10:30:00Z"}',
+            "entity_rows.3.user_id: text with a NUL character cannot be a key",
+        ),
+        (
+            '{"user_id": "u1", "event_timestamp": "2024-05-01T10:30:00Z", "label": "yes"}',
+            "entity_rows.3.label: text where earlier rows have a number",
+        ),
+        (
+            '{"user_id": "u1", "event_timestamp": "2024-05-01T10:30:00Z", "label": NaN}',
+            "entity_rows.3.label: NaN and infinity are not JSON numbers",
+        ),
+        (
+            '{"user_id": "u1", "event_timestamp": "2024-05-01T10:30:00Z", "label": 1e999}',
+            "entity_rows.3.label: NaN and infinity are not JSON numbers",
+        ),
+        (
+            '{"user_id": "u1", "event_timestamp": "2024-05-01T10:30:00Z", '
+            '"label": 18446744073709551616}',
+            "entity_rows.3.label: an integer outside the 64-bit range",
+        ),
+        (
+            '{"user_id": "u1", "event_timestamp": "2024-05-01T10:30:00Z", "label": {}}',
+            "entity_rows.3.label: an object is not a column value (give text, a number, "
+            "true/false or null)",
+        ),
+    ],
+)
+def test_bad_json_rows_are_refused_naming_row_and_field(client, published, row, detail):
+    body = f'{{"features": ["{FEATURES[0]}"], "entity_rows": [{GOOD}, {GOOD}, {GOOD}, {row}]}}'
+
+    response = client.post(
+        "/v1/training-sets?format=json",
+        content=body,
+        headers={**READ, "Content-Type": "application/json"},
+    )
+
+    assert (response.status_code, response.json()) == (422, {"detail": detail})
+
+
+def test_uploads_the_stores_or_the_format_cannot_hold_are_refused(client, published):
+    nul_key = b"user_id,event_timestamp\nu1,2024-05-01T10:30:00Z\nu\x00,2024-05-01T10:30:00Z\n"
+    nested = io.BytesIO()
+    pq.write_table(
+        pa.table(
+            {"user_id": ["u1"], "event_timestamp": ["2024-05-01T10:30:00Z"], "tags": [[1, 2]]}
+        ),
+        nested,
+    )
+
+    answers = [
+        client.post(
+            f"/v1/training-sets?format={fmt}",
+            files={"entities": (name, data)},
+            data={"features": FEATURES[0]},
+            headers=READ,
+        )
+        for fmt, name, data in (
+            ("json", "rows.csv", nul_key),
+            ("csv", "rows.parquet", nested.getvalue()),
+        )
+    ]
+
+    assert [(a.status_code, a.json()) for a in answers] == [
+        (422, {"detail": "user_id: row 1 holds a NUL character, which no key can"}),
+        (
+            422,
+            {
+                "detail": "tags: list<element: int64> values cannot be written as CSV; ask for "
+                "format=json or format=parquet"
+            },
+        ),
+    ]
 
 
 def test_an_upload_over_the_size_limit_is_refused(api_settings, registry, published):
