@@ -18,10 +18,12 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.landing import read_events, source_landing_path
+from jobs.changing_entities import tiles_of_changing_entities
+from jobs.lake_files import LakeFiles
+from jobs.landing import read_events
 from jobs.spark import spark_session
 from jobs.sql_view import changed_sql_rows
-from jobs.tiles import build_tiles
+from jobs.tile_store import TileStore
 from jobs.windows import changed_windowed_rows
 from jstore.config import Settings
 from jstore.lake import staging_dir
@@ -31,16 +33,29 @@ from jstore.staging import StagedRun
 
 
 def compute_view(
-    spark: SparkSession, view: ResolvedView, landing_path: str, start: datetime, end: datetime
+    spark: SparkSession,
+    view: ResolvedView,
+    lake_uri: str,
+    start: datetime,
+    end: datetime,
+    *,
+    retile: bool = False,
 ) -> DataFrame:
-    """The view's changed rows for [start, end): join keys, `feature_ts`, the features."""
+    """The view's changed rows for [start, end): join keys, `feature_ts`, the features.
+
+    A windowed view reads its tiles from the tile store (jobs/tile_store.py), which first
+    rebuilds from the landing zone the tiles that are missing or stale (all of the read range's
+    with `retile`); a SQL view reads its events."""
     check_interval(view, start, end)
     read_start, read_end = read_range(view, start, end)
-    events = read_events(spark, landing_path, view.source, view.join_keys, read_start, read_end)
+    lake = LakeFiles.at(lake_uri)
     if isinstance(view.definition, SqlFeatureView):
+        landing = lake.spark_path(f"landing/{view.source.name}")
+        events = read_events(spark, landing, view.source, view.join_keys, read_start, read_end)
         return changed_sql_rows(spark, events, view, start, end)
-    step = int(view.definition.step.total_seconds())
-    return changed_windowed_rows(build_tiles(events, view, step), view, start, end)
+    tiles = TileStore(spark, lake, view).tiles(read_start, read_end, retile=retile)
+    changing = tiles_of_changing_entities(tiles, view, start, end)
+    return changed_windowed_rows(changing, view, start, end)
 
 
 def stage_view(
@@ -50,9 +65,12 @@ def stage_view(
     start: datetime,
     end: datetime,
     run_id: str,
+    *,
+    retile: bool = False,
 ) -> StagedRun:
-    """Compute [start, end) and write it as a staged run (the manifest last)."""
-    rows = compute_view(spark, view, source_landing_path(settings, view.source.name), start, end)
+    """Compute [start, end) and write it as a staged run (the manifest last); `retile` rebuilds
+    the stored tiles of the read range from the landing zone instead of trusting them."""
+    rows = compute_view(spark, view, settings.lake_uri, start, end, retile=retile)
     path = staging_dir(settings, view.name, run_id)
     rows.write.mode("overwrite").parquet(str(path))
     staged = StagedRun(

@@ -237,7 +237,8 @@ class TileStore:
 
     def _event_times(self, path: str, block: Block) -> tuple[int, int] | None:
         """The tile-time range [lo, hi) a landed file's events fall in, from its footer's
-        statistics: None for an empty file, the whole block when a row group has none."""
+        statistics: None for an empty file, the whole block when a row group has none (or
+        statistics that are not timestamps, as INT96 columns have)."""
         metadata = self.lake.parquet_metadata(path)
         names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
         column = names.index(self.view.source.timestamp_name)
@@ -247,7 +248,7 @@ class TileStore:
             if group.num_rows == 0:
                 continue
             stats = group.column(column).statistics
-            if stats is None or not stats.has_min_max:
+            if stats is None or not stats.has_min_max or not isinstance(stats.min, datetime):
                 return block.start, block.start + block.period
             first, last = _seconds(stats.min), _seconds(stats.max)
             low = first if low is None else min(low, first)
@@ -296,11 +297,8 @@ class TileStore:
         plan.manifest = manifest
 
 
-def _seconds(value: datetime | int) -> int:
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(moment.timestamp() // 1)
-    raise TypeError(f"event-time statistics of type {type(value).__name__}")
+def _seconds(moment: datetime) -> int:
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() // 1)
 
 
 def _at(seconds: int) -> datetime:
