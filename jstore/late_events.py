@@ -2,17 +2,23 @@
 
 The lander counts, per view version, the published intervals that events landed after their
 publish change (jstore/ingest/late.py, jstore/registry/late.py). Recompute reads them for the
-current version of each view, merges overlapping or touching intervals into as few ranged runs
-as possible, and runs each through the whole pipeline (`jstore.pipeline.compute`: stage,
-validate, publish, which replaces the interval in the offline store). The intervals are steps of
-the view by construction (affected steps clipped to the published coverage, whose ends are
-steps). A run's late-event documents are deleted only after its compute succeeded, and only
-those read before it started: events landed meanwhile stay counted for the next recompute. A
-failed run stays counted too, is reported, and does not stop the other runs.
+current version of each view, clips them to the view's coverage now, merges the pieces into as
+few ranged runs as possible (overlapping or touching pieces together), and runs each through
+the whole pipeline (`jstore.pipeline.compute`: stage, validate, publish, which replaces the
+interval in the offline store). The pieces are steps of the view by construction (affected
+steps clipped to the coverage, whose ends are steps).
 
-The late-event documents are read while the source's lock is held (`settled_landing`), so each
-one belongs to a batch whose files are final: compute cannot miss an event whose count it clears.
-Documents of a version that is no longer current are left alone (that version is not computed).
+A counted interval is forgotten only when every published piece of it was recomputed
+successfully, and no compute in flight (jstore/ingest/late.py `in_flight`) covers any of it: a
+compute that listed the landing zone before the event landed must publish first. So a failed
+run stays counted (it is reported and does not stop the other runs), and an interval nobody
+published or is publishing is forgotten without a compute: whatever publishes it later reads
+the event. Only the documents read before the runs are deleted: events landed meanwhile stay
+counted for the next recompute.
+
+The documents are read while the source's lock is held (`settled_landing`), so each belongs to
+a batch whose files are final: compute cannot miss an event whose count it clears. Documents of
+a version that is no longer current are left alone (that version is not computed).
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from jstore.config import Settings
+from jstore.ingest.late import Interval, clip, in_flight, merge, subtract
 from jstore.ingest.recovery import settled_landing
+from jstore.model import ResolvedView
 from jstore.registry import Registry
 from jstore.registry.late import (
     LateInterval,
@@ -57,17 +65,6 @@ class RecomputeRun(BaseModel):
     error: str | None = None
 
 
-def merged_runs(intervals: list[LateInterval]) -> list[list[LateInterval]]:
-    """Late intervals grouped into ranged runs: overlapping or touching intervals together."""
-    runs: list[list[LateInterval]] = []
-    for interval in sorted(intervals, key=lambda i: (i.start, i.end)):
-        if runs and interval.start <= max(i.end for i in runs[-1]):
-            runs[-1].append(interval)
-        else:
-            runs.append([interval])
-    return runs
-
-
 def recompute(
     settings: Settings, registry: Registry, views: list[str] | None = None
 ) -> list[RecomputeRun]:
@@ -85,35 +82,67 @@ def recompute(
     for view in resolved:
         with settled_landing(settings, view.definition.source):
             intervals = late_intervals(registry, view.name, view.version)
-        for run in merged_runs(intervals):
-            done.append(_recompute_run(settings, registry, view.name, view.version, run))
+        done += _recompute_view(settings, registry, view, intervals)
     return done
 
 
+def _recompute_view(
+    settings: Settings, registry: Registry, view: ResolvedView, intervals: list[LateInterval]
+) -> list[RecomputeRun]:
+    """Recompute the published pieces of `intervals` in ranged runs; then forget each interval
+    whose pieces all succeeded and that no compute in flight may still publish without them."""
+    coverage = registry.coverage(view.name, view.version)
+    flying = in_flight(registry, view)
+    pieces = {id(i): clip((i.start, i.end), coverage) for i in intervals}
+    runs = [
+        _recompute_run(
+            settings,
+            registry,
+            view,
+            span,
+            [i for i in intervals if clip(span, pieces[id(i)])],
+        )
+        for span in merge([p for ps in pieces.values() for p in ps])
+    ]
+    succeeded = [(r.start, r.end) for r in runs if r.status == "success"]
+    clear_late_events(
+        registry,
+        [
+            i
+            for i in intervals
+            if not subtract(pieces[id(i)], succeeded) and not clip((i.start, i.end), flying)
+        ],
+    )
+    return runs
+
+
 def _recompute_run(
-    settings: Settings, registry: Registry, view: str, version: int, run: list[LateInterval]
+    settings: Settings,
+    registry: Registry,
+    view: ResolvedView,
+    span: Interval,
+    counted: list[LateInterval],
 ) -> RecomputeRun:
     from jstore.pipeline import compute
     from jstore.request import ComputeRequest
 
-    start, end = run[0].start, max(i.end for i in run)
+    start, end = span
     outcome = RecomputeRun(
-        view=view,
-        version=version,
+        view=view.name,
+        version=view.version,
         start=start,
         end=end,
-        late_events=sum(i.events for i in run),
-        intervals=len(run),
+        late_events=sum(i.events for i in counted),
+        intervals=len(counted),
         status="failed",
     )
     try:
-        request = ComputeRequest.resolve(registry, view, start, end, version=version)
+        request = ComputeRequest.resolve(registry, view.name, start, end, version=view.version)
         result = compute(settings, registry, request)
     except Exception as e:
-        log.exception("recompute of %s [%s, %s) failed", view, start, end)
+        log.exception("recompute of %s [%s, %s) failed", view.name, start, end)
         outcome.error = f"{type(e).__name__}: {e}"
         return outcome
-    clear_late_events(registry, run)
     outcome.status, outcome.run_id = "success", result.run_id
     outcome.published_rows = result.published_rows
     return outcome

@@ -47,10 +47,13 @@ def land_batch(
     parser: EventParser,
     messages: list[Any],
     bases: dict[int, int],
-    late_events: LateEvents,
 ) -> LandedBatch:
     """Land Kafka `messages` (in offset order per partition); `bases` maps each partition to
-    its generation's base (landing offset = base + broker offset)."""
+    its generation's base (landing offset = base + broker offset).
+
+    Late events are counted twice, both times idempotently per batch: before the files are
+    final (so no crash lands them uncounted), and again after (a compute that started in
+    between listed the landing zone without them)."""
     source = parser.source
     topic = source.topic
     ingested_at = datetime.now(UTC)
@@ -58,8 +61,6 @@ def land_batch(
     bad: dict[int, QuarantinedEvents] = {}
     last_record: dict[tuple[int, date | None], Any] = {}
     first_offset: dict[int, int] = {}
-    affected: dict[int, Counter[AffectedInterval]] = defaultdict(Counter)
-    late, late_since = 0, None
     for m in messages:
         offset = bases[m.partition] + m.offset
         first_offset.setdefault(m.partition, offset)
@@ -71,14 +72,10 @@ def land_batch(
             )
             last_record[(m.partition, None)] = m
             continue
-        ts = row[source.timestamp_name]
-        changed = late_events.affected(ts)
-        if changed:
-            affected[m.partition].update(changed)
-            late += 1
-            late_since = ts if late_since is None else min(late_since, ts)
-        rows[(m.partition, ts.date())].append((offset, row))
-        last_record[(m.partition, ts.date())] = m
+        day = row[source.timestamp_name].date()
+        rows[(m.partition, day)].append((offset, row))
+        last_record[(m.partition, day)] = m
+    late = _count_late_events(registry, parser, rows, first_offset)
     crash_point("before_write")
     txn = LandingTransaction(landing_dir(settings, source.name) / "_journal")
     schema = parser.landing_schema()
@@ -94,18 +91,42 @@ def land_batch(
         )
         table = _stamped(events.table(ingested_at), last_record[(partition, None)])
         pq.write_table(table, txn.temp_for(final))
-    for partition, counts in affected.items():
-        batch = f"{topic}-{partition}-{first_offset[partition]}"
-        record_late_events(registry, batch, counts)
     crash_point("after_late_events")
     txn.commit()
+    late |= _count_late_events(registry, parser, rows, first_offset)
     return LandedBatch(
         rows=sum(map(len, rows.values())),
         quarantined=sum(len(events.offsets) for events in bad.values()),
         files=len(txn.moves),
-        late=late,
-        late_since=late_since,
+        late=len(late),
+        late_since=min(late.values(), default=None),
     )
+
+
+def _count_late_events(
+    registry: Registry,
+    parser: EventParser,
+    rows: dict[tuple[int, date], list[tuple[int, dict]]],
+    first_offset: dict[int, int],
+) -> dict[tuple[int, int], datetime]:
+    """Record, per partition of the batch, how many of its events change each published (or
+    publishing) interval; returns the late events' times by (partition, offset)."""
+    source = parser.source
+    late_events = LateEvents.of_source(registry, source.name)
+    counts: dict[int, Counter[AffectedInterval]] = defaultdict(Counter)
+    late: dict[tuple[int, int], datetime] = {}
+    for (partition, _), landed in rows.items():
+        for offset, row in landed:
+            ts = row[source.timestamp_name]
+            changed = late_events.affected(ts)
+            if changed:
+                counts[partition].update(changed)
+                late[(partition, offset)] = ts
+    for partition, counted in counts.items():
+        record_late_events(
+            registry, f"{source.topic}-{partition}-{first_offset[partition]}", counted
+        )
+    return late
 
 
 def _landing_table(

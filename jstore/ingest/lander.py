@@ -28,7 +28,6 @@ from jstore import progress
 from jstore.config import Settings
 from jstore.ingest.batch import land_batch
 from jstore.ingest.events import EventParser
-from jstore.ingest.late import LateEvents
 from jstore.ingest.offsets import (
     highest_landed,
     read_generations,
@@ -145,7 +144,6 @@ class _Run:
         self.parser = EventParser(source)
         self.landing = landing_dir(settings, source.name)
         self.registry = registry
-        self.late_events = LateEvents.of_source(registry, source.name)
         self.rows = self.quarantined = self.late = self.files = 0
         self.late_since: datetime | None = None
         self.bases: dict[int, int] = {}
@@ -319,9 +317,7 @@ class _Run:
             rng = self.ranges[m.partition]
             rng.first = self.bases[m.partition] + m.offset if rng.first is None else rng.first
             rng.last = self.bases[m.partition] + m.offset
-        landed = land_batch(
-            self.settings, self.registry, self.parser, messages, self.bases, self.late_events
-        )
+        landed = land_batch(self.settings, self.registry, self.parser, messages, self.bases)
         self.rows += landed.rows
         self.quarantined += landed.quarantined
         self.files += landed.files

@@ -8,14 +8,21 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 
 from jstore.config import Settings
-from jstore.ingest.late import LateEvents, PublishedView, affected_steps
-from jstore.late_events import merged_runs, recompute
-from jstore.registry import Registry
-from jstore.registry.late import LateInterval, late_intervals, record_late_events
+from jstore.ingest.lander import land
+from jstore.ingest.late import LateEvents, PublishedView, affected_steps, clip, merge, subtract
+from jstore.late_events import recompute
+from jstore.model import EventSource
+from jstore.registry import Registry, RunRecord
+from jstore.registry.late import late_intervals, record_late_events
+from tests.ingest.conftest import Send, purchase
 from tests.ingest.test_ingest_cli import JSTORE
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+
+
+def late_counts(registry: Registry) -> list[tuple[datetime, datetime, int]]:
+    return [(i.start, i.end, i.events) for i in late_intervals(registry, "user_purchases", 1)]
 
 
 def test_an_event_changes_the_steps_whose_windows_hold_it_and_the_step_after(
@@ -47,25 +54,20 @@ def test_the_affected_steps_are_clipped_to_each_published_interval(
     assert late.affected(T0 - 9 * DAY) == []  # it left every window before the coverage
 
 
-def interval(start_h: int, end_h: int) -> LateInterval:
-    return LateInterval(
-        view="v", version=1, start=T0 + start_h * HOUR, end=T0 + end_h * HOUR, events=1
-    )
-
-
-def test_overlapping_or_touching_intervals_merge_into_one_run() -> None:
-    runs = merged_runs([interval(6, 8), interval(1, 3), interval(0, 2), interval(3, 4)])
-
-    assert [[(i.start.hour, i.end.hour) for i in run] for run in runs] == [
-        [(0, 2), (1, 3), (3, 4)],
-        [(6, 8)],
-    ]
+def test_interval_arithmetic() -> None:
+    assert merge([(6, 8), (1, 3), (0, 2), (3, 4)]) == [(0, 4), (6, 8)]  # touching ones too
+    assert clip((1, 9), [(0, 2), (4, 5), (8, 12)]) == [(1, 2), (4, 5), (8, 9)]
+    assert subtract([(0, 10)], [(2, 3), (5, 6), (9, 12)]) == [(0, 2), (3, 5), (6, 9)]
+    assert subtract([(0, 4), (6, 10)], [(3, 7)]) == [(0, 3), (7, 10)]
+    assert subtract([(0, 10)], [(10, 12)]) == [(0, 10)]
+    assert subtract([(0, 10)], [(-5, 20)]) == []
 
 
 def test_a_failed_recompute_keeps_its_late_events_counted(
     settings: Settings, registry: Registry, example_repo
 ) -> None:
     registry.apply(example_repo)
+    registry.add_coverage("user_purchases", 1, T0, T0 + 4 * HOUR)
     unaligned = ("user_purchases", 1, T0 + 30 * MINUTE, T0 + 2 * HOUR)
     record_late_events(registry, "t-0-7", {unaligned: 3})
 
@@ -75,9 +77,36 @@ def test_a_failed_recompute_keeps_its_late_events_counted(
         ("user_purchases", T0 + 30 * MINUTE, T0 + 2 * HOUR, 3, "failed")
     ]
     assert runs[0].error
-    assert [(i.start, i.events) for i in late_intervals(registry, "user_purchases", 1)] == [
-        (T0 + 30 * MINUTE, 3)
-    ]
+    assert late_counts(registry) == [(T0 + 30 * MINUTE, T0 + 2 * HOUR, 3)]
+
+
+def test_an_event_is_late_for_a_compute_in_flight_and_stays_counted_until_it_published(
+    settings: Settings, registry: Registry, source: EventSource, send: Send, example_repo
+) -> None:
+    registry.apply(example_repo)
+    registry.register(source)  # the test's topic instead of the example's
+    staging = RunRecord(
+        run_id="compute-1",
+        kind="compute",
+        subject="user_purchases",
+        version=1,
+        start=T0,
+        end=T0 + 4 * HOUR,
+    )
+    registry.record_run(staging)  # it listed the landing zone before the event landed
+    send([(0, purchase("u1", 5.0, "2024-05-01T01:30:00Z"))])
+
+    landed = land(settings, registry, "purchases")
+
+    assert landed.late == 1
+    counted = [(T0 + 2 * HOUR, T0 + 4 * HOUR, 1)]
+    assert late_counts(registry) == counted
+    assert recompute(settings, registry) == []  # nothing published to recompute yet
+    assert late_counts(registry) == counted  # but the compute in flight may publish without it
+
+    registry.finish_run("compute-1", "failed", error="the quality gate failed")
+    assert recompute(settings, registry) == []
+    assert late_counts(registry) == []  # whatever publishes it later reads the event
 
 
 def test_the_recompute_command(settings: Settings, registry: Registry, example_repo) -> None:

@@ -16,6 +16,7 @@ from jstore.offline import OfflineStore
 from jstore.pipeline import compute
 from jstore.registry import Registry
 from jstore.registry.late import late_intervals
+from jstore.request import ComputeRequest
 from tests.ingest.conftest import Send, purchase
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -41,7 +42,8 @@ def test_a_late_event_is_counted_and_recomputed_into_the_published_interval(
     registry.register(source)  # the test's topic instead of the example's
     send([(0, purchase("u1", 10.0, "2024-05-01T00:10:00Z"))])
     land(settings, registry, "purchases")
-    first = compute(settings, registry, "user_purchases", T0, T0 + 4 * HOUR).run_id
+    request = ComputeRequest.resolve(registry, "user_purchases", T0, T0 + 4 * HOUR)
+    first = compute(settings, registry, request).run_id
     assert stored(settings, registry, "u1") == [
         (T0 + HOUR, 1, 10.0, 10.0, first),
         (T0 + 2 * HOUR, 0, 0.0, 10.0, first),
