@@ -9,8 +9,11 @@ body is the one documented (so every JSON body parses: NaN and infinity never le
 
 from __future__ import annotations
 
+import json
+
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -22,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
 
 from serving.app import create_app
 from tests.serving.conftest import WRITE
+from tests.serving.test_serving_json_out import strict_json
 
 CHECKS = [
     not_a_server_error,
@@ -58,3 +62,56 @@ def test_no_request_gets_a_server_error_or_an_undocumented_answer(api_settings, 
             except Exception as e:
                 failures.append(f"{operation.label} ({mode.value}): {type(e).__name__}: {e}")
     assert not failures, "\n\n".join(failures)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+"""Any value Python's JSON reads: huge integers, NaN and infinity included."""
+TIMES = st.sampled_from(
+    ["2024-05-01T10:30:00Z", "2024-05-01T10:30:00", "0001-01-01T00:00:00+01:00", "soon", ""]
+)
+ROWS = st.lists(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "user_id": st.sampled_from(["u1", "u2", "NA", "", "u\x00"]) | JSON_VALUES,
+            "event_timestamp": TIMES | JSON_VALUES,
+            "label": JSON_VALUES,
+        },
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def test_any_json_entities_get_an_answer_or_a_422(client, fresh_clicks):
+    """With valid feature references, so every request reaches Redis and PostgreSQL."""
+    features = ["user_clicks:count_1h", "user_clicks:amount_max_1h"]
+
+    @given(rows=ROWS, fmt=st.sampled_from(["json", "csv", "parquet"]))
+    @settings(
+        max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    def check(rows, fmt):
+        online = client.post(
+            "/v1/online",
+            content=json.dumps({"features": features, "entities": rows}),
+            headers={**WRITE, "Content-Type": "application/json"},
+        )
+        training = client.post(
+            f"/v1/training-sets?format={fmt}",
+            content=json.dumps({"features": features, "entity_rows": rows}),
+            headers={**WRITE, "Content-Type": "application/json"},
+        )
+        assert online.status_code in (200, 422), online.text
+        assert training.status_code in (200, 422), training.text
+        strict_json(online.text)
+        if fmt == "json" or training.status_code == 422:
+            strict_json(training.text)
+
+    check()

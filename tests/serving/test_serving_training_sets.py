@@ -156,6 +156,19 @@ def test_csv_keys_keep_their_text(client, api_settings, registry):
             "entities: 'rows.txt' is not a .parquet or .csv file",
         ),
         (
+            {
+                "files": {
+                    "entities": (
+                        "rows.csv",
+                        b"user_id,event_timestamp\nu1,2024-05-01T10:30:00Z\nu1,\n",
+                    )
+                },
+                "data": {"features": FEATURES[0]},
+            },
+            422,
+            "event_timestamp: row 1 has no timestamp",
+        ),
+        (
             {"data": {"features": FEATURES[0]}, "files": {"other": ("a.csv", b"a\n1\n")}},
             422,
             "entities: upload the entity rows as a file field",
