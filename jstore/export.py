@@ -20,6 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from jstore import progress
 from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
 from jstore.model import FeatureSpec, ResolvedView
@@ -141,6 +142,7 @@ def write_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], path: Pa
         for batch in batches:
             writer.write_batch(batch)
             rows += batch.num_rows
+            progress.advance(batch.num_rows)
     os.replace(tmp, path)
     return rows
 
@@ -187,7 +189,7 @@ def export_training_set(
     )
     coverage = {view.table: registry.coverage(view.name, view.version) for view, _ in resolved}
     try:
-        with OfflineStore(settings) as store:
+        with OfflineStore(settings) as store, progress.task(f"export {service or 'features'}"):
             join = store.prepared_join(batches, schema, resolved, coverage)
             rows = write_batches(join.output_schema, join.batches(batches), out_path)
     except Exception as e:

@@ -9,8 +9,8 @@ Library functions (land, materialize, export) open a task and advance it; they n
             progress.advance(len(batch))
 
 The reporter of the current context shows the counts. By default it is `LineReporter` on the
-logger `jstore.progress`: a line at most every 10 s while a task runs and a last line when it
-took that long, which is what an Airflow task's log shows. The CLI installs its own with
+logger `jstore.progress`: a line every 10 s while a task runs and a last line when it took
+that long, which is what an Airflow task's log shows. The CLI installs its own with
 `reporting(...)` (a rich progress bar on a terminal, plain lines otherwise: jstore/cli/).
 `advance` outside any task does nothing, so library code can be called from anywhere.
 """
@@ -18,6 +18,7 @@ took that long, which is what an Airflow task's log shows. The CLI installs its 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,27 +58,52 @@ class Reporter(Protocol):
 
 
 class LineReporter:
-    """One line per task at most every `every_s` seconds, and a last line (`… done` or
-    `… failed`) for a task that ran that long: quick tasks print nothing."""
+    """A line per running task every `every_s` seconds, also while it counts nothing (a
+    thread watches), and a last line (`… done` or `… failed`) for a task that ran that long:
+    quick tasks print nothing. With `every_s` 0, a line at every count and no thread."""
 
     def __init__(self, write: Callable[[str], None], every_s: float = 10.0):
         self.write = write
         self.every_s = every_s
         self._last_line: dict[int, float] = {}
+        self._running: dict[int, Task] = {}
+        self._lock = threading.Lock()
+        self._watching = False
 
     def started(self, task: Task) -> None:
-        self._last_line[id(task)] = task.started_at
+        with self._lock:
+            self._running[id(task)] = task
+            self._last_line[id(task)] = task.started_at
+            if self.every_s > 0 and not self._watching:
+                self._watching = True
+                threading.Thread(target=self._watch, name="jstore-progress", daemon=True).start()
 
     def advanced(self, task: Task) -> None:
-        now = time.monotonic()
-        if now - self._last_line.get(id(task), task.started_at) >= self.every_s:
-            self.write(task.line())
+        with self._lock:
+            now = time.monotonic()
+            if id(task) not in self._running or now - self._last_line[id(task)] < self.every_s:
+                return
             self._last_line[id(task)] = now
+        self.write(task.line())
 
     def finished(self, task: Task) -> None:
-        self._last_line.pop(id(task), None)
+        with self._lock:
+            self._running.pop(id(task), None)
+            self._last_line.pop(id(task), None)
         if time.monotonic() - task.started_at >= self.every_s:
             self.write(f"{task.line()}, {'failed' if task.failed else 'done'}")
+
+    def _watch(self) -> None:
+        """Write the line of every task that has not had one for `every_s`; stop when none runs."""
+        while True:
+            time.sleep(min(self.every_s, 1.0))
+            with self._lock:
+                if not self._running:
+                    self._watching = False
+                    return
+                running = list(self._running.values())
+            for task in running:
+                self.advanced(task)
 
 
 LOG_REPORTER = LineReporter(logger.info)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 import pytest
 
@@ -74,3 +75,18 @@ def test_without_a_reporter_progress_goes_to_the_log(caplog, monkeypatch) -> Non
         "materialize user_purchases: 7 rows, … s",
         "materialize user_purchases: 7 rows, … s, done",
     ]
+
+
+def test_a_task_that_counts_nothing_for_a_while_still_gets_lines() -> None:
+    """A join that takes minutes in one call: the reporter's thread writes its lines."""
+    lines: list[str] = []
+    with (
+        progress.reporting(LineReporter(lines.append, every_s=0.05)),
+        progress.task("export fraud_v1", total=10),
+    ):
+        time.sleep(1.0)  # twenty intervals: at least one line is due
+        progress.advance(10)
+
+    shown = [without_time(line) for line in lines]
+    assert "export fraud_v1: 0 of 10 rows (0%), … s" in shown
+    assert shown[-1] == "export fraud_v1: 10 of 10 rows (100%), … s, done"
