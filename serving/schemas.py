@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from serving.json_values import first_unfit
 
 Status = Literal["present", "expired", "fallback", "missing"]
 
@@ -36,6 +38,14 @@ class FeatureSelection(BaseModel):
     features: list[str] | None = Field(None, min_length=1)
     """Feature references `view:feature` or `view@vN:feature`."""
     feature_service: str | None = None
+
+    @field_validator("features", "feature_service")
+    @classmethod
+    def _unicode(cls, value: list[str] | str | None) -> list[str] | str | None:
+        for text in [value] if isinstance(value, str) else value or []:
+            if (why := first_unfit(text, "text")) is not None:
+                raise ValueError(why.removeprefix("text: "))
+        return value
 
     @model_validator(mode="after")
     def _one_of(self) -> FeatureSelection:

@@ -17,6 +17,7 @@ from jstore.online.lookup import entity_keys
 from jstore.registry import Registry
 from jstore.repo import parse_definition
 from serving.deps import ReadAccess, RegistryDep, SettingsDep, WriteAccess
+from serving.json_values import first_unfit
 from serving.schemas import FeatureOut, FeatureViewOut, HistoryResponse, RegisterResponse, errors
 
 router = APIRouter(
@@ -28,6 +29,9 @@ Version = Annotated[int | None, Query(ge=1, le=2**31 - 1, description="A version
 
 
 def _register(registry: Registry, kind: str, body: dict[str, Any]) -> RegisterResponse:
+    for field, value in body.items():
+        if (why := first_unfit(value, field)) is not None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, why)
     change = registry.register(parse_definition(kind, body))
     return RegisterResponse(
         kind=change.kind, name=change.name, action=change.action, version=change.version

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from jstore.model import Entity
 from serving.app import create_app
 from tests.offline.conftest import SMALL_REPO
-from tests.online.online_helpers import apply_clicks
+from tests.online.online_helpers import apply_clicks, user
 from tests.serving.conftest import READ, WRITE
 
 ENTITY = {"name": "shop", "join_keys": ["shop_id"]}
@@ -106,6 +106,33 @@ def test_online_values_no_store_can_hold(client, registry, entity, detail):
         422,
         {"detail": detail.replace("entities.0.", "entities.1.")},
     )
+
+
+def test_text_no_store_can_hold_in_references_and_definitions(client, registry):
+    apply_clicks(registry)
+    headers = {**WRITE, "Content-Type": "application/json"}
+
+    answers = [
+        client.post("/v1/online", content=body, headers=headers)
+        for body in (
+            '{"feature_service": "\\ud800", "entities": [{"user_id": "u1"}]}',
+            '{"features": ["user_clicks:count_1h", "\\udfff"], "entities": [{"user_id": "u1"}]}',
+        )
+    ]
+    answers.append(
+        client.post(
+            "/v1/entities",
+            content='{"name": "shop", "join_keys": ["shop_id"], "description": "\\ud800"}',
+            headers=headers,
+        )
+    )
+
+    assert [(a.status_code, a.json()) for a in answers] == [
+        (422, {"detail": "feature_service: text with a lone surrogate is not valid Unicode"}),
+        (422, {"detail": "features: text with a lone surrogate is not valid Unicode"}),
+        (422, {"detail": "description: text with a lone surrogate is not valid Unicode"}),
+    ]
+    assert registry.list_entities() == [user]
 
 
 @pytest.mark.parametrize(
