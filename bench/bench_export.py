@@ -5,15 +5,21 @@
 
 Feature rows of user_purchases (step 1h), merchant_sales (1d) and user_categories (1h) are
 generated directly (change-only rows at random steps over `--days`), published through staged
-runs into a scratch schema, then `--rows` entity rows get every feature of the three views.
-The baseline is DuckDB's ASOF LEFT JOIN over the same rows written to Parquet and loaded once into
-DuckDB tables (the join alone is timed, 2 threads), in the same run; the ratio JStore / DuckDB
-is the figure. The scratch schema is dropped at the end.
+runs into a scratch schema, then `--rows` entity rows (a Parquet file) get every feature of the
+three views, streamed to a Parquet file as `jstore export` does. The baseline is DuckDB's ASOF
+LEFT JOIN over the same rows written to Parquet and loaded once into DuckDB tables (the join
+alone is timed, 2 threads, the answer an in-memory Arrow table), in the same run. Each side
+runs in a fresh child process, which reports its time and its peak resident memory
+(`ru_maxrss`), and its resident memory after imports, before the work. The figure is
+`ratio export_<rows>: <JStore rows/s / DuckDB rows/s>`. The scratch schema is dropped at the
+end.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import resource
 import tempfile
 import time
 import uuid
@@ -99,12 +105,46 @@ def entity_rows(users: int, merchants: int, rows: int, days: int, rng: np.random
     )
 
 
-def duckdb_asof(folder: Path, views: dict[str, ResolvedView]) -> tuple[float, float, int]:
-    """The same join with DuckDB's ASOF LEFT JOIN (2 threads, the cores here).
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the
+    parent the child was spawned by)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def jstore_export(schema: str, folder: Path, days: int) -> tuple[float, int, float, float]:
+    """In a child process: the entity rows' Parquet joined and streamed to a Parquet file.
+
+    Returns (seconds, rows, MB resident after imports, peak MB resident)."""
+    from jstore.export import entity_batches, write_batches
+
+    views = {
+        name: load_repo(PROJECT_ROOT / "examples" / "ecommerce").resolve(name, 1) for name in VIEWS
+    }
+    features = [(v, f) for v in views.values() for f in v.features]
+    coverage = {v.table: [(T0, T0 + timedelta(days=days))] for v in views.values()}
+    idle = peak_rss_mb()
+    began = time.perf_counter()
+    with OfflineStore(Settings(offline_schema=schema)) as store:
+        entity_schema, batches = entity_batches(folder / "entities.parquet", features)
+        join = store.prepared_join(batches, entity_schema, features, coverage)
+        rows = write_batches(join.output_schema, join.batches(batches), folder / "out.parquet")
+    return time.perf_counter() - began, rows, idle, peak_rss_mb()
+
+
+def duckdb_asof(folder: Path) -> tuple[float, float, int, float, float]:
+    """The same join with DuckDB's ASOF LEFT JOIN (2 threads, the cores here), in a child.
 
     Each Parquet file is read once into a DuckDB table first, so the join is timed over DuckDB's
-    own storage as ours is over PostgreSQL's; returns (seconds to load, seconds to join, rows).
+    own storage as ours is over PostgreSQL's; returns (seconds to load, seconds to join, rows,
+    MB resident after imports, peak MB resident).
     """
+    views = {
+        name: load_repo(PROJECT_ROOT / "examples" / "ecommerce").resolve(name, 1) for name in VIEWS
+    }
+    idle = peak_rss_mb()
     con = duckdb.connect()
     con.execute("SET threads TO 2")
     began = time.perf_counter()
@@ -127,7 +167,7 @@ def duckdb_asof(folder: Path, views: dict[str, ResolvedView]) -> tuple[float, fl
     query = f"SELECT {', '.join(select)} FROM entities e {' '.join(joins)} ORDER BY e._row"
     began = time.perf_counter()
     result = con.sql(query).to_arrow_table()
-    return loaded, time.perf_counter() - began, result.num_rows
+    return loaded, time.perf_counter() - began, result.num_rows, idle, peak_rss_mb()
 
 
 def main() -> None:
@@ -172,24 +212,34 @@ def main() -> None:
                     )
                 entities = entity_rows(args.users, merchants, args.rows, args.days, rng)
                 pq.write_table(entities, folder / "entities.parquet")
-                features = [(v, f) for v in views.values() for f in v.features]
-                coverage = {v.table: [(T0, T0 + timedelta(days=args.days))] for v in views.values()}
-                began = time.perf_counter()
-                joined = store.point_in_time_join(entities, features, coverage)
-                ours = time.perf_counter() - began
-            loading, baseline, baseline_rows = duckdb_asof(folder, views)
-            assert joined.num_rows == baseline_rows == args.rows
-            size = f"{args.rows:,} rows x {len(features)} features"
+                del entities
+            child = multiprocessing.get_context("spawn")
+            with child.Pool(1, maxtasksperchild=1) as pool:
+                ours, rows, our_idle, our_peak = pool.apply(
+                    jstore_export, (settings.offline_schema, folder, args.days)
+                )
+            with child.Pool(1, maxtasksperchild=1) as pool:
+                loading, baseline, baseline_rows, duck_idle, duck_peak = pool.apply(
+                    duckdb_asof, (folder,)
+                )
+            assert rows == baseline_rows == args.rows
+            size = f"{args.rows:,} rows x 22 features"
             print(
-                f"jstore point-in-time join    {size}  {ours:6.2f} s  "
-                f"{args.rows / ours:>10,.0f} rows/s"
+                f"jstore export, streamed to Parquet {size}  {ours:6.2f} s  "
+                f"{args.rows / ours:>10,.0f} rows/s  peak RSS {our_peak:,.0f} MB "
+                f"({our_idle:,.0f} MB after imports)"
             )
             print(
-                f"duckdb ASOF JOIN (in memory) {size}  {baseline:6.2f} s  "
-                f"{args.rows / baseline:>10,.0f} rows/s  "
-                f"(+ {loading:.2f} s reading the Parquet once)"
+                f"duckdb ASOF JOIN (in memory)       {size}  {baseline:6.2f} s  "
+                f"{args.rows / baseline:>10,.0f} rows/s  peak RSS {duck_peak:,.0f} MB "
+                f"({duck_idle:,.0f} MB after imports; + {loading:.2f} s reading the Parquet once)"
             )
-            print(f"ratio jstore / duckdb: {baseline / ours:.2f}")
+            label = (
+                f"{args.rows // 1_000_000}m"
+                if args.rows % 1_000_000 == 0
+                else f"{args.rows // 1000}k"
+            )
+            print(f"ratio export_{label}: {baseline / ours:.2f}")
         finally:
             with psycopg.connect(settings.postgres_dsn.get_secret_value(), autocommit=True) as c:
                 c.execute(

@@ -1,22 +1,25 @@
-"""Moving Arrow data in and out of PostgreSQL with COPY, in CSV encoded and parsed by Arrow's C++.
+"""Reading query results into Arrow on a psycopg connection: `COPY … TO STDOUT (FORMAT csv)`
+parsed by Arrow's C++, so no row passes through Python, inside the caller's transaction and
+snapshot (the materializer's repeatable-read read of rows and queues). Loads go by binary COPY
+from Arrow with ADBC instead (publish.py, pit_candidates.py), as do the point-in-time join's
+reads, which need no shared snapshot.
 
-CSV keeps every row out of Python: Arrow writes the batches, PostgreSQL parses them, and on the
-way out Arrow parses what `COPY … TO STDOUT` sends (or, for rows of fixed-width columns only,
-numpy reads a binary COPY as it comes: `copy_out_fixed`). Conventions on both sides:
-- strings are always quoted, so an unquoted empty field is NULL and `""` is the empty string;
-- timestamps travel as whole microseconds since the epoch both ways (formatting and parsing
-  timestamp text costs more than the rest of the row): `copy_in` sends them as bigint into a
-  column declared with `wire_type`, SQL turns them back with `from_epoch_us`, and `copy_out`
-  receives `epoch_us(…)` and casts to `timestamp[us, tz=UTC]`;
+Conventions:
+- text is text: PostgreSQL writes NULL as an unquoted empty field and the empty string as
+  `""`, and only an unquoted empty field is read as null, so `NA`, `N/A`, `null`, `NULL`, `nan`
+  and `#N/A` stay strings;
+- timestamps travel as whole microseconds since the epoch (formatting and parsing timestamp
+  text costs more than the rest of the row): a query selects `epoch_us(…)` (`select_column`)
+  and the column is cast to `timestamp[us, tz=UTC]`; `from_epoch_us` turns such numbers (in
+  scratch tables declared with `wire_type`) back into timestamptz in SQL;
 - booleans come out as PostgreSQL's `t`/`f`.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
-import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -25,50 +28,15 @@ from psycopg import sql
 from jstore.arrow_types import ARROW_TYPES
 from jstore.offline.tables import PG_TYPES
 
-FIXED_WIDTH = {"int64": ">i8", "float64": ">f8", "bool": "u1", "timestamp": ">i8"}
-POSTGRES_EPOCH_US = 946_684_800_000_000  # binary timestamptz counts µs from 2000-01-01
-BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_WRITE = pacsv.WriteOptions(include_header=False, quoting_style="needed")
-
 
 def wire_type(dtype: str) -> str:
-    """The column type of a temporary table that `copy_in` fills (timestamps: epoch µs)."""
+    """The column type of a scratch table holding a `dtype` column (timestamps: epoch µs)."""
     return "bigint" if dtype == "timestamp" else PG_TYPES[dtype]
 
 
 def from_epoch_us(expression: sql.Composable) -> sql.Composed:
     """Epoch microseconds (bigint) back to timestamptz, exactly."""
     return sql.SQL("(TIMESTAMPTZ 'epoch' + {} * INTERVAL '1 microsecond')").format(expression)
-
-
-def copy_in(
-    conn: psycopg.Connection,
-    table: sql.Composable,
-    columns: list[str],
-    batches: Iterable[pa.RecordBatch],
-) -> int:
-    """COPY `batches` (holding exactly `columns`, in order) into `table`; returns rows.
-
-    Timestamp columns are sent as epoch microseconds: declare them with `wire_type`.
-    """
-    rows = 0
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-        table, sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
-    with conn.cursor().copy(statement) as copy:
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            buffer = io.BytesIO()
-            pacsv.write_csv(_timestamps_as_int(batch), buffer, _WRITE)
-            copy.write(buffer.getbuffer())
-            rows += batch.num_rows
-    return rows
-
-
-def _timestamps_as_int(batch: pa.RecordBatch) -> pa.RecordBatch:
-    arrays = [c.cast(pa.int64()) if pa.types.is_timestamp(c.type) else c for c in batch.columns]
-    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def epoch_us(expression: sql.Composable) -> sql.Composed:
@@ -89,28 +57,6 @@ def copy_out(conn: psycopg.Connection, query: sql.Composable, dtypes: dict[str, 
         return _empty(dtypes)
     table = pacsv.read_csv(pa.py_buffer(data), *_read_options(dtypes, use_threads=True))
     return _restore_timestamps(table, dtypes)
-
-
-def copy_out_fixed(
-    conn: psycopg.Connection, query: sql.Composable, layout: list[tuple[str, str]]
-) -> np.ndarray:
-    """Run `query` by binary COPY and return its rows as a numpy record array.
-
-    Every column must be non-null and of a fixed width: `layout` names them in order with their
-    big-endian numpy dtype (FIXED_WIDTH; timestamptz is µs since POSTGRES_EPOCH_US).
-    """
-    with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(query)) as copy:
-        data = b"".join(bytes(chunk) for chunk in copy)
-    fields = [("count", ">i2")]
-    for name, dtype in layout:
-        fields += [(f"{name}_length", ">i4"), (name, dtype)]
-    row = np.dtype(fields)
-    header = len(BINARY_SIGNATURE) + 4
-    extension = int.from_bytes(data[header : header + 4], "big") if data else 0
-    body = memoryview(data)[header + 4 + extension : -2] if data else memoryview(b"")
-    if len(body) % row.itemsize:
-        raise ValueError("binary COPY rows are not of the expected fixed layout")
-    return np.frombuffer(body, row)
 
 
 def copy_out_batches(
@@ -139,6 +85,7 @@ def _read_options(
         pacsv.ParseOptions(newlines_in_values=True),
         pacsv.ConvertOptions(
             column_types=wire,
+            null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
             true_values=["t"],

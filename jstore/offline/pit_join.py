@@ -14,18 +14,22 @@ For an entity row (join keys, `event_timestamp` T, any other columns) and a view
 Every entity row is kept, in order, its columns unchanged; the features are appended as
 `<view>__<feature>`.
 
-How: per view (on parallel connections), PostgreSQL sends the stored rows any entity row may
-match — per key tuple asked, from its row in effect at the first time asked to the last time
-asked (pit_candidates.py) — and the as-of match is done here in numpy: sort those rows by
-(key, feature_ts), one binary search per entity row. One LATERAL … ORDER BY feature_ts DESC
-LIMIT 1 seek per entity row measured slower, even sending only the distinct rows it finds: the
-seeks cost more than the extra candidate rows (figures in docs/offline_store.md).
+How (`PointInTimeJoin`), in two passes over the entity rows, batch by batch, so that memory
+holds one batch of entity rows, not all of them:
+1. `prepare`: per view, the *spans* asked, one per key tuple and checkpoint period: the
+   period's start and the last time asked in it (an Arrow hash aggregation per batch, merged).
+   PostgreSQL returns the stored rows inside the spans (pit_candidates.py), on parallel
+   connections; they are sorted once by (key code, feature_ts) into an `AsOfIndex`.
+2. `batches`: per batch of entity rows, each row's key code and one binary search find its
+   row; the features are taken from it and appended, and the batch is yielded.
+One LATERAL … ORDER BY feature_ts DESC LIMIT 1 seek per entity row measured slower: its server
+output per entity row costs more than the candidate rows (figures in docs/offline_store.md).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,14 +41,16 @@ import pyarrow.compute as pc
 
 from jstore.arrow_types import ARROW_TYPES
 from jstore.model import FeatureSpec, ResolvedView
-from jstore.offline.pit_candidates import FIRST, LAST, SPAN, candidates
+from jstore.offline.pit_candidates import CODE, FIRST, LAST, fetch_candidates
 from jstore.repo import DefinitionError
 
 EVENT_TIMESTAMP = "event_timestamp"
-FOUND = "_found"
 MAX_CONNECTIONS = 4
+BATCH_ROWS = 131_072
 UNCOVERED_METADATA = b"jstore.uncovered_rows"
 Coverage = dict[str, list[tuple[datetime, datetime]]]
+EntityBatches = Callable[[], Iterable[pa.RecordBatch]]
+"""Called once per pass: the entity rows, in order, in batches."""
 
 
 @dataclass
@@ -70,55 +76,266 @@ def uncovered_rows(joined: pa.Table) -> dict[str, int]:
 
 
 def point_in_time_join(
-    connect: Callable[[], psycopg.Connection],
+    dsn: str,
     schema: str,
     entity_rows: pa.Table,
     features: Sequence[tuple[ResolvedView, FeatureSpec]],
     coverage: Coverage,
 ) -> pa.Table:
     """The entity rows with one column per requested feature (see the module docstring)."""
-    parts = _group_by_view(features, entity_rows.column_names)
-    keys = _key_dtypes(parts, entity_rows.column_names)
-    times = normalized_timestamps(entity_rows)
-    key_columns = {k: _cast_key(entity_rows, k, dtype) for k, dtype in keys.items()}
-    n = entity_rows.num_rows
-    with connect() as conn:
-        existing = _existing_tables(conn, schema, parts)
-    found: dict[str, pa.Array] = {}
-    stored: dict[str, pa.Array] = {}
-    joined_parts = [part for part in parts if part.view.table in existing]
-    if n and joined_parts:
-        fetched = _fetch(connect, schema, joined_parts, key_columns, times)
-        for part, table in zip(joined_parts, fetched, strict=True):
-            found[part.view.table] = table[FOUND]
+    join = PointInTimeJoin(dsn, schema, features, coverage)
+    batches = lambda: entity_rows.to_batches(max_chunksize=BATCH_ROWS)  # noqa: E731
+    join.prepare(batches, entity_rows.schema)
+    joined = pa.Table.from_batches(list(join.batches(batches)), join.output_schema)
+    metadata = {**(entity_rows.schema.metadata or {}), UNCOVERED_METADATA: join.uncovered_json()}
+    return joined.replace_schema_metadata(metadata)
+
+
+class PointInTimeJoin:
+    """The join of a stream of entity rows with the features (two passes, see the module)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        features: Sequence[tuple[ResolvedView, FeatureSpec]],
+        coverage: Coverage,
+    ):
+        self.dsn = dsn
+        self.schema = schema
+        self.features = list(features)
+        self.coverage = coverage
+        self.parts: list[_ViewPart] = []
+        self.keys: dict[str, str] = {}
+        self.uncovered: dict[str, int] = {}
+        self.output_schema = pa.schema([])
+        self._indexes: dict[str, AsOfIndex] = {}
+
+    def prepare(self, entity_batches: EntityBatches, entity_schema: pa.Schema) -> None:
+        """Pass 1: check the entity rows, collect the spans, fetch the candidate rows."""
+        self.parts = _group_by_view(self.features, entity_schema.names)
+        self.keys = _key_dtypes(self.parts, entity_schema.names)
+        added = {}
+        for view, spec in self.features:
+            added.setdefault(output_column(view, spec), ARROW_TYPES[spec.dtype])
+        self.output_schema = pa.schema(
+            [*entity_schema, *(pa.field(name, t) for name, t in added.items())],
+            metadata=entity_schema.metadata,
+        )
+        with psycopg.connect(self.dsn) as conn:
+            existing = _existing_tables(conn, self.schema, self.parts)
+        joined = [part for part in self.parts if part.view.table in existing]
+        spans: dict[tuple, _Spans] = {}  # views of the same keys and checkpoints share spans
+        for part in joined:
+            spans.setdefault(_span_kind(part.view), _Spans(part.view))
+        self.uncovered = {part.view.table: 0 for part in self.parts}
+        offset = 0
+        for batch in entity_batches():
+            times = normalized_timestamps(batch, offset)
+            keys = {k: _cast_key(batch, k, dtype) for k, dtype in self.keys.items()}
+            for part in self.parts:
+                covered = _covered(times, self.coverage.get(part.view.table, []), part.view)
+                self.uncovered[part.view.table] += len(covered) - int(np.sum(covered))
+            for collected in spans.values():
+                collected.add(keys, times)
+            offset += batch.num_rows
+        shared: dict[tuple[str, ...], KeyCodes] = {}  # views of the same keys saw the same tuples
+        with ThreadPoolExecutor(MAX_CONNECTIONS) as pool:
+            pending = {}
+            tables = {kind: collected.table(shared) for kind, collected in spans.items()}
+            for part in joined:
+                kind = _span_kind(part.view)
+                pending[part.view.table] = (
+                    spans[kind],
+                    fetch_candidates(
+                        pool, self.dsn, self.schema, part.view, part.features, tables[kind]
+                    ),
+                )
+            for name, (collected, result) in pending.items():
+                self._indexes[name] = AsOfIndex(collected.codes, result())
+
+    def batches(self, entity_batches: EntityBatches) -> Iterator[pa.RecordBatch]:
+        """Pass 2: each batch of entity rows with the features appended, in order."""
+        for batch in entity_batches():
+            yield self._join_batch(batch)
+
+    def uncovered_json(self) -> str:
+        return json.dumps(self.uncovered)
+
+    def _join_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        times = normalized_timestamps(batch)
+        times_us = times.cast(pa.int64()).to_numpy()
+        keys = {k: _cast_key(batch, k, dtype) for k, dtype in self.keys.items()}
+        columns: dict[str, pa.Array] = {}
+        codes: dict[int, np.ndarray] = {}  # per KeyCodes: views of the same keys share one
+        for part in self.parts:
+            covered = pa.array(
+                _covered(times, self.coverage.get(part.view.table, []), part.view), pa.bool_()
+            )
+            index = self._indexes.get(part.view.table)
+            matched = pa.nulls(len(times_us), pa.int64())
+            if index is not None:
+                if id(index.codes) not in codes:
+                    code = index.codes.lookup([keys[k] for k in part.view.join_keys])
+                    codes[id(index.codes)] = code
+                code = codes[id(index.codes)]
+                matched = index.match(code, times_us, checkpoints_us(times_us, part.view))
+            found = matched.is_valid()
             for spec in part.features:
-                stored[part.column(spec)] = table[part.column(spec)]
-    columns: dict[str, pa.Array] = {}
-    uncovered: dict[str, int] = {}
-    for part in parts:
-        covered = _covered(times, coverage.get(part.view.table, []), part.view)
-        uncovered[part.view.table] = n - pc.sum(covered).as_py() if n else 0
-        view_found = found.get(part.view.table, pa.nulls(n, pa.bool_()).fill_null(False))
-        for spec in part.features:
-            arrow_type = ARROW_TYPES[spec.dtype]
-            value = stored.get(part.column(spec), pa.nulls(n, arrow_type))
-            empty = pa.scalar(spec.empty_value, arrow_type)
-            filled = pc.if_else(view_found, value, empty)
-            columns[part.column(spec)] = pc.if_else(covered, filled, pa.scalar(None, arrow_type))
-    output = entity_rows
-    for view, spec in features:
-        column = output_column(view, spec)
-        if column not in output.column_names:
-            output = output.append_column(column, columns[column])
-    metadata = {**(entity_rows.schema.metadata or {}), UNCOVERED_METADATA: json.dumps(uncovered)}
-    return output.replace_schema_metadata(metadata)
+                arrow_type = ARROW_TYPES[spec.dtype]
+                if index is None:
+                    value = pa.nulls(len(times_us), arrow_type)
+                else:
+                    value = index.rows[spec.name].take(matched)
+                filled = pc.if_else(found, value, pa.scalar(spec.empty_value, arrow_type))
+                columns[part.column(spec)] = pc.if_else(
+                    covered, filled, pa.scalar(None, arrow_type)
+                )
+        arrays = list(batch.columns)
+        arrays += [columns[name] for name in self.output_schema.names[batch.num_columns :]]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.output_schema)
 
 
-def normalized_timestamps(entity_rows: pa.Table) -> pa.Array:
-    """`event_timestamp` as timestamp[us, UTC]; naive times are UTC, ISO-8601 text is parsed."""
-    if EVENT_TIMESTAMP not in entity_rows.column_names:
+class KeyCodes:
+    """Dense codes of distinct key tuples, and the lookup of other rows' key tuples.
+
+    Each key column is coded by its distinct values (an Arrow hash lookup), the per-column codes
+    are combined one column at a time and made dense again (so no product overflows).
+    """
+
+    def __init__(self, keys: list[pa.Array]):
+        self._values = [pc.unique(key) for key in keys]
+        self._steps: list[np.ndarray] = []
+        combined = self._part(0, keys[0])
+        for i in range(1, len(keys)):
+            combined = combined * len(self._values[i]) + self._part(i, keys[i])
+            step = np.unique(combined)
+            self._steps.append(step)
+            combined = np.searchsorted(step, combined)
+        self.codes = combined
+        """The code of each distinct tuple given, in its order."""
+
+    def _part(self, i: int, key: pa.Array) -> np.ndarray:
+        found = pc.index_in(key, value_set=self._values[i])
+        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def lookup(self, keys: list[pa.Array]) -> np.ndarray:
+        """The code of each row's key tuple; -1 for a tuple not among the distinct ones, or
+        with a null key."""
+        combined = self._part(0, keys[0])
+        missing = combined < 0
+        for i, step in enumerate(self._steps, start=1):
+            part = self._part(i, keys[i])
+            missing |= part < 0
+            combined = np.maximum(combined, 0) * len(self._values[i]) + np.maximum(part, 0)
+            position = np.minimum(np.searchsorted(step, combined), len(step) - 1)
+            missing |= step[position] != combined
+            combined = position
+        return np.where(missing, -1, combined)
+
+
+def _span_kind(view: ResolvedView) -> tuple:
+    return (*view.join_keys, view.definition.checkpoint_period)
+
+
+class _Spans:
+    """Per key tuple and checkpoint period of one view: the last time asked."""
+
+    def __init__(self, view: ResolvedView):
+        self.view = view
+        self._parts: list[pa.Table] = []
+        self.codes: KeyCodes | None = None
+
+    def add(self, keys: dict[str, pa.Array], times: pa.Array) -> None:
+        times_us = times.cast(pa.int64()).to_numpy()
+        columns = {k: keys[k] for k in self.view.join_keys}
+        columns[FIRST] = checkpoints_us(times_us, self.view)
+        columns[LAST] = times_us
+        table = pa.table(columns)
+        for k in self.view.join_keys:
+            table = table.filter(pc.is_valid(table[k]))
+        self._parts.append(_last_per_span(table, self.view.join_keys))
+        if len(self._parts) > 8:
+            self._parts = [_last_per_span(pa.concat_tables(self._parts), self.view.join_keys)]
+
+    def table(self, shared: dict[tuple[str, ...], KeyCodes]) -> pa.Table:
+        """CODE, the join keys, FIRST and LAST (timestamps); sets `codes`, taken from `shared`
+        when a view of the same join keys made them (the same entity rows gave its spans)."""
+        if self._parts:
+            spans = _last_per_span(pa.concat_tables(self._parts), self.view.join_keys)
+        else:
+            spans = pa.table(
+                {k: pa.array([], ARROW_TYPES[self.view.key_dtypes[k]]) for k in self.view.join_keys}
+                | {FIRST: pa.array([], pa.int64()), LAST: pa.array([], pa.int64())}
+            )
+        self._parts = []
+        names = tuple(self.view.join_keys)
+        if names not in shared:
+            tuples = spans.select(list(names)).group_by(list(names)).aggregate([])
+            shared[names] = KeyCodes([tuples[k].combine_chunks() for k in names])
+        self.codes = shared[names]
+        code = self.codes.lookup([spans[k].combine_chunks() for k in self.view.join_keys])
+        timestamp = ARROW_TYPES["timestamp"]
+        return pa.table(
+            {CODE: code}
+            | {k: spans[k] for k in self.view.join_keys}
+            | {FIRST: spans[FIRST].cast(timestamp), LAST: spans[LAST].cast(timestamp)}
+        )
+
+
+def _last_per_span(table: pa.Table, keys: list[str]) -> pa.Table:
+    grouped = table.group_by([*keys, FIRST], use_threads=False).aggregate([(LAST, "max")])
+    return grouped.rename_columns(
+        [LAST if c == f"{LAST}_max" else c for c in grouped.column_names]
+    ).select([*keys, FIRST, LAST])
+
+
+class AsOfIndex:
+    """A view's candidate rows sorted by (key code, feature_ts), for one binary search per
+    entity row."""
+
+    def __init__(self, codes: KeyCodes | None, candidates: pa.Table):
+        assert codes is not None
+        self.codes = codes
+        stored_code = candidates[CODE].to_numpy().astype(np.int64)
+        stored_us = candidates["feature_ts"].cast(pa.int64()).to_numpy()
+        self.rows = {
+            name: candidates[name].combine_chunks()
+            for name in candidates.column_names
+            if name not in (CODE,)
+        }
+        self._stored_us = stored_us
+        # Times become ranks among the stored times, so that (code, rank) packs into one int64
+        # whose order is the order of (code, time). Codes are below 2**31.
+        self._steps = np.unique(stored_us)
+        packed = (stored_code << 32) | (np.searchsorted(self._steps, stored_us) + 1)
+        self._order = np.argsort(packed)
+        self._packed = packed[self._order]
+
+    def match(self, code: np.ndarray, times_us: np.ndarray, since_us: np.ndarray) -> pa.Array:
+        """Per entity row, the index of the stored row with its key code and the latest
+        `since <= feature_ts <= time`; null when there is none (or its code is -1)."""
+        if len(self._packed) == 0:
+            return pa.nulls(len(code), pa.int64())
+        wanted = (np.maximum(code, 0) << 32) | np.searchsorted(self._steps, times_us, "right")
+        order = np.argsort(wanted)  # sorted needles make the binary searches cache-friendly
+        position = np.empty(len(wanted), np.int64)
+        position[order] = np.searchsorted(self._packed, wanted[order], side="right") - 1
+        position = np.maximum(position, 0)
+        found = self._packed[position]
+        row = self._order[position]
+        hit = (code >= 0) & (found >> 32 == code) & (found <= wanted)
+        hit &= self._stored_us[row] >= since_us
+        return pa.array(row, pa.int64(), mask=~hit)
+
+
+def normalized_timestamps(entity_rows: pa.Table | pa.RecordBatch, offset: int = 0) -> pa.Array:
+    """`event_timestamp` as timestamp[us, UTC]; naive times are UTC, ISO-8601 text is parsed.
+
+    `offset`: the number of entity rows before these ones (for the row an error names)."""
+    if EVENT_TIMESTAMP not in entity_rows.schema.names:
         raise DefinitionError(f"{EVENT_TIMESTAMP}: missing column in the entity rows")
-    column = entity_rows[EVENT_TIMESTAMP].combine_chunks()
+    column = _column(entity_rows, EVENT_TIMESTAMP)
     target = ARROW_TYPES["timestamp"]
     try:
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
@@ -131,7 +348,7 @@ def normalized_timestamps(entity_rows: pa.Table) -> pa.Array:
             f"{EVENT_TIMESTAMP}: not ISO-8601 timestamps like 2024-05-01T10:00:00Z ({e})"
         ) from None
     if column.null_count:
-        row = pc.index(pc.is_null(column), True).as_py()
+        row = offset + pc.index(pc.is_null(column), True).as_py()
         raise DefinitionError(f"{EVENT_TIMESTAMP}: row {row} has no timestamp")
     return column
 
@@ -175,8 +392,13 @@ def _key_dtypes(parts: list[_ViewPart], entity_columns: list[str]) -> dict[str, 
     return keys
 
 
-def _cast_key(entity_rows: pa.Table, key: str, dtype: str) -> pa.Array:
-    column = entity_rows[key].combine_chunks()
+def _column(entity_rows: pa.Table | pa.RecordBatch, name: str) -> pa.Array:
+    column = entity_rows.column(name)
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _cast_key(entity_rows: pa.Table | pa.RecordBatch, key: str, dtype: str) -> pa.Array:
+    column = _column(entity_rows, key)
     try:
         return column.cast(ARROW_TYPES[dtype])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
@@ -191,7 +413,7 @@ def checkpoints_us(times_us: np.ndarray, view: ResolvedView) -> np.ndarray:
 
 def _covered(
     times: pa.Array, intervals: list[tuple[datetime, datetime]], view: ResolvedView
-) -> pa.Array:
+) -> np.ndarray:
     """Whether [C(T), T] lies inside one published interval."""
     times_us = times.cast(pa.int64()).to_numpy()
     since = checkpoints_us(times_us, view)
@@ -199,7 +421,7 @@ def _covered(
     for start, end in intervals:
         start_us, end_us = (int(ts.timestamp() * 1_000_000) for ts in (start, end))
         covered |= (start_us <= since) & (times_us < end_us)
-    return pa.array(covered, pa.bool_())
+    return covered
 
 
 def _existing_tables(conn: psycopg.Connection, schema: str, parts: list[_ViewPart]) -> set[str]:
@@ -211,107 +433,3 @@ def _existing_tables(conn: psycopg.Connection, schema: str, parts: list[_ViewPar
         [schema, names],
     ).fetchall()
     return {row[0] for row in rows}
-
-
-def _fetch(
-    connect: Callable[[], psycopg.Connection],
-    schema: str,
-    parts: list[_ViewPart],
-    key_columns: dict[str, pa.Array],
-    times: pa.Array,
-) -> list[pa.Table]:
-    """Per view, per entity row in input order: whether a row was found, and its features.
-
-    Each view runs on its own connection, in parallel: most of the time is the server writing
-    the candidate rows, which one backend does on one core.
-    """
-    with ThreadPoolExecutor(min(len(parts), MAX_CONNECTIONS)) as pool:
-        return list(
-            pool.map(lambda part: _fetch_view(connect, schema, part, key_columns, times), parts)
-        )
-
-
-def _fetch_view(
-    connect: Callable[[], psycopg.Connection],
-    schema: str,
-    part: _ViewPart,
-    key_columns: dict[str, pa.Array],
-    times: pa.Array,
-) -> pa.Table:
-    entity_code, first_rows = _entity_codes([key_columns[k] for k in part.view.join_keys])
-    entity_us = times.cast(pa.int64()).to_numpy()
-    spans = _spans(part.view.join_keys, key_columns, entity_code, first_rows, entity_us)
-    stored_code, stored_us, values = candidates(connect, schema, part.view, part.features, spans)
-    matched = latest_at_or_before(stored_code, stored_us, entity_code, entity_us)
-    if len(stored_us):  # a row before T's checkpoint is not T's value (see the module docstring)
-        matched_us = stored_us[matched.fill_null(0).to_numpy()]
-        stale = pa.array(matched_us < checkpoints_us(entity_us, part.view))
-        matched = pc.if_else(stale, pa.scalar(None, pa.int64()), matched)
-    columns = {FOUND: matched.is_valid()}
-    for spec in part.features:
-        columns[part.column(spec)] = values[spec.name].take(matched)
-    return pa.table(columns)
-
-
-def _entity_codes(keys: list[pa.Array]) -> tuple[np.ndarray, np.ndarray]:
-    """Per entity row, a dense code of its key tuple (-1 when a key is null: such a row matches
-    nothing); and per code, the first row that has it."""
-    code = np.zeros(len(keys[0]), np.int64)
-    for key in keys:
-        encoded = key.dictionary_encode()
-        part = encoded.indices.fill_null(-1).to_numpy().astype(np.int64)
-        code = np.where((code >= 0) & (part >= 0), code * len(encoded.dictionary) + part, -1)
-        _, first, dense = np.unique(code, return_index=True, return_inverse=True)
-        if code.min(initial=0) < 0:  # -1 sorts first: keep it -1
-            dense, first = dense - 1, first[1:]
-        code = dense.astype(np.int64)
-    return code, first
-
-
-def _spans(
-    keys: list[str],
-    key_columns: dict[str, pa.Array],
-    entity_code: np.ndarray,
-    first_rows: np.ndarray,
-    entity_us: np.ndarray,
-) -> pa.Table:
-    """Per key tuple asked (its code): the key values and the first and last time asked."""
-    known = entity_code >= 0
-    first = np.full(len(first_rows), np.iinfo(np.int64).max)
-    last = np.full(len(first_rows), np.iinfo(np.int64).min)
-    np.minimum.at(first, entity_code[known], entity_us[known])
-    np.maximum.at(last, entity_code[known], entity_us[known])
-    return pa.table(
-        {SPAN: np.arange(len(first_rows), dtype=np.int64)}
-        | {k: key_columns[k].take(first_rows) for k in keys}
-        | {FIRST: first, LAST: last}
-    )
-
-
-def latest_at_or_before(
-    stored_code: np.ndarray,
-    stored_us: np.ndarray,
-    entity_code: np.ndarray,
-    entity_us: np.ndarray,
-) -> pa.Array:
-    """Per entity row, the index of the stored row with its key code and the latest
-    `feature_ts <= event_timestamp`; null when there is none (or its code is -1). Stored
-    (code, feature_ts) are unique (the primary key); codes are below 2**31.
-
-    Times become ranks among the stored times, so that (code, rank) packs into one int64 whose
-    order is the order of (code, time): one sort of the stored rows and one binary search per
-    entity row.
-    """
-    if len(stored_us) == 0:
-        return pa.nulls(len(entity_us), pa.int64())
-    steps = np.unique(stored_us)
-    stored_packed = (stored_code << 32) | (np.searchsorted(steps, stored_us) + 1)
-    entity_packed = (np.maximum(entity_code, 0) << 32) | np.searchsorted(
-        steps, entity_us, side="right"
-    )
-    order = np.argsort(stored_packed)
-    ordered = stored_packed[order]
-    position = np.maximum(np.searchsorted(ordered, entity_packed, side="right") - 1, 0)
-    hit = (entity_code >= 0) & (ordered[position] >> 32 == entity_code)
-    hit &= ordered[position] <= entity_packed
-    return pa.array(order[position], pa.int64(), mask=~hit)

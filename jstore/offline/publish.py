@@ -8,18 +8,18 @@ and `_computed_at` grows in commit order):
 
 1. The monthly partitions the interval needs are created (plain PostgreSQL; a short transaction
    of its own).
-2. The interval is cut into pieces. On plain PostgreSQL, a calendar month the interval covers
-   whole is a *whole* piece: its rows are loaded, already stamped with the run id and
-   `_computed_at`, into a fresh table that becomes the month's partition; its primary key is
-   built after the load, by one sort, which costs a fraction of inserting the rows one by one
-   into a live index. The rest (the ends of the interval inside a month, and everything on
-   TimescaleDB) is the *partial* piece: loaded into one unlogged scratch table, timestamps as
-   epoch µs.
-3. One transaction: the partial piece's interval is deleted and its rows inserted from the
-   scratch table; each whole month's old partition is detached and dropped and the fresh table
-   attached in its place (its CHECK constraint on `feature_ts` spares the attach a scan). The
-   entities a piece removes (rows deleted, none put back) are queued for the materializer
-   (changes.py) in the same transaction.
+2. The interval is cut into pieces. On plain PostgreSQL, each calendar month the interval
+   covers at least half of (SWAP_SHARE) is rebuilt: its staged rows are loaded, already stamped
+   with the run id and `_computed_at`, into a fresh table, the month's stored rows outside the
+   interval are copied next to them, then the primary key is built by one sort, which costs a
+   fraction of inserting the rows one by one into a live index. The rest (short ends of the
+   interval inside a month, and everything on TimescaleDB) is one piece loaded into an
+   unlogged scratch table, timestamps as epoch µs.
+3. One transaction: that rest's ranges are deleted and its rows inserted from the scratch
+   table; each rebuilt month's old partition is detached and dropped and its fresh table
+   attached in its place (a CHECK constraint on `feature_ts` spares the attach a scan). The
+   entities a piece removes (rows deleted in its range, none put back) are queued for the
+   materializer (changes.py) in the same transaction.
 
 A crash anywhere before the commit leaves the previous rows untouched (the transaction rolls
 back; scratch tables left by a killed publish are dropped by the next publish of the table).
@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from jstore.arrow_types import ARROW_TYPES
+from jstore.durations import iso
 from jstore.model import ResolvedView
 from jstore.offline.arrow_copy import from_epoch_us, wire_type
 from jstore.offline.changes import PUBLISHED, REMOVED, queue_id, replace_interval
@@ -59,12 +60,15 @@ from jstore.offline.tables import (
     table_id,
     value_columns,
 )
-from jstore.staging import StagedRun
+from jstore.staging import StagedRun, staged_dtypes, staged_schema
 
 CRASH_ENV = "JSTORE_CRASH_AT"
 SCRATCH_MARK = "__load_"
 BATCH_ROWS = 65_536
 INDEX_MEMORY = "256MB"
+SWAP_SHARE = 0.5
+"""A month whose partition is rebuilt: the interval covers at least this share of it. Below,
+copying the month's other rows would cost more than inserting the new ones into its index."""
 
 
 class StagedRunRejected(ValueError):
@@ -81,12 +85,14 @@ def crash_point(name: str) -> None:
 class Piece:
     """Parts [start, end) of the interval, with the scratch table their rows are loaded into.
 
-    `partition` names the month's partition when the piece is a whole month (plain PostgreSQL,
-    one range); otherwise the piece is the partial one: the ranges outside whole months.
+    A piece with a `month` (plain PostgreSQL) replaces that month's partition, named
+    `partition`, and has one range, the part of the month the interval covers; the piece
+    without is the rest of the interval, deleted and inserted.
     """
 
     ranges: list[tuple[datetime, datetime]]
     scratch: str
+    month: tuple[datetime, datetime] | None = None
     partition: str | None = None
 
 
@@ -117,7 +123,7 @@ def publish_interval(
         with conn.transaction():
             conn.execute("SET LOCAL jit = off")  # compiling these plans costs more than it saves
             for piece in pieces:
-                if piece.partition is None:
+                if piece.month is None:
                     _replace_rows(conn, layout.schema, view, staged, piece, computed_at)
                 else:
                     _swap_partition(conn, layout.schema, view, piece, computed_at)
@@ -128,17 +134,19 @@ def publish_interval(
 
 
 def _pieces(layout: TableLayout, view: ResolvedView, staged: StagedRun) -> list[Piece]:
-    """The whole calendar months (plain PostgreSQL), then one partial piece for the rest."""
-    months = [] if layout.hypertables else months_between(staged.start, staged.end)
-    whole = [m for m in months if staged.start <= m and next_month(m) <= staged.end]
-    if not whole:
+    """The months the interval covers at least SWAP_SHARE of (plain PostgreSQL), then one
+    piece for the rest, if any."""
+    if layout.hypertables:
         return [Piece([(staged.start, staged.end)], _scratch_name(view))]
-    pieces = [
-        Piece([(m, next_month(m))], _scratch_name(view), partition_name(view.table, m))
-        for m in whole
-    ]
-    rest = [(staged.start, whole[0]), (next_month(whole[-1]), staged.end)]
-    rest = [(start, end) for start, end in rest if start < end]
+    pieces, rest = [], []
+    for month in months_between(staged.start, staged.end):
+        bounds = (month, next_month(month))
+        covered = (max(staged.start, month), min(staged.end, bounds[1]))
+        if covered[1] - covered[0] >= SWAP_SHARE * (bounds[1] - month):
+            name = partition_name(view.table, month)
+            pieces.append(Piece([covered], _scratch_name(view), bounds, name))
+        else:
+            rest.append(covered)
     return pieces + ([Piece(rest, _scratch_name(view))] if rest else [])
 
 
@@ -180,13 +188,13 @@ def _load(
     with adbc.connect(dsn) as loader:
         for piece in pieces:
             scratch = sql.Identifier(schema, piece.scratch)
-            if piece.partition is None:
+            if piece.month is None:
                 conn.execute(
                     sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
                         scratch,
                         sql.SQL(", ").join(
                             sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(wire_type(d)))
-                            for c, d in _staged_dtypes(view).items()
+                            for c, d in staged_dtypes(view).items()
                         ),
                     )
                 )
@@ -197,7 +205,7 @@ def _load(
                     sql.SQL(
                         "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS, "
                         "CHECK (feature_ts >= {} AND feature_ts < {}))"
-                    ).format(scratch, target, *map(sql.Literal, piece.ranges[0]))
+                    ).format(scratch, target, *map(sql.Literal, piece.month))
                 )
                 run = {"_run_id": staged.run_id, "_computed_at": computed_at}
                 batches = (_stamped(b, run) for b in _batches(view, staged, piece))
@@ -210,9 +218,23 @@ def _load(
                 raise counted.rejected
             loader.commit()
             rows += counted.rows
-            if piece.partition is not None:
+            if piece.month is not None:
+                _keep_other_rows(conn, schema, piece)
                 _index_like_the_table(conn, scratch, view)
     return rows
+
+
+def _keep_other_rows(conn: psycopg.Connection, schema: str, piece: Piece) -> None:
+    """Copy the month's stored rows outside the piece's range into its new table."""
+    assert piece.partition is not None
+    if piece.ranges[0] == piece.month:
+        return
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} SELECT * FROM {} WHERE NOT (feature_ts >= %s AND feature_ts < %s)"
+        ).format(sql.Identifier(schema, piece.scratch), sql.Identifier(schema, piece.partition)),
+        list(piece.ranges[0]),
+    )
 
 
 def _index_like_the_table(
@@ -239,7 +261,7 @@ def _replace_rows(
 ) -> None:
     """Delete the piece's ranges (queueing what that removes) and insert its scratch rows."""
     scratch = sql.Identifier(schema, piece.scratch)
-    dtypes = _staged_dtypes(view)
+    dtypes = staged_dtypes(view)
     for start, end in piece.ranges:  # the DELETE, and what it removed queued for materialize
         replace_interval(conn, schema, view, start, end, computed_at, scratch)
     crash_point("publish:after_delete")
@@ -265,23 +287,26 @@ def _swap_partition(
     piece: Piece,
     computed_at: datetime,
 ) -> None:
-    """Replace a whole month's partition by the piece's loaded and indexed table.
+    """Replace a month's partition by the piece's loaded and indexed table.
 
     Detaching takes the parent table's ACCESS EXCLUSIVE lock until the commit, which follows
     at once: nothing is scanned or built while it is held.
     """
-    assert piece.partition is not None
+    assert piece.partition is not None and piece.month is not None
     (start, end), target = piece.ranges[0], table_id(schema, view)
     old = sql.Identifier(schema, piece.partition)
     new = sql.Identifier(schema, piece.scratch)
     keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
     match = sql.SQL(" AND ").join(
-        sql.SQL("n.{k} = o.{k}").format(k=sql.Identifier(k)) for k in view.join_keys
+        [sql.SQL("n.{k} = o.{k}").format(k=sql.Identifier(k)) for k in view.join_keys]
+        + [sql.SQL("n.feature_ts >= %(start)s AND n.feature_ts < %(end)s")]
     )
     conn.execute(
         sql.SQL(
-            "INSERT INTO {removed} ({keys}, _computed_at) SELECT DISTINCT {okeys}, %s::timestamptz "
-            "FROM {old} o WHERE NOT EXISTS (SELECT 1 FROM {new} n WHERE {match})"
+            "INSERT INTO {removed} ({keys}, _computed_at) "
+            "SELECT DISTINCT {okeys}, %(computed_at)s::timestamptz FROM {old} o "
+            "WHERE o.feature_ts >= %(start)s AND o.feature_ts < %(end)s "
+            "AND NOT EXISTS (SELECT 1 FROM {new} n WHERE {match})"
         ).format(
             removed=queue_id(schema, view, REMOVED),
             keys=keys,
@@ -290,7 +315,7 @@ def _swap_partition(
             new=new,
             match=match,
         ),
-        [computed_at],
+        {"computed_at": computed_at, "start": start, "end": end},
     )
     conn.execute(
         sql.SQL("INSERT INTO {} VALUES (%s)").format(queue_id(schema, view, PUBLISHED)),
@@ -304,36 +329,23 @@ def _swap_partition(
     )
     conn.execute(  # `old` names the new table now
         sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
-            target, old, sql.Literal(start), sql.Literal(end)
+            target, old, *map(sql.Literal, piece.month)
         )
     )
-
-
-def _staged_dtypes(view: ResolvedView) -> dict[str, str]:
-    """The dtype of every column of a staged run, in order: keys, feature_ts, features."""
-    return {
-        **{key: view.key_dtypes[key] for key in view.join_keys},
-        "feature_ts": "timestamp",
-        **{f.name: f.dtype for f in view.features},
-    }
-
-
-def _staged_arrow_schema(view: ResolvedView) -> pa.Schema:
-    return pa.schema([(c, ARROW_TYPES[d]) for c, d in _staged_dtypes(view).items()])
 
 
 def _wire_schema(view: ResolvedView) -> pa.Schema:
     return pa.schema(
         [
             (c, pa.int64() if d == "timestamp" else ARROW_TYPES[d])
-            for c, d in _staged_dtypes(view).items()
+            for c, d in staged_dtypes(view).items()
         ]
     )
 
 
 def _stamped_schema(view: ResolvedView) -> pa.Schema:
     return (
-        _staged_arrow_schema(view)
+        staged_schema(view)
         .append(pa.field("_run_id", pa.string()))
         .append(pa.field("_computed_at", ARROW_TYPES["timestamp"]))
     )
@@ -376,7 +388,7 @@ def _batches(view: ResolvedView, staged: StagedRun, piece: Piece) -> Iterator[pa
     """The staged rows in the piece's ranges, as batches of the staged columns; a row outside
     the run's interval is refused (every load reads every row, so each one is checked)."""
     columns = value_columns(view)
-    schema = _staged_arrow_schema(view)
+    schema = staged_schema(view)
     start, end = (pa.scalar(t, ARROW_TYPES["timestamp"]) for t in (staged.start, staged.end))
     everything = piece.ranges == [(staged.start, staged.end)]
     for path in staged.parquet_files:
@@ -393,7 +405,7 @@ def _batches(view: ResolvedView, staged: StagedRun, piece: Piece) -> Iterator[pa
             if ts.null_count or not pc.all(inside).as_py():
                 raise StagedRunRejected(
                     f"feature_ts: staged run {staged.run_id!r} has rows outside "
-                    f"[{_iso(staged.start)}, {_iso(staged.end)})"
+                    f"[{iso(staged.start)}, {iso(staged.end)})"
                 )
             if not everything:
                 batch = batch.filter(_in_ranges(ts, piece.ranges))
@@ -407,7 +419,3 @@ def _in_ranges(ts: pa.Array, ranges: list[tuple[datetime, datetime]]) -> pa.Arra
         for s, e in ranges
     ]
     return inside[0] if len(inside) == 1 else pc.or_(*inside)
-
-
-def _iso(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")

@@ -151,11 +151,43 @@ class OfflineStore:
         With TimescaleDB, a view's retention policy drops old chunks: the part of its coverage
         older than `now - retention` no longer counts as covered.
         """
-        if self.layout.hypertables:
-            coverage = retained_coverage(coverage, [view for view, _ in features])
+        coverage = self._retained(coverage, features)
         return pit_join.point_in_time_join(
-            self._connect, self.schema, entity_rows, features, coverage
+            self.settings.postgres_dsn.get_secret_value(),
+            self.schema,
+            entity_rows,
+            features,
+            coverage,
         )
+
+    def prepared_join(
+        self,
+        entity_batches: pit_join.EntityBatches,
+        entity_schema: pa.Schema,
+        features: Sequence[tuple[ResolvedView, FeatureSpec]],
+        coverage: dict[str, list[tuple[datetime, datetime]]],
+    ) -> pit_join.PointInTimeJoin:
+        """The point-in-time join of a stream of entity rows, its first pass done: iterate
+        `.batches(entity_batches)` for the joined rows; `.uncovered` counts per view."""
+        join = pit_join.PointInTimeJoin(
+            self.settings.postgres_dsn.get_secret_value(),
+            self.schema,
+            features,
+            self._retained(coverage, features),
+        )
+        join.prepare(entity_batches, entity_schema)
+        return join
+
+    def _retained(
+        self,
+        coverage: dict[str, list[tuple[datetime, datetime]]],
+        features: Sequence[tuple[ResolvedView, FeatureSpec]],
+    ) -> dict[str, list[tuple[datetime, datetime]]]:
+        """With TimescaleDB, a view's retention policy drops old chunks: the part of its
+        coverage older than `now - retention` no longer counts as covered."""
+        if self.layout.hypertables:
+            return retained_coverage(coverage, [view for view, _ in features])
+        return coverage
 
 
 def retained_coverage(

@@ -1,0 +1,165 @@
+"""Publish throughput: a staged run into the offline table, next to a raw binary COPY of the
+same rows into an unindexed table, in the same run.
+
+    .venv/bin/python bench/bench_publish.py                    # 100,000 users x 20 rows
+    .venv/bin/python bench/bench_publish.py --users 20000
+
+Staged rows of the example view user_purchases (one text key, 16 features, 10 % of the float
+features null, about `--rows-per-user` change rows per user in May 2024) are written as a staged
+run's Parquet, then in one process:
+- baseline: the same Parquet read in batches and loaded by ADBC's `adbc_ingest` (binary COPY
+  straight from Arrow) into a fresh table without index or constraint, run before and after
+  JStore's publishes; the faster run is the floor;
+- `publish` the whole month [May 1, Jun 1) into an empty table, then again over it (a republish
+  replaces every row), then a 30-day interval [May 1, May 31) over it (the partial path:
+  delete, insert from a scratch table).
+Each ends with `ratio <name>: <x>` (JStore rows/s / baseline rows/s). A scratch schema and lake
+are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import adbc_driver_postgresql.dbapi as adbc
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from psycopg import sql
+
+from jstore.config import PROJECT_ROOT, Settings
+from jstore.lake import staging_dir
+from jstore.model import ResolvedView
+from jstore.offline import OfflineStore
+from jstore.repo import load_repo
+from jstore.request import ComputeRequest
+from jstore.staging import StagedRun, staged_schema
+
+MAY = datetime(2024, 5, 1, tzinfo=UTC)
+JUNE = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+def staged_rows(view: ResolvedView, users: int, per_user: int, seed: int) -> pa.Table:
+    """`per_user` rows per user at distinct hours of May, features random, 10 % float nulls."""
+    rng = np.random.default_rng(seed)
+    hours = int((JUNE - MAY) / timedelta(hours=1))
+    stride = hours // per_user
+    ids = np.repeat(np.arange(users), per_user)
+    offsets = np.tile(np.arange(per_user) * stride, users) + rng.integers(0, stride, len(ids))
+    n = len(ids)
+    columns = {
+        "user_id": pa.array(np.char.add("u", ids.astype(str))),
+        "feature_ts": pa.array(int(MAY.timestamp() * 1e6) + offsets * 3_600_000_000),
+    }
+    for spec in view.features:
+        if spec.dtype == "int64":
+            columns[spec.name] = pa.array(rng.integers(0, 50, n))
+        else:
+            columns[spec.name] = pa.array(rng.gamma(2.0, 30.0, n), mask=rng.random(n) < 0.1)
+    schema = staged_schema(view)
+    return pa.table([columns[f.name].cast(f.type) for f in schema], schema=schema)
+
+
+def stage(settings: Settings, view: ResolvedView, table: pa.Table, start, end, run_id: str):
+    path = staging_dir(settings, view.name, run_id)
+    ComputeRequest(view=view, start=start, end=end, run_id=run_id).write(path)
+    pq.write_table(table, path / "part-00000.parquet")
+    staged = StagedRun(
+        view=view.name,
+        version=view.version,
+        run_id=run_id,
+        start=start,
+        end=end,
+        rows=table.num_rows,
+        path=path,
+    )
+    staged.write_manifest()
+    return staged
+
+
+def raw_copy(dsn: str, schema: str, parquet: Path, name: str) -> float:
+    """Seconds to read the Parquet and binary-COPY it by ADBC into a new unindexed table."""
+    began = time.perf_counter()
+    reader = pq.ParquetFile(parquet)
+    batches = pa.RecordBatchReader.from_batches(
+        reader.schema_arrow, reader.iter_batches(batch_size=65_536)
+    )
+    with adbc.connect(dsn) as conn, conn.cursor() as cursor:
+        cursor.adbc_ingest(name, batches, mode="create", db_schema_name=schema)
+        conn.commit()
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--rows-per-user", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    view = load_repo(PROJECT_ROOT / "examples" / "ecommerce").resolve("user_purchases", 1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            offline_schema=f"bench_{uuid.uuid4().hex[:8]}", lake_uri=str(Path(tmp) / "lake")
+        )
+        dsn = settings.postgres_dsn.get_secret_value()
+        table = staged_rows(view, args.users, args.rows_per_user, args.seed)
+        n = table.num_rows
+        month = stage(settings, view, table, MAY, JUNE, "bench-month")
+        again = stage(settings, view, table, MAY, JUNE, "bench-again")
+        partial_rows = table.filter(
+            pa.compute.less(table["feature_ts"], pa.scalar(JUNE - timedelta(days=1)))
+        )
+        partial = stage(settings, view, partial_rows, MAY, JUNE - timedelta(days=1), "bench-30d")
+        parquet = month.parquet_files[0]
+        print(f"{n:,} staged rows of {view.name} ({len(view.features)} features), May 2024")
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(settings.offline_schema))
+                )
+            raw = [raw_copy(dsn, settings.offline_schema, parquet, "raw_copy_1")]
+            timings = {}
+            with OfflineStore(settings) as store:
+                store.ensure_table(view)
+                for name, staged in (("publish", month), ("publish_republish", again)):
+                    began = time.perf_counter()
+                    store.publish(view, staged)
+                    timings[name] = (time.perf_counter() - began, n)
+                began = time.perf_counter()
+                store.publish(view, partial)
+                timings["publish_partial"] = (time.perf_counter() - began, partial_rows.num_rows)
+            raw.append(raw_copy(dsn, settings.offline_schema, parquet, "raw_copy_2"))
+            floor = n / min(raw)
+            print(
+                f"raw binary COPY (ADBC adbc_ingest, unindexed table)   "
+                f"{min(raw):6.2f} s  {floor:>10,.0f} rows/s  (runs: "
+                + ", ".join(f"{s:.2f} s" for s in raw)
+                + ")"
+            )
+            labels = {
+                "publish": "publish May into an empty table (partition swap)",
+                "publish_republish": "publish May again over it (partition swap)",
+                "publish_partial": "publish May 1-31 over it (delete + insert)",
+            }
+            for name, (took, rows) in timings.items():
+                print(f"{labels[name]:54} {took:6.2f} s  {rows / took:>10,.0f} rows/s")
+            for name, (took, rows) in timings.items():
+                print(f"ratio {name}: {rows / took / floor:.2f}")
+        finally:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                        sql.Identifier(settings.offline_schema)
+                    )
+                )
+
+
+if __name__ == "__main__":
+    main()

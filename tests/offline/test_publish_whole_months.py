@@ -1,0 +1,106 @@
+"""Publishing an interval that covers at least half of a calendar month (plain PostgreSQL): the
+month's new rows, and its stored rows outside the interval, go into a fresh table that replaces
+the month's partition in the publish's transaction; short ends of the interval inside a month
+are deleted and inserted as before."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from psycopg import sql
+
+from jstore.offline import OfflineStore
+from jstore.offline.changes import REMOVED, queue_id
+from jstore.offline.tables import partition_name
+from tests.factories import stage_rows
+from tests.offline.conftest import HOUR
+
+APRIL = datetime(2024, 4, 1, tzinfo=UTC)
+MAY = datetime(2024, 5, 1, tzinfo=UTC)
+JUNE = datetime(2024, 6, 1, tzinfo=UTC)
+JULY = datetime(2024, 7, 1, tzinfo=UTC)
+
+
+def _row(account_id, ts, count):
+    return {"bank": "b", "account_id": account_id, "feature_ts": ts, "count_1h": count}
+
+
+def _stored(store, view):
+    rows = store.conn.execute(
+        sql.SQL("SELECT account_id, feature_ts, count_1h, _run_id FROM {} ORDER BY 1, 2").format(
+            sql.Identifier(store.schema, view.table)
+        )
+    ).fetchall()
+    return [tuple(row) for row in rows]
+
+
+def _removed(store, view):
+    rows = store.conn.execute(
+        sql.SQL("SELECT DISTINCT account_id FROM {} ORDER BY 1").format(
+            queue_id(store.schema, view, REMOVED)
+        )
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+@pytest.fixture
+def store(settings):
+    with OfflineStore(settings) as s:
+        if s.layout.hypertables:
+            pytest.skip("whole-month partitions are the plain PostgreSQL layout")
+        yield s
+
+
+def test_a_whole_month_replaces_its_partition(store, settings, spend_view):
+    first = [_row(1, MAY, 1), _row(1, MAY + 40 * HOUR, 2), _row(2, JUNE - HOUR, 3)]
+    assert store.publish(spend_view, stage_rows(settings, spend_view, first, MAY, JUNE, "r1")) == 3
+    again = [_row(1, MAY + HOUR, 10)]
+    assert store.publish(spend_view, stage_rows(settings, spend_view, again, MAY, JUNE, "r2")) == 1
+
+    assert _stored(store, spend_view) == [(1, MAY + HOUR, 10, "r2")]
+    assert _removed(store, spend_view) == [2]
+    assert store.latest_for_entities(spend_view, [("b", 1)])[("b", 1)]["count_1h"] == 10
+    partition = store.conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = %s::regclass",
+        [sql.Identifier(store.schema, spend_view.table).as_string(store.conn)],
+    ).fetchall()
+    assert partition == [(partition_name(spend_view.table, MAY),)]
+
+
+def test_whole_months_and_the_ends_around_them(store, settings, spend_view):
+    old = [_row(1, APRIL + h * 24 * HOUR, h) for h in range(0, 30, 5)]
+    old += [_row(1, MAY + 24 * HOUR, 100), _row(1, JUNE + 24 * HOUR, 200)]
+    old += [_row(1, JULY + 24 * HOUR, 300)]
+    store.publish(spend_view, stage_rows(settings, spend_view, old, APRIL, JULY + 48 * HOUR, "r1"))
+    new = [_row(1, APRIL + 20 * 24 * HOUR, 7), _row(1, JUNE, 8), _row(2, JULY, 9)]
+    start, end = APRIL + 15 * 24 * HOUR, JULY + 10 * HOUR
+    assert store.publish(spend_view, stage_rows(settings, spend_view, new, start, end, "r2")) == 3
+
+    assert _stored(store, spend_view) == [
+        (1, APRIL, 0, "r1"),
+        (1, APRIL + 5 * 24 * HOUR, 5, "r1"),
+        (1, APRIL + 10 * 24 * HOUR, 10, "r1"),
+        (1, APRIL + 20 * 24 * HOUR, 7, "r2"),
+        (1, JUNE, 8, "r2"),
+        (1, JULY + 24 * HOUR, 300, "r1"),
+        (2, JULY, 9, "r2"),
+    ]
+
+
+def test_no_scratch_table_is_left_behind(store, settings, spend_view):
+    rows = [_row(1, MAY, 1), _row(1, JUNE + HOUR, 2)]
+    store.publish(spend_view, stage_rows(settings, spend_view, rows, MAY, JUNE + 2 * HOUR, "r1"))
+
+    tables = store.conn.execute(
+        "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind = 'r' AND relname LIKE %s ORDER BY 1",
+        [store.schema, f"{spend_view.table}%"],
+    ).fetchall()
+    assert [t[0] for t in tables] == [
+        partition_name(spend_view.table, MAY),
+        partition_name(spend_view.table, JUNE),
+        f"{spend_view.table}__published",
+        f"{spend_view.table}__removed",
+    ]
