@@ -5,7 +5,8 @@
 Sends demo purchases (1% malformed) to a fresh topic of the running broker, then in the same
 run: (1) consumes the topic with a bare kafka-python consumer (no parsing, no writing), and
 (2) lands it with `jstore.ingest.lander.land` (parse, quarantine, Parquet per partition and
-event date, journaled renames, registry run). The ratio lander / raw is the figure.
+event date, journaled renames, registry run). It ends with `ratio lander: <landed events/s /
+raw consume events/s>`.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def main() -> None:
             f"jstore land              : {land_rate:>10,.0f} events/s ({land_s:.2f}s; "
             f"{result.rows:,} rows, {result.quarantined:,} quarantined, {files} files)"
         )
-        print(f"ratio lander / raw       : {land_rate / raw_rate:.2f}")
+        print(f"ratio lander: {land_rate / raw_rate:.2f}")
     finally:
         registry.client.drop_database(settings.mongo_db)
         registry.close()
