@@ -5,6 +5,8 @@ training sets and history reach Redis, PostgreSQL and MongoDB. For every operati
 own OpenAPI schema, schemathesis generates a few requests that fit the schema and a few that do
 not, and checks that no answer is a server error and that each status code, content type and
 body is the one documented (so every JSON body parses: NaN and infinity never leave the API).
+Schemathesis rarely names a real feature, so two property tests add requests that do: any JSON
+values as entities and entity rows, and any bytes as an uploaded entity file.
 """
 
 from __future__ import annotations
@@ -113,5 +115,36 @@ def test_any_json_entities_get_an_answer_or_a_422(client, fresh_clicks):
         strict_json(online.text)
         if fmt == "json" or training.status_code == 422:
             strict_json(training.text)
+
+    check()
+
+
+CSV_CELLS = st.sampled_from(
+    ["u1", "NA", "", '""', "2024-05-01T10:30:00Z", "1", "1e999", "\x00", ","]
+)
+UPLOADS = st.one_of(
+    st.binary(max_size=64),
+    st.lists(st.lists(CSV_CELLS, min_size=1, max_size=3), max_size=3).map(
+        lambda rows: (
+            "user_id,event_timestamp,label\n" + "\n".join(",".join(r) for r in rows)
+        ).encode()
+    ),
+)
+
+
+def test_any_uploaded_file_gets_an_answer_or_a_422(client, fresh_clicks):
+    @given(data=UPLOADS, name=st.sampled_from(["rows.csv", "rows.parquet"]))
+    @settings(
+        max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    def check(data, name):
+        response = client.post(
+            "/v1/training-sets?format=json",
+            files={"entities": (name, data)},
+            data={"features": "user_clicks:count_1h"},
+            headers=WRITE,
+        )
+        assert response.status_code in (200, 422), response.text
+        strict_json(response.text)
 
     check()
