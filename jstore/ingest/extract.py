@@ -10,6 +10,12 @@ reads that whole interval again, and swaps the new files for all the old ones of
 intervals in one journaled step (jstore/ingest/transaction.py). So re-running an interval,
 with the same or different bounds, never duplicates a row and never drops the rows an older,
 wider extract held outside [s, e); intervals that only touch ([a, s) and [s, e)) stay apart.
+
+Late rows. An extract of an interval whose steps a view already published (or is publishing)
+can change them: rows added, updated or deleted in the table since. Before Spark starts, the
+published intervals that events anywhere in the widened interval change are counted in the
+registry (jstore/ingest/late.py `affected_range`), with the rows landed once the job is done, so
+`jstore recompute` republishes them; a failed job forgets them (nothing changed).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pydantic import BaseModel
 
 from jstore.config import PROJECT_ROOT, Settings
 from jstore.durations import as_utc
+from jstore.ingest.late import LateEvents
 from jstore.ingest.runs import fail_dead_runs
 from jstore.ingest.transaction import (
     LandingTransaction,
@@ -34,6 +41,7 @@ from jstore.ingest.transaction import (
 from jstore.lake import landing_dir, landing_partition
 from jstore.model import TableSource
 from jstore.registry import Registry, RunRecord, new_run_id
+from jstore.registry.late import forget_batch, record_late_events
 from jstore.spark_submit import SparkJobFailed, run_spark_job
 
 JOB = PROJECT_ROOT / "jobs" / "extract_table.py"
@@ -145,6 +153,10 @@ def extract(
     plan_extract(settings, source, start, end)  # refuses an empty interval before Spark starts
     with exclusive(landing_dir(settings, source) / "_lock"):
         recover_source(settings, source)
+        plan = plan_extract(settings, source, start, end)
+        batch = f"extract-{stamp(plan.start)}-{stamp(plan.end)}"
+        changed = LateEvents.of_source(registry, source).affected_range(plan.start, plan.end)
+        record_late_events(registry, batch, dict.fromkeys(changed, 0))
         run = RunRecord(
             run_id=new_run_id("extract"),
             kind="extract",
@@ -178,12 +190,14 @@ def extract(
                     description=f"extract of {source}",
                 )
             except SparkJobFailed as e:
+                forget_batch(registry, batch)
                 raise ExtractError(str(e)) from e
             outcome = json.loads(result_file.read_text())
             result_file.unlink()
             result = ExtractResult(
                 run_id=run.run_id, duration_s=round(time.monotonic() - started, 3), **outcome
             )
+            record_late_events(registry, batch, dict.fromkeys(changed, result.rows))
             run.rows = result.rows
             run.details = result.model_dump(mode="json", exclude={"run_id", "source"})
         return result

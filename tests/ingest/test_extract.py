@@ -17,8 +17,9 @@ from jstore.ingest.demo_data import fill_customers
 from jstore.ingest.extract import ExtractError, extract, landed_intervals
 from jstore.ingest.landing import read_landing
 from jstore.lake import landing_dir
-from jstore.model import FieldSpec, TableSource
+from jstore.model import Aggregation, Entity, FieldSpec, TableSource, WindowedFeatureView
 from jstore.registry import Registry
+from jstore.registry.late import late_intervals
 
 pytestmark = pytest.mark.spark
 
@@ -164,3 +165,31 @@ def test_extract_runs_spark_submit_and_records_the_run(
     )
     with pytest.raises(ExtractError, match=r"end: .* must be after start"):
         extract(settings, registry, "customers", at(2), at(1))
+
+
+@pytest.mark.e2e
+def test_extracting_a_published_interval_again_counts_it_for_recompute(
+    settings: Settings, registry: Registry
+) -> None:
+    customers = customers_in(f"{settings.offline_schema}.demo_customers")
+    registry.register(customers)
+    registry.register(Entity(name="user", join_keys=["user_id"]))
+    registry.register(
+        WindowedFeatureView(
+            name="customer_updates",
+            entities=["user"],
+            source="customers",
+            step="1h",
+            aggregations=[Aggregation(function="count", windows=["1d"])],
+        )
+    )
+    registry.add_coverage("customer_updates", 1, at(1), at(1, 6))
+    fill_customers(settings, 20, table=customers.table, start=at(1), end=at(3))
+
+    again = extract(settings, registry, "customers", at(1), at(2))  # steps 01:00 on: published
+    later = extract(settings, registry, "customers", at(2), at(3))  # steps of day 2: not yet
+
+    assert again.rows > 0 and later.rows > 0
+    assert [
+        (i.start, i.end, i.events) for i in late_intervals(registry, "customer_updates", 1)
+    ] == [(at(1, 1), at(1, 6), again.rows)]
