@@ -40,8 +40,8 @@ PATHS = {
     "feature view": "feature-views",
     "feature service": "feature-services",
 }
-EntityRows = pd.DataFrame | pa.Table | list[dict[str, Any]] | Any
-"""Entity rows: pandas, Arrow, polars (anything with `to_arrow()`), or a list of dicts."""
+EntityRows = pd.DataFrame | pa.Table | list[dict[str, Any]]
+"""Entity rows: pandas, Arrow, a list of dicts, or polars (anything with `to_arrow()`)."""
 
 
 class FeatureStoreError(Exception):

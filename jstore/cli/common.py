@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from pydantic import ValidationError
 
 from jstore.config import get_settings
+from jstore.durations import parse_timestamp
 from jstore.registry import NotFound, Registry
 from jstore.repo import DefinitionError, definition_error
 
@@ -37,6 +39,14 @@ def user_errors() -> Iterator[None]:
             field = "_".join(str(p) for p in err["loc"]).upper()
             raise UserError(f"setting JSTORE_{field}: {err['msg']}") from None
         raise UserError(str(definition_error(e, "input"))) from None
+
+
+def timestamp_option(text: str, field: str) -> datetime:
+    """An ISO-8601 option (`--start`, `--end`); a bad one is a UserError naming the option."""
+    try:
+        return parse_timestamp(text)
+    except ValueError as e:
+        raise UserError(f"{field}: {e}") from None
 
 
 @contextmanager
@@ -68,13 +78,16 @@ def unreachable_server(error: BaseException) -> str | None:
 
 def _server_of(error: BaseException) -> tuple[str, str] | None:
     """Which server `error` says is unreachable, and why in a few words."""
+    import adbc_driver_manager
     import kafka.errors
     import psycopg
     import redis.exceptions
     from pymongo.errors import ConnectionFailure, OperationFailure
 
     text = str(error)
-    if type(error) is psycopg.OperationalError:  # subclasses are SQL errors of a live server
+    if type(error) is psycopg.OperationalError or (  # subclasses: SQL errors of a live server
+        isinstance(error, adbc_driver_manager.OperationalError) and "[libpq] Failed to" in text
+    ):
         reason = text.splitlines()[0].rpartition("failed: ")[2] or text
         return "PostgreSQL", _tidy(reason)
     if isinstance(error, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):

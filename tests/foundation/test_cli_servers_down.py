@@ -109,3 +109,28 @@ def test_kafka_down(settings: Settings, applied: None, closed_port: int) -> None
         done,
         f"jstore: Kafka is not reachable at 127.0.0.1:{closed_port}: no broker answered in time",
     )
+
+
+def test_the_binary_copy_driver_refused_is_postgresql_too(
+    closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Publishing and the training-set join copy through ADBC, whose errors are its own."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    from jstore.cli.common import unreachable_server
+    from jstore.config import get_settings
+
+    dsn = f"postgresql://jstore:secret@127.0.0.1:{closed_port}/jstore"
+    monkeypatch.setenv("JSTORE_POSTGRES_DSN", dsn)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(adbc.OperationalError) as refused:
+            adbc.connect(dsn)
+        line = unreachable_server(refused.value)
+    finally:
+        get_settings.cache_clear()
+
+    assert line == (
+        f"PostgreSQL is not reachable at postgresql://jstore@127.0.0.1:{closed_port}/jstore: "
+        "Connection refused"
+    )
