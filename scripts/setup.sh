@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(postgresql redis-server openjdk-17-jre-headless libpostgresql-jdbc-java python3-venv)
+# chromium and chromium-driver: the web UI's browser test and `make screenshots` (headless).
+DEBIAN_PACKAGES=(postgresql redis-server openjdk-17-jre-headless libpostgresql-jdbc-java python3-venv
+  chromium chromium-driver)
 UV_VERSION=0.13.9
 
 missing=()
@@ -44,3 +46,14 @@ fi
 # --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set, nothing would ever cache the
 # compiled modules, and every CLI call, Spark worker and test subprocess would recompile them.
 "$uv" sync --frozen --compile-bytecode --all-extras --group dev --python "$python" -q
+
+# The Data Docs pages' scripts, styles and fonts, from the npm registry (package-lock.json pins
+# them), so that the quality reports render with no internet (jstore/quality/offline_assets.py).
+assets=jstore/quality/web_assets
+if ! [ -f "$assets/node_modules/.package-lock.json" ] \
+    || [ "$assets/package-lock.json" -nt "$assets/node_modules/.package-lock.json" ]; then
+  command -v npm >/dev/null \
+    || { echo "setup: npm not found: install Node.js 20 and npm to install $assets" >&2; exit 1; }
+  echo "setup: installing the Data Docs assets (npm ci in $assets)"
+  npm ci --prefix "$assets" --no-audit --no-fund --ignore-scripts --loglevel=error
+fi

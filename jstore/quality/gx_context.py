@@ -27,6 +27,8 @@ from great_expectations.data_context import EphemeralDataContext
 from great_expectations.data_context.types.base import DataContextConfig, ProgressBarsConfig
 from great_expectations.exceptions import DataContextError
 
+from jstore.quality.offline_assets import make_offline
+
 SITE = "jstore"
 DATASOURCE = "staged"
 BATCH = "staged_run"
@@ -124,7 +126,10 @@ def run_checkpoint(
     position = {expectation.id: i for i, expectation in enumerate(suite.expectations)}
     result.results.sort(key=lambda r: position.get(r.expectation_config.id, len(position)))
     (site,) = context.get_docs_sites_urls(resource_identifier=key, site_names=[SITE])
-    return result, Path(unquote(urlparse(site["site_url"]).path))
+    page = Path(unquote(urlparse(site["site_url"]).path))
+    suite_pages = (quality_dir / "expectations").rglob("*.html")
+    make_offline(quality_dir, [page, quality_dir / "index.html", *suite_pages])
+    return result, page
 
 
 def _replace(collection: Any, item: Any) -> Any:
