@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from jstore.config import Settings
 from jstore.lake import quality_dir
 from jstore.model import ResolvedView
+from jstore.quality import charts
 from jstore.quality.drift import drift_scores
 from jstore.quality.report import ValidationReport
 from jstore.quality.statistics import feature_statistics
@@ -75,6 +76,13 @@ def validate_staged(
             rows=table.num_rows,
         )
         summary_path(page).write_text(report.model_dump_json(indent=2))
+        history = [
+            *drift_history(registry, view),
+            {"label": f"{staged.start:%m-%d %H:%M}", "drift": drift},
+        ]
+        charts.add_charts(
+            page, charts.report_section(statistics, previous, history, settings.drift_threshold)
+        )
         run.details = run_details(report, quality_dir(settings))
         if not report.success:
             run.status, run.error = "failed", f"{len(report.failed)} expectations failed"
@@ -95,6 +103,22 @@ def previous_statistics(registry: Registry, view: ResolvedView) -> dict[str, dic
         kind="validate", subject=view.name, status="success", version=view.version, limit=1
     )
     return runs[0].details.get("statistics") if runs else None
+
+
+def drift_history(registry: Registry, view: ResolvedView, runs: int = 30) -> list[dict[str, Any]]:
+    """The drift scores of the latest validate runs of the view version, oldest first, labelled
+    by the start of their interval (for the charts)."""
+    latest = registry.list_runs(
+        kind="validate", subject=view.name, version=view.version, limit=runs
+    )
+    return [
+        {
+            "label": f"{run.start:%m-%d %H:%M}" if run.start else run.run_id,
+            "drift": run.details.get("drift", {}),
+        }
+        for run in reversed(latest)
+        if run.status != "running"
+    ]
 
 
 def run_details(report: ValidationReport, docs_root: Path) -> dict[str, Any]:
