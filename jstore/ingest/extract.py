@@ -153,10 +153,6 @@ def extract(
     plan_extract(settings, source, start, end)  # refuses an empty interval before Spark starts
     with exclusive(landing_dir(settings, source) / "_lock"):
         recover_source(settings, source)
-        plan = plan_extract(settings, source, start, end)
-        batch = f"extract-{stamp(plan.start)}-{stamp(plan.end)}"
-        changed = LateEvents.of_source(registry, source).affected_range(plan.start, plan.end)
-        record_late_events(registry, batch, dict.fromkeys(changed, 0))
         run = RunRecord(
             run_id=new_run_id("extract"),
             kind="extract",
@@ -165,6 +161,9 @@ def extract(
             end=as_utc(end),
         )
         fail_dead_runs(registry, "extract", source, run.run_id)
+        plan = plan_extract(settings, source, start, end)
+        changed = LateEvents.of_source(registry, source).affected_range(plan.start, plan.end)
+        record_late_events(registry, run.run_id, dict.fromkeys(changed, 0))
         with registry.run(run):
             started = time.monotonic()
             result_file = landing_dir(settings, source) / f"_extract_result_{run.run_id}.json"
@@ -190,14 +189,14 @@ def extract(
                     description=f"extract of {source}",
                 )
             except SparkJobFailed as e:
-                forget_batch(registry, batch)
+                forget_batch(registry, run.run_id)
                 raise ExtractError(str(e)) from e
             outcome = json.loads(result_file.read_text())
             result_file.unlink()
             result = ExtractResult(
                 run_id=run.run_id, duration_s=round(time.monotonic() - started, 3), **outcome
             )
-            record_late_events(registry, batch, dict.fromkeys(changed, result.rows))
+            record_late_events(registry, run.run_id, dict.fromkeys(changed, result.rows))
             run.rows = result.rows
             run.details = result.model_dump(mode="json", exclude={"run_id", "source"})
         return result

@@ -2,8 +2,8 @@
 after their publish affect, and how many events each (collection `late_events`).
 
 One document per (view, version, start, end, batch): `batch` names the landed batch of one
-Kafka partition (`<topic>-<partition>-<first landing offset>`), or an extract
-(`extract-<start>-<end>`), and `events` is how many of its events (an extract: rows) affect
+Kafka partition (`<topic>-<partition>-<first landing offset>`), or an extract run (its run
+id), and `events` is how many of its events (an extract: rows) affect
 [start, end). The lander writes the documents before it makes the batch's files
 final, so a crash in between cannot forget them; a batch landed again after such a crash starts
 at the same offset, so it rewrites its own documents instead of counting twice. `jstore
@@ -73,7 +73,7 @@ def record_late_events(
 
 
 def forget_batch(registry: Registry, batch: str) -> None:
-    """Delete the counts of a batch that did not land after all (its job failed)."""
+    """Delete the counts of a batch that did not land after all (its extract job failed)."""
     registry.db[COLLECTION].delete_many({"batch": batch})
 
 
