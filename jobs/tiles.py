@@ -21,7 +21,7 @@ every function but count without a column (which counts rows).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Window, WindowSpec
@@ -84,46 +84,52 @@ def tile_partials(view: ResolvedView) -> list[Partial]:
 
 
 def build_tiles(events: DataFrame, view: ResolvedView, step_seconds: int) -> DataFrame:
-    """One row per (entity, tile) with events: the join keys, `__tile`, the partials."""
+    """One row per (entity, tile) with events: the join keys, `__tile`, the partials.
+
+    The events are shuffled by entity, not by (entity, tile): the windows over the tiles
+    (jobs/windows.py) need an entity's tiles together, and get them without a second shuffle."""
     seconds = F.unix_seconds(F.col(view.source.timestamp_name))
     tile = (seconds - F.pmod(seconds, F.lit(step_seconds))).alias(TILE)
     partials = [p.tile.alias(p.name) for p in tile_partials(view)]
-    return events.groupBy(*view.join_keys, tile).agg(*partials)
+    by_entity = events.repartition(*view.join_keys)
+    return by_entity.groupBy(*view.join_keys, tile).agg(*partials)
 
 
-def window_value(
-    spec: FeatureSpec, view: ResolvedView, order: WindowSpec, window: int, step: int
-) -> Column:
-    """The feature at each row `p` of `order` over the tiles `[p - window + step, p]` (seconds),
-    with the empty-window values of DESIGN.md."""
-    merged = {p.name: _merged(p, order, window, step) for p in partials_of(spec, view)}
+def running_total(partial: Partial, order: WindowSpec, through: int) -> Column:
+    """An integer partial summed over every tile up to `tile + through` (seconds) of each tile
+    row of `order`, 0 when there is none. Spark grows an unbounded-preceding frame row by row,
+    so a window's exact total, the difference of two running totals, is linear in the rows."""
+    total = F.sum(F.col(partial.name)).over(order.rangeBetween(Window.unboundedPreceding, through))
+    return F.coalesce(total, F.lit(0))
+
+
+def merged_over(partial: Partial, order: WindowSpec, low: int, high: int) -> Column:
+    """A partial merged over the tiles from `tile + low` to `tile + high` (seconds, both
+    included) of each tile row of `order`, in tile order: equal sets of tiles give identical
+    values, floats included. Spark re-merges this frame for each row, so it costs the tiles
+    inside it."""
+    return partial.merge(F.col(partial.name)).over(order.rangeBetween(low, high))
+
+
+def finished(spec: FeatureSpec, view: ResolvedView, merged: Mapping[str, Column]) -> Column:
+    """The feature from its partials merged over a window (`merged`: by partial name), with the
+    empty-window values of DESIGN.md."""
+    values = [merged[p.name] for p in partials_of(spec, view)]
     match spec.function:
         case "count" | "sum":
-            (total,) = merged.values()
+            (total,) = values
             return F.coalesce(total, F.lit(0))
         case "avg":
-            total, count = merged.values()
+            total, count = values
             return F.when(count > 0, total.cast("double") / count)
         case "last":
-            (latest,) = merged.values()
+            (latest,) = values
             return latest.getField("value")
         case "count_distinct":
-            (sketch,) = merged.values()
+            (sketch,) = values
             return F.coalesce(F.hll_sketch_estimate(sketch), F.lit(0))
-    (value,) = merged.values()
+    (value,) = values
     return value
-
-
-def _merged(partial: Partial, order: WindowSpec, window: int, step: int) -> Column:
-    """A partial merged over a window. Spark recomputes a sliding frame for every row, but grows
-    an unbounded-preceding frame row by row, so integer totals are taken as the running total
-    through `p` minus the running total through `p - window`: exact, and linear in the rows."""
-    column = F.col(partial.name)
-    if partial.exact_total:
-        through_now = F.sum(column).over(order.rangeBetween(Window.unboundedPreceding, 0))
-        before = F.sum(column).over(order.rangeBetween(Window.unboundedPreceding, -window))
-        return F.coalesce(through_now, F.lit(0)) - F.coalesce(before, F.lit(0))
-    return partial.merge(column).over(order.rangeBetween(step - window, 0))
 
 
 def _count(column: str) -> Partial:

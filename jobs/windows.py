@@ -1,39 +1,50 @@
-"""Windowed views: the changed rows of [start, end) as range frames over per-step tiles.
+"""Windowed views: the changed rows of [start, end) from per-step tiles, in two sorted passes.
 
-A window `w` at step `t` covers the tiles `t - w <= tile < t`. A tile changes a window's value
-only at the step where it enters (`tile + step`) or leaves (`tile + w + step`), so those steps
-are the only candidates for a changed row, and between two candidates every value stays put.
-Every checkpoint `C` in [start, end) (jobs/changes.py) is a candidate too, for the entities with
-a tile in `[C - max_window, C)`: the only ones whose value at `C` can be non-empty. The value at
-a candidate `t` is evaluated at the point `t - step`; the value at `t - step` is then the value
-at the entity's previous candidate, or, for its first candidate in [start, end), the value at
-`start - step`, evaluated at one more point per entity (`start - 2 step`).
+A window `w` at step `t` covers the tiles `t - w <= tile < t`, i.e. the value at `t` is the value
+"at the point" `p = t - step`, over the tiles in `[p - w + step, p]`. A tile changes window `w`
+only at the point where it enters (`p = tile`) or leaves (`p = tile + w`); between two such
+changes of `w` its value stays put. So:
 
-Every window is one range frame over the ordered points and tiles of an entity,
-`[p - w + step, p]`, so a value and the value it is compared with come out of the same
-expression over the same kind of frame: equal sets of tiles give identical values, floats
-included. Nothing is read back from storage, and no raw row is scanned per window. Cost:
-integer totals are linear in the rows (jobs/tiles.py); other partials are merged over their
-frame afresh per row: an entity's rows (tiles and points, at most one per step) times the rows
-inside the window. Checkpoints add at most one point per entity and checkpoint, found from one
-row per entity and checkpoint period with tiles (never all entities times all steps).
+1. **Over tiles** (one sort of an entity's tiles): every tile row gets, for each window `w`, the
+   value where it enters (its frame `[tile - w + step, tile]`) and where it leaves (its frame
+   `[tile + step, tile + w]`). Frames hold tiles only, so a sliding frame re-merges tens of
+   tiles, never the evaluation points.
+2. **Over points** (one more sort, inside the same partitions, no shuffle): each tile row
+   becomes its change points (`tile`, `tile + w` for every `w`, each carrying the values of the
+   windows it changes), plus the checkpoints it keeps non-empty (jobs/changes.py). Per entity
+   and in point order, the value of window `w` at any point is the one carried by its latest
+   `w`-change (`last`, nulls ignored): exact, because between two `w`-changes no tile enters or
+   leaves `w`. The value at `t - step` is the previous point's (`lag`): there is no change
+   between two consecutive points.
 
-Invariants: points are keyed by (join keys, `__tile`) and unique; in an entity's order of
-points, the one before a candidate holds the value at `t - step`.
+Every value is a merge of one window's tiles in tile order (jobs/tiles.py), so it is a function
+of that set of tiles only, floats included: the value at a point, the value it is compared with,
+and the values of any split of the interval or of a run over stored tiles are bit-identical.
+
+Only the latest change per window before `start - step` is kept from the lookback: the value at
+`start - step` needs nothing older. Invariants: tiles are unique per (join keys, `__tile`);
+several change points may fall on the same point, and carry identical values there.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.changes import PREVIOUS, STEP_END, keeps_row, staged_rows, typed
-from jobs.tiles import TILE, window_value
-from jstore.model import ResolvedView, WindowedFeatureView
+from jobs.landing import SPARK_TYPES
+from jobs.tiles import TILE, Partial, finished, merged_over, partials_of, running_total
+from jstore.model import FeatureSpec, ResolvedView, WindowedFeatureView
 
-CANDIDATE = "__candidate"
+POINT = "__p"
+"""A point `t - step` (epoch seconds): the last tile a value at step `t` covers."""
+NEXT = "__next_p"
+"""The same kind of point of the entity's next tile: where this change is superseded."""
+NEXT_TILE = "__next_tile"
+LOOKBACK_POINT = "__previous_point"
+LAGGED = "__lagged_"
 
 
 def changed_windowed_rows(
@@ -44,94 +55,141 @@ def changed_windowed_rows(
     definition = view.definition
     assert isinstance(definition, WindowedFeatureView)
     step = int(definition.step.total_seconds())
-    windows = sorted({int(f.window.total_seconds()) for f in view.features if f.window})
-    points = evaluation_points(
-        tiles,
-        view.join_keys,
-        windows,
-        step,
-        int(definition.checkpoint_period.total_seconds()),
-        int(start.timestamp()),
-        int(end.timestamp()),
-    )
-    frame = tiles.join(points, [*view.join_keys, TILE], "full")
-    order = Window.partitionBy(*view.join_keys).orderBy(TILE)
-    values = frame.select(
-        *view.join_keys,
-        TILE,
-        CANDIDATE,
-        *(
-            typed(window_value(f, view, order, int(f.window.total_seconds()), step), f)
-            for f in view.features
-        ),
-    ).where(F.col(CANDIDATE).isNotNull())
-    previous = [F.lag(f.name).over(order).alias(f"{PREVIOUS}{f.name}") for f in view.features]
-    return staged_rows(
-        values.select("*", *previous)
-        .withColumn(STEP_END, F.col(TILE) + step)
-        .where(F.col(CANDIDATE) & keeps_row(view, F.col(STEP_END))),
-        view,
-    )
+    period = int(definition.checkpoint_period.total_seconds())
+    first, stop = int(start.timestamp()) - step, int(end.timestamp()) - step
+    by_window = windows_of(view)
+    keys = view.join_keys
 
-
-def evaluation_points(
-    tiles: DataFrame,
-    join_keys: list[str],
-    windows: list[int],
-    step: int,
-    period: int,
-    start: int,
-    end: int,
-) -> DataFrame:
-    """(join keys, `__tile` = point, `__candidate`): the point `t - step` of every candidate step
-    `t` in [start, end) (a tile entering or leaving a window, or a checkpoint), and per entity the
-    point `start - 2 step` (the value at `start - step`, not a candidate)."""
-    entering_or_leaving = F.explode(
-        F.array(*(F.col(TILE) + offset for offset in sorted({0, *windows})))
-    ).alias(TILE)
-    changes = tiles.select(*join_keys, entering_or_leaving).where(
-        (F.col(TILE) + step >= start) & (F.col(TILE) + step < end)
-    )
-    candidates = (
-        changes.unionByName(
-            checkpoint_points(tiles, join_keys, max(windows), step, period, start, end)
+    at_tiles = values_over_tiles(tiles, view, by_window, step)
+    points = (
+        at_tiles.select(*keys, F.explode(change_points(by_window, step, period, first, stop)))
+        .select(*keys, f"col.{POINT}", f"col.{NEXT}", *(f"col.{_name(w)}" for w in by_window))
+        .where(
+            (F.col(POINT) < stop)
+            & ((F.col(POINT) >= first) | F.col(NEXT).isNull() | (F.col(NEXT) >= first))
         )
-        .distinct()
-        .withColumn(CANDIDATE, F.lit(True))
     )
-    before_start = (
-        candidates.select(*join_keys)
-        .distinct()
-        .select(*join_keys, F.lit(start - 2 * step).alias(TILE), F.lit(False).alias(CANDIDATE))
+
+    by_point = Window.partitionBy(*keys).orderBy(POINT)
+    so_far = by_point.rangeBetween(Window.unboundedPreceding, 0)
+    latest = points.select(
+        *keys,
+        POINT,
+        *(F.last(_name(w), ignorenulls=True).over(so_far).alias(_name(w)) for w in by_window),
     )
-    return candidates.unionByName(before_start)
+    values = latest.select(
+        *keys,
+        POINT,
+        *(
+            typed(F.coalesce(F.col(_name(w)).getField(f.name), F.lit(f.empty_value)), f)
+            for w, specs in by_window.items()
+            for f in specs
+        ),
+    )
+    lagged = values.select(
+        "*",
+        F.lag(POINT).over(by_point).alias(LOOKBACK_POINT),
+        *(F.lag(f.name).over(by_point).alias(f"{LAGGED}{f.name}") for f in view.features),
+    )
+    compared = lagged.select(
+        *keys,
+        POINT,
+        LOOKBACK_POINT,
+        *(f.name for f in view.features),
+        *(_previous(f) for f in view.features),
+    )
+    kept = compared.withColumn(STEP_END, F.col(POINT) + step).where(
+        (F.col(POINT) >= first)
+        & ~F.col(LOOKBACK_POINT).eqNullSafe(F.col(POINT))
+        & keeps_row(view, F.col(STEP_END))
+    )
+    return staged_rows(kept, view)
 
 
-def checkpoint_points(
-    tiles: DataFrame,
-    join_keys: list[str],
-    max_window: int,
-    step: int,
-    period: int,
-    start: int,
-    end: int,
+def values_over_tiles(
+    tiles: DataFrame, view: ResolvedView, by_window: dict[int, list[FeatureSpec]], step: int
 ) -> DataFrame:
-    """(join keys, `__tile`): the point `C - step` of every checkpoint `C` in [start, end) for the
-    entities with a tile in `[C - max_window, C)`, i.e. `tile < C <= tile + max_window`.
+    """Per tile row: the join keys, `__tile`, the entity's next tile, and for each window `w` a
+    struct of its features where the tile enters (`[tile - w + step, tile]`) and where it leaves
+    (`[tile + step, tile + w]`). Each frame is computed once (Spark does not share equal window
+    expressions), then the features are finished from them."""
+    order = Window.partitionBy(*view.join_keys).orderBy(TILE)
+    frames: dict[str, Column] = {}
 
-    Tiles are first reduced to the latest one per entity and period: the checkpoints after the
-    tiles of a period `[b, b + period)` run from `b + period` to the latest tile + max_window.
-    """
-    first = -(-start // period) * period
-    last = (end - 1) // period * period
-    period_start = F.col(TILE) - F.pmod(F.col(TILE), F.lit(period))
-    latest = (
-        tiles.where((F.col(TILE) >= first - max_window) & (F.col(TILE) < last))
-        .groupBy(*join_keys, period_start.alias("__period"))
-        .agg(F.max(TILE).alias("__latest"))
+    def total(partial: Partial, through: int) -> Column:
+        name = f"__{partial.name}_through_{through}".replace("-", "m")
+        frames.setdefault(name, running_total(partial, order, through).alias(name))
+        return F.col(name)
+
+    def merged(partial: Partial, low: int, high: int) -> Column:
+        if partial.exact_total:
+            return total(partial, high) - total(partial, low - step)
+        name = f"__{partial.name}_{low}_{high}".replace("-", "m")
+        frames.setdefault(name, merged_over(partial, order, low, high).alias(name))
+        return F.col(name)
+
+    structs = []
+    for w, specs in by_window.items():
+        for offset in (0, w):
+            low, high = offset - w + step, offset
+            merged_partials = {
+                p.name: merged(p, low, high) for spec in specs for p in partials_of(spec, view)
+            }
+            values = (typed(finished(spec, view, merged_partials), spec) for spec in specs)
+            structs.append(F.struct(*values).alias(_name(w, offset)))
+    with_frames = tiles.select(
+        *view.join_keys, TILE, F.lead(TILE).over(order).alias(NEXT_TILE), *frames.values()
     )
-    reach = F.col("__latest") + max_window
-    low = F.greatest(F.col("__period") + period, F.lit(first))
-    high = F.least(reach - F.pmod(reach, F.lit(period)), F.lit(last))
-    points = F.explode(F.sequence(low - step, high - step, F.lit(period))).alias(TILE)
-    return latest.where(low <= high).select(*join_keys, points)
+    return with_frames.select(*view.join_keys, TILE, NEXT_TILE, *structs)
+
+
+def windows_of(view: ResolvedView) -> dict[int, list[FeatureSpec]]:
+    """The view's features by window (seconds), windows ascending."""
+    by_window: dict[int, list[FeatureSpec]] = {}
+    for spec in view.features:
+        by_window.setdefault(int(spec.window.total_seconds()), []).append(spec)
+    return dict(sorted(by_window.items()))
+
+
+def change_points(
+    by_window: dict[int, list[FeatureSpec]], step: int, period: int, first: int, stop: int
+) -> Column:
+    """Per tile row, an array of (`__p`, `__next_p`, one struct per window or null): the point
+    where the tile enters every window, the point where it leaves each, and the points `C - step`
+    of the checkpoints `C` in [first + step, stop + step) whose value it makes non-empty and no
+    later tile of the entity does (`tile < C <= min(tile + max window, next tile)`)."""
+    tile, next_tile = F.col(TILE), F.col(NEXT_TILE)
+    nothing = {w: F.when(F.lit(False), F.col(_name(w, 0))) for w in by_window}
+
+    def point(at: Column, following: Column, carried: dict[int, Column]) -> Column:
+        windows = [carried.get(w, nothing[w]).alias(_name(w)) for w in by_window]
+        return F.struct(at.alias(POINT), following.alias(NEXT), *windows)
+
+    entering = point(tile, next_tile, {w: F.col(_name(w, 0)) for w in by_window})
+    leaving = [point(tile + w, next_tile + w, {w: F.col(_name(w, w))}) for w in by_window]
+    reach = F.least(tile + max(by_window), F.coalesce(next_tile, tile + max(by_window)))
+    low = F.greatest(tile - F.pmod(tile, F.lit(period)) + period, F.lit(first + step))
+    high = F.least(reach, F.lit(stop + step - 1))
+    high = high - F.pmod(high, F.lit(period))
+    checkpoints = F.when(low <= high, F.sequence(low, high, F.lit(period))).otherwise(
+        F.array().cast("array<bigint>")
+    )
+    no_next = F.lit(None).cast("bigint")
+    return F.concat(
+        F.array(entering, *leaving),
+        F.transform(checkpoints, lambda c: point(c - step, no_next, {})),
+    )
+
+
+def _previous(spec: FeatureSpec) -> Column:
+    """The feature at the entity's previous point (the empty value before its first one)."""
+    empty = F.lit(spec.empty_value).cast(SPARK_TYPES[spec.dtype])
+    lagged = F.col(f"{LAGGED}{spec.name}")
+    value = F.when(F.col(LOOKBACK_POINT).isNull(), empty).otherwise(lagged)
+    return value.alias(f"{PREVIOUS}{spec.name}")
+
+
+def _name(window: int, offset: int | None = None) -> str:
+    """The column of a window's values: where a tile enters it (offset 0), where it leaves it
+    (offset `window`), or, per change point, as carried (no offset)."""
+    return f"__w{window}" if offset is None else f"__w{window}_at_{offset}"
