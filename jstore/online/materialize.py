@@ -113,6 +113,19 @@ def materialize(
     return result
 
 
+def _server_unreachable(error: Exception) -> bool:
+    """A store that is down or refuses the login fails every view alike: not one view's failure."""
+    import psycopg
+    import redis
+
+    if isinstance(error, redis.ConnectionError):
+        return True
+    if isinstance(error, psycopg.OperationalError):
+        # No SQLSTATE: the connection itself failed; class 08 (connection) and 28 (authorization).
+        return error.sqlstate is None or error.sqlstate[:2] in ("08", "28")
+    return False
+
+
 def _materialize_view(
     registry: Registry, offline: OfflineStore, online: OnlineStore, view: ResolvedView
 ) -> ViewMaterialized | ViewFailed:
@@ -165,6 +178,8 @@ def _materialize_view(
     except Exception as e:
         error = f"{type(e).__name__}: {e}".strip().splitlines()[0]
         registry.finish_run(run_id, "failed", error=error)
+        if _server_unreachable(e):
+            raise
         return ViewFailed(view=view.name, version=view.version, run_id=run_id, error=error)
     registry.finish_run(
         run_id,

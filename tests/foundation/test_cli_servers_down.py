@@ -134,3 +134,27 @@ def test_the_binary_copy_driver_refused_is_postgresql_too(
         f"PostgreSQL is not reachable at postgresql://jstore@127.0.0.1:{closed_port}/jstore: "
         "Connection refused"
     )
+
+
+def test_redis_or_postgresql_down_stops_materialize_with_one_line(
+    settings: Settings, applied: None, closed_port: int
+) -> None:
+    """A store every view needs is not one view's failure: one line, not one line per view."""
+    redis_down = jstore(
+        settings, "materialize", env={"JSTORE_REDIS_URL": f"redis://127.0.0.1:{closed_port}/0"}
+    )
+    postgres_down = jstore(
+        settings,
+        "materialize",
+        env={"JSTORE_POSTGRES_DSN": f"postgresql://jstore:jstore@127.0.0.1:{closed_port}/jstore"},
+    )
+
+    assert (redis_down.returncode, redis_down.stderr.splitlines()[-1]) == (
+        1,
+        f"jstore: Redis is not reachable at redis://127.0.0.1:{closed_port}/0: Connection refused",
+    )
+    assert (postgres_down.returncode, postgres_down.stderr.splitlines()[-1]) == (
+        1,
+        f"jstore: PostgreSQL is not reachable at postgresql://jstore@127.0.0.1:{closed_port}"
+        "/jstore: Connection refused",
+    )
