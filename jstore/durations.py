@@ -1,4 +1,5 @@
-"""Durations written as `<n><unit>` (`15m`, `1h`, `7d`, `2w`) and UTC step alignment."""
+"""Durations written as `<n><unit>` (`15m`, `1h`, `7d`, `2w`), UTC step alignment, and the
+one wire form of a timestamp (`iso`)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,12 @@ Duration = Annotated[
 def as_utc(ts: datetime) -> datetime:
     """A timezone-aware UTC datetime; naive input is taken to be UTC."""
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def iso(ts: datetime) -> str:
+    """UTC ISO-8601 with `Z`: a timestamp as every wire (the API, the online store, messages)
+    writes it."""
+    return as_utc(ts).isoformat().replace("+00:00", "Z")
 
 
 def floor_to_step(ts: datetime, step: timedelta) -> datetime:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jstore.online.lookup import iso
+from jstore.durations import iso
 from tests.online.online_helpers import HOUR, T0, apply_clicks, publish_rows, row
 from tests.serving.conftest import NOW_STEP, READ
 

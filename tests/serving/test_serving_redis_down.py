@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from jstore.durations import iso
 from jstore.online import materialize
-from jstore.online.lookup import iso
 from serving.app import create_app
 from tests.online.online_helpers import HOUR, apply_clicks, publish_rows, row
 from tests.serving.conftest import NOW_STEP, READ
