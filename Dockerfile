@@ -28,7 +28,6 @@ COPY --chown=jstore jobs ./jobs
 COPY --chown=jstore dags ./dags
 COPY --chown=jstore plugins ./plugins
 COPY --chown=jstore serving ./serving
-COPY --chown=jstore expectations ./expectations
 COPY --chown=jstore examples ./examples
 RUN uv sync --frozen --all-extras --no-dev
 

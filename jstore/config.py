@@ -6,6 +6,7 @@ The defaults point at the local servers that ``make services`` starts on loopbac
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -76,8 +77,9 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8765"
     """Where users' browsers reach the JStore API (the Airflow UI links to its catalog)."""
 
-    expectations_dir: Path = PROJECT_ROOT / "expectations"
-    """User expectations: one Great Expectations suite JSON per feature view, `<view>.json`."""
+    expectations_dir: Path = Path(str(files("jstore") / "expectations"))
+    """User expectations: one Great Expectations suite JSON per feature view, `<view>.json`.
+    The default is the example repo's, shipped inside the package (`jstore/expectations/`)."""
 
     @field_validator("lake_uri")
     @classmethod
