@@ -29,6 +29,8 @@ from jstore.registry import Registry
 from jstore.registry.late import AffectedInterval
 
 Interval = tuple[datetime, datetime]
+ONE_MICROSECOND = timedelta(microseconds=1)
+"""The resolution of event times: [ts, ts + 1 µs) holds one event time."""
 
 IN_FLIGHT = timedelta(days=1)
 """A compute run recorded this recently that has not failed may still publish its interval
@@ -128,7 +130,7 @@ class LateEvents:
         found: list[AffectedInterval] = []
         for published in self.views:
             first = affected_steps(published.view, start)[0]
-            last = affected_steps(published.view, end - timedelta(microseconds=1))[1]
+            last = affected_steps(published.view, end - ONE_MICROSECOND)[1]
             name, version = published.view.name, published.view.version
             for lo, hi in clip((first, last), published.coverage) + clip(
                 (first, last), published.in_flight
@@ -138,12 +140,6 @@ class LateEvents:
 
     def affected(self, ts: datetime) -> list[AffectedInterval]:
         """The published (or publishing) intervals an event at `ts` changes; none: not late."""
-        found: list[AffectedInterval] = []
         if self.horizon is None or ts >= self.horizon:
-            return found
-        for published in self.views:
-            steps = affected_steps(published.view, ts)
-            name, version = published.view.name, published.view.version
-            for start, end in clip(steps, published.coverage) + clip(steps, published.in_flight):
-                found.append((name, version, start, end))
-        return found
+            return []
+        return self.affected_range(ts, ts + ONE_MICROSECOND)
