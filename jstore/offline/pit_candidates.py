@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from itertools import pairwise
 
 import adbc_driver_postgresql.dbapi as adbc
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
 from jstore.model import FeatureSpec, ResolvedView
@@ -64,12 +66,21 @@ def _fetch(
     with adbc.connect(dsn) as conn, conn.cursor() as cursor:
         cursor.execute("SET jit = off")  # compiling the plan costs more than it saves
         cursor.adbc_ingest(SCRATCH, spans, mode="create", temporary=True)
-        cursor.execute(_query(schema, view, features).as_string(None))
+        cursor.execute(f"ANALYZE {SCRATCH}")  # without, the planner may seek per span
+        bounds = (pc.min(spans[FIRST]).as_py(), pc.max(spans[LAST]).as_py())
+        cursor.execute(_query(schema, view, features, bounds).as_string(None))
         return cursor.fetch_arrow_table()
 
 
-def _query(schema: str, view: ResolvedView, features: list[FeatureSpec]) -> sql.Composed:
-    """One index range scan per span, through the primary key (join keys, feature_ts)."""
+def _query(
+    schema: str,
+    view: ResolvedView,
+    features: list[FeatureSpec],
+    bounds: tuple[datetime | None, datetime | None],
+) -> sql.Composed:
+    """The rows of every span: a hash join on (keys, checkpoint period) over one scan of the
+    partitions within `bounds` (the spans' earliest start and latest end, constants the planner
+    prunes partitions by), or one primary-key range scan per span when they are few."""
     match = sql.SQL(" AND ").join(
         sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in view.join_keys
     )
@@ -79,7 +90,8 @@ def _query(schema: str, view: ResolvedView, features: list[FeatureSpec]) -> sql.
     return sql.SQL(
         "SELECT {selected} FROM {scratch} s JOIN {table} t ON {match} "
         "AND t.feature_ts >= s.{first} AND t.feature_ts <= s.{last} "
-        "AND date_bin({period}, t.feature_ts, TIMESTAMPTZ 'epoch') = s.{first}"
+        "AND date_bin({period}, t.feature_ts, TIMESTAMPTZ 'epoch') = s.{first} "
+        "AND t.feature_ts >= {low} AND t.feature_ts <= {high}"
     ).format(
         selected=sql.SQL(", ").join(selected),
         scratch=sql.Identifier(SCRATCH),
@@ -88,4 +100,6 @@ def _query(schema: str, view: ResolvedView, features: list[FeatureSpec]) -> sql.
         first=sql.Identifier(FIRST),
         last=sql.Identifier(LAST),
         period=sql.Literal(f"{period} seconds"),
+        low=sql.Literal(bounds[0] or "-infinity"),
+        high=sql.Literal(bounds[1] or "infinity"),
     )

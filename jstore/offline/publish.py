@@ -178,10 +178,11 @@ def _load(
 ) -> int:
     """Create each piece's scratch table and fill it by binary COPY; returns the rows loaded.
 
-    A whole month's table gets the table's own column types, the run columns, a CHECK on its
-    month and, after the load, the table's indexes: it is ready to be attached. The partial
-    piece's table is unlogged and has only the staged columns (timestamps as epoch µs), which
-    `replace_interval` matches against.
+    A month's table gets the table's own columns, a CHECK on its month, the run's id and
+    `_computed_at` as column defaults while it loads (constants filled in by the server, not
+    sent with every row) and, after the load, the table's indexes: it is ready to be attached.
+    The other piece's table is unlogged and has only the staged columns (timestamps as epoch
+    µs), which `replace_interval` matches against.
     """
     target = table_id(schema, view)
     rows = 0
@@ -203,13 +204,14 @@ def _load(
             else:
                 conn.execute(
                     sql.SQL(
-                        "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS, "
-                        "CHECK (feature_ts >= {} AND feature_ts < {}))"
+                        "CREATE TABLE {} (LIKE {}, CHECK (feature_ts >= {} AND feature_ts < {}))"
                     ).format(scratch, target, *map(sql.Literal, piece.month))
                 )
-                run = {"_run_id": staged.run_id, "_computed_at": computed_at}
-                batches = (_stamped(b, run) for b in _batches(view, staged, piece))
-                schema_out = _stamped_schema(view)
+                _run_defaults(
+                    conn, scratch, {"_run_id": staged.run_id, "_computed_at": computed_at}
+                )
+                batches = _batches(view, staged, piece)
+                schema_out = staged_schema(view)
             counted = _Counted(batches)
             reader = pa.RecordBatchReader.from_batches(schema_out, iter(counted))
             with loader.cursor() as cursor:
@@ -219,9 +221,28 @@ def _load(
             loader.commit()
             rows += counted.rows
             if piece.month is not None:
+                _run_defaults(conn, scratch, {"_run_id": None, "_computed_at": None})
                 _keep_other_rows(conn, schema, piece)
                 _index_like_the_table(conn, scratch, view)
     return rows
+
+
+def _run_defaults(conn: psycopg.Connection, table: sql.Identifier, values: dict) -> None:
+    """Set (or, for None, drop) the defaults of the run columns."""
+    conn.execute(
+        sql.SQL("ALTER TABLE {} {}").format(
+            table,
+            sql.SQL(", ").join(
+                sql.SQL("ALTER COLUMN {} {}").format(
+                    sql.Identifier(name),
+                    sql.SQL("DROP DEFAULT")
+                    if value is None
+                    else sql.SQL("SET DEFAULT {}").format(sql.Literal(value)),
+                )
+                for name, value in values.items()
+            ),
+        )
+    )
 
 
 def _keep_other_rows(conn: psycopg.Connection, schema: str, piece: Piece) -> None:
@@ -343,27 +364,9 @@ def _wire_schema(view: ResolvedView) -> pa.Schema:
     )
 
 
-def _stamped_schema(view: ResolvedView) -> pa.Schema:
-    return (
-        staged_schema(view)
-        .append(pa.field("_run_id", pa.string()))
-        .append(pa.field("_computed_at", ARROW_TYPES["timestamp"]))
-    )
-
-
 def _timestamps_as_int(batch: pa.RecordBatch) -> pa.RecordBatch:
     arrays = [c.cast(pa.int64()) if pa.types.is_timestamp(c.type) else c for c in batch.columns]
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
-
-
-def _stamped(batch: pa.RecordBatch, run: dict) -> pa.RecordBatch:
-    n = batch.num_rows
-    arrays = [
-        *batch.columns,
-        pa.repeat(pa.scalar(run["_run_id"], pa.string()), n),
-        pa.repeat(pa.scalar(run["_computed_at"], ARROW_TYPES["timestamp"]), n),
-    ]
-    return pa.RecordBatch.from_arrays(arrays, names=[*batch.schema.names, *run])
 
 
 class _Counted:
