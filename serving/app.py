@@ -22,6 +22,7 @@ from serving.auth import KeyChecker
 from serving.json_values import FiniteJSONResponse
 from serving.metrics import Metrics
 from serving.routers import health, online, quality, registry, training_sets
+from serving.ui.router import router as ui_router
 
 LOCATIONS = ("body", "query", "path", "header", "cookie")
 """Where FastAPI found a value; left out of the field names in error messages."""
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
     ):
         app.include_router(router)
+    app.include_router(ui_router)
     app.add_exception_handler(HTTPException, _refused)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DefinitionError, _invalid_definition)
