@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 
 from jobs.landing import SPARK_TYPES
 from jstore.model import FeatureSpec, ResolvedView
+from jstore.staging import staged_columns
 
 STEP_END = "__t"
 """A step `t` as seconds since the epoch: the row's `feature_ts`."""
@@ -52,9 +53,7 @@ def typed(value: Column, spec: FeatureSpec) -> Column:
 
 
 def staged_rows(values: DataFrame, view: ResolvedView) -> DataFrame:
-    """The staged columns: join keys, `feature_ts` (UTC), the features in the view's order."""
-    return values.select(
-        *view.join_keys,
-        F.timestamp_seconds(F.col(STEP_END)).alias("feature_ts"),
-        *(f.name for f in view.features),
-    )
+    """The staged columns (`jstore.staging.staged_columns`): join keys, `feature_ts` (UTC), the
+    features in the view's order."""
+    feature_ts = F.timestamp_seconds(F.col(STEP_END))
+    return values.withColumn("feature_ts", feature_ts).select(*staged_columns(view))

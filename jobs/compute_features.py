@@ -94,10 +94,14 @@ def main(argv: list[str] | None = None) -> None:
     request = ComputeRequest.load(parser.parse_args(argv).request)
     settings = Settings()
     spark = spark_session(settings, app_name=f"jstore-compute-{request.view.name}")
-    # `retile` is passed only when asked for, so a stage_view without the flag still runs.
-    flags = {"retile": True} if request.retile else {}
     staged = stage_view(
-        spark, settings, request.view, request.start, request.end, request.run_id, **flags
+        spark,
+        settings,
+        request.view,
+        request.start,
+        request.end,
+        request.run_id,
+        retile=request.retile,
     )
     request.write(staged.path)  # writing the rows replaced the folder: the request goes back
     print(staged.model_dump_json())

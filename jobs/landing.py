@@ -16,11 +16,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.lake_files import FileEntry, LakeFiles
+from jstore import lake
+from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
 from jstore.lake import landing_dir
 from jstore.model import EventSource, TableSource
@@ -32,18 +35,23 @@ SPARK_TYPES = {
     "bool": T.BooleanType(),
     "timestamp": T.TimestampType(),
 }
-LINEAGE_FIELDS = [
-    T.StructField("_topic", T.StringType()),
-    T.StructField("_partition", T.IntegerType()),
-    T.StructField("_offset", T.LongType()),
-    T.StructField("_ingested_at", T.TimestampType()),
-]
+SPARK_OF_ARROW = {
+    pa.string(): T.StringType(),
+    pa.int32(): T.IntegerType(),
+    pa.int64(): T.LongType(),
+    pa.float64(): T.DoubleType(),
+    pa.bool_(): T.BooleanType(),
+    ARROW_TYPES["timestamp"]: T.TimestampType(),
+}
 RECORD_ID = ["_topic", "_partition", "_offset"]
 
 
 def landing_schema(source: EventSource | TableSource) -> T.StructType:
-    fields = [T.StructField(f.name, SPARK_TYPES[f.dtype]) for f in source.schema_]
-    return T.StructType(fields + LINEAGE_FIELDS)
+    """The landing zone's schema (`jstore.lake.landing_schema`, its one definition) in Spark's
+    form."""
+    return T.StructType(
+        [T.StructField(f.name, SPARK_OF_ARROW[f.type]) for f in lake.landing_schema(source)]
+    )
 
 
 def partition_days(read_start: datetime, read_end: datetime) -> list[str]:

@@ -13,7 +13,11 @@ import re
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
+
+from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
+from jstore.model import EventSource, TableSource
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -21,6 +25,22 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 def safe_run_id(run_id: str) -> str:
     """A run id usable as a folder name (Airflow's contain ':' and '+')."""
     return _UNSAFE.sub("_", run_id)
+
+
+LINEAGE_FIELDS: list[pa.Field] = [
+    pa.field("_topic", pa.string()),
+    pa.field("_partition", pa.int32()),
+    pa.field("_offset", pa.int64()),
+    pa.field("_ingested_at", ARROW_TYPES["timestamp"]),
+]
+"""The columns every landed row carries beside the source's own (docs/architecture.md)."""
+
+
+def landing_schema(source: EventSource | TableSource) -> pa.Schema:
+    """The one definition of a landed row: the source's fields, then the lineage columns (the
+    lander and extract write it; jobs/landing.py reads it in Spark's form)."""
+    fields = [pa.field(f.name, ARROW_TYPES[f.dtype]) for f in source.schema_]
+    return pa.schema(fields + LINEAGE_FIELDS)
 
 
 def landing_dir(settings: Settings, source: str) -> Path:

@@ -19,9 +19,10 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from jstore.config import Settings
+from jstore.ingest.recovery import ensure_landing_complete
 from jstore.lake import staging_dir
 from jstore.quality.report import QualityGateFailed, ValidationReport
-from jstore.registry import Registry, RunRecord, new_run_id
+from jstore.registry import Registry, RunRecord
 from jstore.request import ComputeRequest
 from jstore.spark_submit import SparkJob, SparkJobFailed, compute_job, submit
 from jstore.staging import StagedRun
@@ -59,16 +60,13 @@ def stage(
     SparkSubmitOperator). Raises ComputeFailed when the job fails.
     """
     view = request.view
-    record = RunRecord(
-        run_id=request.run_id,
-        kind="compute",
-        subject=view.name,
-        version=view.version,
-        start=request.start,
-        end=request.end,
-        details={"retile": request.retile},
+    record = RunRecord.of_interval(
+        "compute", view, request.start, request.end, run_id=request.run_id
     )
+    record.details["retile"] = request.retile
     with registry.run(record) as run:
+        # A lander or extract killed mid-batch is recovered first, or compute refuses
+        # (LandingIncomplete): Spark never reads a half-written landing zone.
         ensure_landing_complete(settings, view.source.name)
         path = request.write(staging_dir(settings, view.name, request.run_id))
         job = compute_job(str(path), view.name)
@@ -82,16 +80,6 @@ def stage(
         staged = StagedRun.find(settings, view.name, request.run_id)
         run.rows = staged.rows
     return staged
-
-
-def ensure_landing_complete(settings: Settings, source: str) -> None:
-    """Recover a source's half-written landing zone (a lander or extract killed mid-batch)
-    before compute reads it (jstore.ingest.recovery)."""
-    try:
-        from jstore.ingest.recovery import ensure_landing_complete as recover
-    except ImportError:
-        return
-    recover(settings, source)
 
 
 def validate(settings: Settings, registry: Registry, staged: StagedRun) -> ValidationReport:
@@ -120,15 +108,8 @@ def publish(settings: Settings, registry: Registry, staged: StagedRun) -> int:
 
     view = staged.request().view
     check_validated(registry, staged)
-    record = RunRecord(
-        run_id=new_run_id("publish"),
-        kind="publish",
-        subject=view.name,
-        version=view.version,
-        start=staged.start,
-        end=staged.end,
-        details={"staged_run": staged.run_id},
-    )
+    record = RunRecord.of_interval("publish", view, staged.start, staged.end)
+    record.details["staged_run"] = staged.run_id
     with registry.run(record) as run:
         with OfflineStore(settings) as store:
             run.rows = store.publish(view, staged)

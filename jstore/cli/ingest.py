@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import typer
 
-from jstore.cli.common import UserError, open_registry
+from jstore.cli.common import UserError, open_registry, timestamp_option
 from jstore.cli.demo import demo_app
 from jstore.config import get_settings
-from jstore.durations import parse_timestamp
-
-
-def _timestamp(text: str, field: str) -> datetime:
-    try:
-        return parse_timestamp(text)
-    except ValueError as e:
-        raise UserError(f"{field}: {e}") from None
 
 
 def land(
@@ -60,7 +51,7 @@ def extract(
     from jstore.ingest.extract import ExtractError, extract
     from jstore.ingest.transaction import SourceBusy
 
-    begin, finish = _timestamp(start, "start"), _timestamp(end, "end")
+    begin, finish = timestamp_option(start, "start"), timestamp_option(end, "end")
     with open_registry() as registry:
         try:
             result = extract(get_settings(), registry, source, begin, finish)
@@ -90,7 +81,7 @@ def produce(
     """Send e-commerce purchases to Kafka and fill the customers table (deterministic)."""
     from jstore.ingest.demo_data import fill_customers, produce_purchases
 
-    begin, finish = _timestamp(start, "start"), _timestamp(end, "end")
+    begin, finish = timestamp_option(start, "start"), timestamp_option(end, "end")
     if finish <= begin:
         raise UserError("end: must be after start")
     settings = get_settings()

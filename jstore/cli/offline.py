@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from jstore.cli.common import UserError, open_registry
-from jstore.config import get_settings
-from jstore.durations import parse_timestamp
+from jstore.cli.common import UserError, open_registry, timestamp_option
+from jstore.config import Settings, get_settings
+from jstore.registry import Registry
 from jstore.staging import StagedRun
-
-
-def _timestamp(text: str, field: str):
-    try:
-        return parse_timestamp(text)
-    except ValueError as e:
-        raise UserError(f"{field}: {e}") from None
 
 
 def compute(
@@ -32,12 +27,13 @@ def compute(
     ] = False,
 ) -> None:
     """Compute [start, end) of a view with Spark, validate it, and publish it if valid."""
+    from jstore.ingest.recovery import LandingIncomplete
     from jstore.pipeline import ComputeFailed
     from jstore.pipeline import compute as run_pipeline
     from jstore.quality.report import QualityGateFailed
     from jstore.request import ComputeRequest
 
-    interval = _timestamp(start, "start"), _timestamp(end, "end")
+    interval = timestamp_option(start, "start"), timestamp_option(end, "end")
     with open_registry() as registry:
         try:
             request = ComputeRequest.resolve(
@@ -47,7 +43,7 @@ def compute(
             raise UserError(str(e)) from None
         try:
             result = run_pipeline(get_settings(), registry, request)
-        except (QualityGateFailed, ComputeFailed) as e:
+        except (QualityGateFailed, ComputeFailed, LandingIncomplete) as e:
             typer.echo(f"jstore: {e}", err=True)
             raise typer.Exit(1) from None
     typer.echo(
@@ -59,6 +55,14 @@ def compute(
         typer.echo(f"warning: drift on {feature}: {result.validation.drift[feature]:.3f}")
 
 
+@contextmanager
+def staged_run(view: str, run_id: str) -> Iterator[tuple[Settings, Registry, StagedRun]]:
+    """The settings, the registry and the staged run `run_id` of `view` (`view@vN` accepted)."""
+    settings = get_settings()
+    with open_registry() as registry:
+        yield settings, registry, StagedRun.find(settings, view.partition("@")[0], run_id)
+
+
 def validate(
     view: Annotated[str, typer.Argument(help="Feature view name.")],
     run_id: Annotated[str, typer.Option(help="The staged run to validate.")],
@@ -67,9 +71,7 @@ def validate(
     from jstore.pipeline import validate as validate_run
     from jstore.quality.report import QualityGateFailed
 
-    settings = get_settings()
-    with open_registry() as registry:
-        staged = StagedRun.find(settings, view.partition("@")[0], run_id)
+    with staged_run(view, run_id) as (settings, registry, staged):
         try:
             report = validate_run(settings, registry, staged)
         except QualityGateFailed as e:
@@ -91,9 +93,7 @@ def publish(
     from jstore.pipeline import StagedRunNotValidated
     from jstore.pipeline import publish as publish_run
 
-    settings = get_settings()
-    with open_registry() as registry:
-        staged = StagedRun.find(settings, view.partition("@")[0], run_id)
+    with staged_run(view, run_id) as (settings, registry, staged):
         try:
             rows = publish_run(settings, registry, staged)
         except (StagedRunRejected, StagedRunNotValidated) as e:

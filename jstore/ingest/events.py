@@ -28,8 +28,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from jstore.arrow_types import ARROW_TYPES
 from jstore.durations import parse_timestamp
+from jstore.lake import landing_schema
 from jstore.model import EventSource, TableSource
 
 EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
@@ -47,14 +47,6 @@ INT64_DIGITS = 19
 """Digits of the largest int64: a longer JSON integer is never converted to an `int`."""
 EXCERPT_CHARS = 60
 """Quoted values in a reason are cut to this many characters."""
-
-LINEAGE_FIELDS: list[pa.Field] = [
-    pa.field("_topic", pa.string()),
-    pa.field("_partition", pa.int32()),
-    pa.field("_offset", pa.int64()),
-    pa.field("_ingested_at", pa.timestamp("us", tz="UTC")),
-]
-"""The columns every landed row carries beside the source's own (docs/architecture.md)."""
 
 _UNSTORABLE_CHAR = re.compile("[\x00\ud800-\udfff]")
 
@@ -77,8 +69,7 @@ class EventParser:
     source: EventSource | TableSource
 
     def landing_schema(self) -> pa.Schema:
-        fields = [pa.field(f.name, ARROW_TYPES[f.dtype]) for f in self.source.schema_]
-        return pa.schema(fields + LINEAGE_FIELDS)
+        return landing_schema(self.source)
 
     def parse(self, value: bytes | None, ingested_at: datetime) -> dict[str, Any]:
         """The typed row of one message value; raises BadEvent naming the problem."""

@@ -15,8 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from jstore.config import Settings
-from jstore.ingest.events import LINEAGE_FIELDS
-from jstore.lake import quarantine_dir
+from jstore.lake import LINEAGE_FIELDS, quarantine_dir
 
 QUARANTINE_SCHEMA = pa.schema(
     [

@@ -18,6 +18,7 @@ from jstore.model import ResolvedView
 from jstore.offline.arrow_copy import copy_out_batches, select_column
 from jstore.offline.tables import PG_TYPES, table_id
 from jstore.repo import DefinitionError
+from jstore.staging import staged_dtypes
 
 
 def _keys(view: ResolvedView) -> sql.Composed:
@@ -134,10 +135,7 @@ def latest_rows(
     Columns: join keys, feature_ts, features, `_computed_at`.
     """
     table = table_id(schema, view)
-    dtypes = {k: view.key_dtypes[k] for k in view.join_keys}
-    dtypes["feature_ts"] = "timestamp"
-    dtypes.update({f.name: f.dtype for f in view.features})
-    dtypes["_computed_at"] = "timestamp"
+    dtypes = {**staged_dtypes(view), "_computed_at": "timestamp"}
     columns = sql.SQL(", ").join(
         select_column(sql.Identifier("t", name), dtype) for name, dtype in dtypes.items()
     )

@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from jstore.model import ResolvedView
+from jstore.staging import staged_columns, staged_dtypes
 
 PG_TYPES = {
     "string": "text",
@@ -47,14 +48,13 @@ def table_id(schema: str, view: ResolvedView) -> sql.Composed:
 
 def value_columns(view: ResolvedView) -> list[str]:
     """The columns a staged run carries, in order: join keys, feature_ts, features."""
-    return [*view.join_keys, "feature_ts", *(f.name for f in view.features)]
+    return staged_columns(view)
 
 
 def column_types(view: ResolvedView) -> dict[str, str]:
-    """PostgreSQL type of every column of the table, in table order."""
-    types = {key: PG_TYPES[view.key_dtypes[key]] for key in view.join_keys}
-    types["feature_ts"] = "timestamptz"
-    types.update({f.name: PG_TYPES[f.dtype] for f in view.features})
+    """PostgreSQL type of every column of the table, in table order: a staged row's, then the
+    run's stamp."""
+    types = {name: PG_TYPES[dtype] for name, dtype in staged_dtypes(view).items()}
     types.update({"_run_id": "text", "_computed_at": "timestamptz"})
     return types
 

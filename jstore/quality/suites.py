@@ -37,7 +37,7 @@ from jstore.config import Settings
 from jstore.durations import format_duration
 from jstore.model import ResolvedView, WindowedFeatureView
 from jstore.repo import DefinitionError, definition_error
-from jstore.staging import StagedRun
+from jstore.staging import StagedRun, staged_columns
 
 STEP_OFFSET = "_check_feature_ts_step_offset"
 ORDERED_FUNCTIONS = ("min", "avg", "max")
@@ -55,10 +55,6 @@ def non_finite_column(feature: str) -> str:
 
 def order_column(low: str, high: str) -> str:
     return f"_check_{low}_le_{high}"
-
-
-def staged_columns(view: ResolvedView) -> list[str]:
-    return [*view.join_keys, "feature_ts", *(f.name for f in view.features)]
 
 
 def check_columns(view: ResolvedView) -> list[str]:

@@ -15,9 +15,9 @@ from jstore.quality import charts
 from jstore.quality.drift import drift_scores
 from jstore.quality.report import ValidationReport
 from jstore.quality.statistics import feature_statistics
-from jstore.registry import Registry, RunRecord, new_run_id
+from jstore.registry import Registry, RunRecord
 from jstore.repo import DefinitionError
-from jstore.staging import StagedRun
+from jstore.staging import StagedRun, staged_columns
 
 
 def validate_staged(
@@ -39,18 +39,10 @@ def validate_staged(
             f"not {view.name} v{view.version}"
         )
     suite = suites.build_suite(settings, view, staged)
-    table = read_staged(staged, suites.staged_columns(view))
+    table = read_staged(staged, staged_columns(view))
     index_columns = [*view.join_keys, "feature_ts"]
-    run = RunRecord(
-        run_id=new_run_id("validate"),
-        kind="validate",
-        subject=view.name,
-        version=view.version,
-        start=staged.start,
-        end=staged.end,
-        rows=table.num_rows,
-        details={"staged_run_id": staged.run_id},
-    )
+    run = RunRecord.of_interval("validate", view, staged.start, staged.end, rows=table.num_rows)
+    run.details["staged_run_id"] = staged.run_id
     with registry.run(run):
         result, page = gx_context.run_checkpoint(
             quality_dir(settings),

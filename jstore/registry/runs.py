@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from jstore.model import ResolvedView
 
 RunKind = Literal["land", "extract", "compute", "validate", "publish", "materialize", "export"]
 RunStatus = Literal["running", "success", "failed"]
@@ -31,3 +34,14 @@ class RunRecord(BaseModel):
     rows: int | None = None
     details: dict[str, Any] = {}
     error: str | None = None
+
+    @classmethod
+    def of_interval(
+        cls, kind: RunKind, view: ResolvedView, start: datetime, end: datetime, **fields: Any
+    ) -> RunRecord:
+        """A run over [start, end) of a view version (compute, validate, publish); its id is
+        generated unless `run_id` is given."""
+        fields.setdefault("run_id", new_run_id(kind))
+        return cls(
+            kind=kind, subject=view.name, version=view.version, start=start, end=end, **fields
+        )

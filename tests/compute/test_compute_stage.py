@@ -4,6 +4,7 @@ complete staged run (rows, request, manifest) recorded as the `compute` run."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
@@ -92,3 +93,25 @@ def test_a_request_refuses_an_interval_that_ends_in_the_future(settings, registr
     tomorrow = floor_to_step(datetime.now(UTC), day) + day
     with pytest.raises(ValueError, match=r"^end: .* is in the future"):
         ComputeRequest.resolve(registry, "merchant_sales", tomorrow - 2 * day, tomorrow)
+
+
+def test_stage_refuses_a_landing_zone_that_lost_part_of_a_batch(settings, registry, example_repo):
+    """A journal whose file is gone cannot be rolled forward: compute refuses before Spark."""
+    from jstore.ingest.recovery import LandingIncomplete
+    from jstore.lake import landing_dir
+
+    registry.apply(example_repo)
+    journals = landing_dir(settings, "purchases") / "_journal"
+    journals.mkdir(parents=True)
+    lost = [str(journals.parent / ".lost.tmp"), str(journals.parent / "lost.parquet")]
+    (journals / "batch-1.json").write_text(json.dumps({"moves": [lost]}))
+    request = ComputeRequest.resolve(registry, "merchant_sales", at("00:00"), at("2d 00:00"))
+
+    def launch(job):
+        raise AssertionError("Spark started on a half-written landing zone")
+
+    with pytest.raises(LandingIncomplete, match=r"^source 'purchases': journal batch-1.json"):
+        stage(settings, registry, request, launch)
+    run = registry.get_run(request.run_id)
+    assert (run.kind, run.status) == ("compute", "failed")
+    assert run.error.startswith("LandingIncomplete: source 'purchases'")
