@@ -14,9 +14,12 @@ from jstore.config import Settings, get_settings
 from jstore.registry import Registry
 from jstore.staging import StagedRun
 
+ViewName = Annotated[str, typer.Argument(help="Feature view name.")]
+StagedRunId = Annotated[str, typer.Option(help="The staged run (the compute run's id).")]
+
 
 def compute(
-    view: Annotated[str, typer.Argument(help="Feature view name.")],
+    view: ViewName,
     start: Annotated[str, typer.Option(help="First step, ISO-8601 UTC (aligned to the step).")],
     end: Annotated[
         str, typer.Option(help="End of the interval (exclusive), aligned, not in the future.")
@@ -63,10 +66,7 @@ def staged_run(view: str, run_id: str) -> Iterator[tuple[Settings, Registry, Sta
         yield settings, registry, StagedRun.find(settings, view.partition("@")[0], run_id)
 
 
-def validate(
-    view: Annotated[str, typer.Argument(help="Feature view name.")],
-    run_id: Annotated[str, typer.Option(help="The staged run to validate.")],
-) -> None:
+def validate(view: ViewName, run_id: StagedRunId) -> None:
     """Validate a staged run with its view's suite (what `jstore publish` then requires)."""
     from jstore.pipeline import validate as validate_run
     from jstore.quality.report import QualityGateFailed
@@ -83,10 +83,7 @@ def validate(
     )
 
 
-def publish(
-    view: Annotated[str, typer.Argument(help="Feature view name.")],
-    run_id: Annotated[str, typer.Option(help="The validated staged run to publish.")],
-) -> None:
+def publish(view: ViewName, run_id: StagedRunId) -> None:
     """Publish a validated staged run: replace its interval in the offline store, extend the
     coverage. A run without a successful validation is refused."""
     from jstore.offline import StagedRunRejected
