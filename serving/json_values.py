@@ -15,7 +15,19 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-INT64 = (-(2**63), 2**63 - 1)
+from jstore.online.lookup import INT64
+
+LONE_SURROGATE = "text with a lone surrogate is not valid Unicode"
+
+
+def is_unicode(text: str) -> bool:
+    """Whether `text` can be encoded as UTF-8 (JSON's `"\\ud800"` decodes to a lone surrogate,
+    which MongoDB, Redis and PostgreSQL all refuse)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def first_unfit(value: Any, where: str, nested: bool = True) -> str | None:
@@ -31,11 +43,7 @@ def first_unfit(value: Any, where: str, nested: bool = True) -> str | None:
     if isinstance(value, float):
         return None if math.isfinite(value) else f"{where}: NaN and infinity are not JSON numbers"
     if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return f"{where}: text with a lone surrogate is not valid Unicode"
-        return None
+        return None if is_unicode(value) else f"{where}: {LONE_SURROGATE}"
     if not nested:
         kind = "a list" if isinstance(value, list) else "an object"
         return f"{where}: {kind} is not a column value (give text, a number, true/false or null)"

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from serving.json_values import first_unfit
+from serving.json_values import LONE_SURROGATE, is_unicode
 
 Status = Literal["present", "expired", "fallback", "missing"]
 
@@ -43,8 +43,8 @@ class FeatureSelection(BaseModel):
     @classmethod
     def _unicode(cls, value: list[str] | str | None) -> list[str] | str | None:
         for text in [value] if isinstance(value, str) else value or []:
-            if (why := first_unfit(text, "text")) is not None:
-                raise ValueError(why.removeprefix("text: "))
+            if not is_unicode(text):
+                raise ValueError(LONE_SURROGATE)
         return value
 
     @model_validator(mode="after")
