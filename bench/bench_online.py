@@ -55,11 +55,13 @@ from jstore.lake import staging_dir  # noqa: E402
 from jstore.model import Entity, EventSource, FieldSpec, ResolvedView, SqlFeatureView  # noqa: E402
 from jstore.online import OnlineStore, materialize  # noqa: E402
 from jstore.online.layout import (  # noqa: E402
+    BUCKETS,
+    bucket,
     index_key,
-    key_prefix,
     meta_key,
     packed_values,
     unpack,
+    value_keys,
 )
 from jstore.online.store import CHUNK  # noqa: E402
 from jstore.pipeline import publish as publish_staged  # noqa: E402
@@ -185,18 +187,25 @@ def bench_materialize(
 
 def raw_push(settings: Settings, view: ResolvedView, table: pa.Table) -> float:
     """Seconds to send `table`'s packed values, encoded beforehand, by raw pipelines."""
-    prefix = key_prefix(settings.project, view)
     entities = table.column("user_id").to_pylist()
     values = packed_values(table, view)
-    index = index_key(settings.project, view.name, view.version)
+    keys = value_keys(settings.project, view, entities)
+    batches = []  # as JStore sends them: per 50,000 rows, per bucket, MSET + SADD per chunk
+    for i in range(0, len(entities), 50_000):
+        by_bucket: list[list[int]] = [[] for _ in range(BUCKETS)]
+        for k in range(i, min(i + 50_000, len(entities))):
+            by_bucket[bucket(entities[k])].append(k)
+        batches.append(by_bucket)
     client = redis.Redis.from_url(settings.redis_url)
     started = time.perf_counter()
-    for i in range(0, len(entities), 50_000):
+    for by_bucket in batches:
         pipe = client.pipeline(transaction=False)
-        for j in range(i, min(i + 50_000, len(entities)), CHUNK):
-            chunk = range(j, min(j + CHUNK, len(entities)))
-            pipe.mset({prefix + entities[k]: values[k] for k in chunk})
-            pipe.sadd(index, *[entities[k] for k in chunk])
+        for number, rows in enumerate(by_bucket):
+            index = index_key(settings.project, view.name, view.version, number)
+            for j in range(0, len(rows), CHUNK):
+                chunk = rows[j : j + CHUNK]
+                pipe.mset({keys[k]: values[k] for k in chunk})
+                pipe.sadd(index, *[entities[k] for k in chunk])
         pipe.execute()
     seconds = time.perf_counter() - started
     client.close()
@@ -208,9 +217,9 @@ def bench_formats(
 ) -> None:
     view = registry.get_view("bench_wide")
     entities = [f"u{i}" for i in range(100)]
-    prefix = key_prefix(settings.project, view)
+    keys = value_keys(settings.project, view, entities)
     hash_prefix = f"{settings.project}:bench_hash:"
-    packed = client.mget([prefix + e for e in entities])
+    packed = client.mget(keys)
     pipe = client.pipeline(transaction=False)
     for e, raw in zip(entities, packed, strict=True):
         values = json.loads(raw)
@@ -221,7 +230,7 @@ def bench_formats(
     pipe.execute()
 
     def read_packed() -> None:
-        unpack(client.mget([prefix + e for e in entities]))
+        unpack(client.mget(value_keys(settings.project, view, entities)))
 
     def read_hash() -> None:
         pipe = client.pipeline(transaction=False)
@@ -336,7 +345,6 @@ def bench_serving(
     api = start_api(settings, port)
     url = f"http://127.0.0.1:{port}/v1/online"
     meta = meta_key(settings.project, view.name, view.version)
-    prefix = key_prefix(settings.project, view)
     cases = [("1 entity x 10 features", 1, 10), ("1 entity x 50", 1, 50), ("100 x 50", 100, 50)]
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -353,7 +361,7 @@ def bench_serving(
                 def raw_round_trip(ids: list[str] = ids) -> None:
                     pipe = client.pipeline(transaction=False)
                     pipe.hgetall(meta)
-                    pipe.mget([prefix + e for e in ids])
+                    pipe.mget(value_keys(settings.project, view, ids))
                     unpack(pipe.execute()[1])
 
                 raw_p50, raw_p99 = timed_ms(raw_round_trip, 500)

@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     """PostgreSQL schema that holds one table per feature view version."""
 
     redis_url: str = "redis://127.0.0.1:56379/0"
-    """The online store."""
+    """The online store (on a Redis Cluster: any one of its nodes, database 0)."""
+
+    redis_cluster: bool = False
+    """The online store is a Redis Cluster: keys are grouped per hash slot in every command."""
 
     kafka_bootstrap: str = "127.0.0.1:59092"
     """Kafka bootstrap servers, comma-separated."""

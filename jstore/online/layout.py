@@ -1,17 +1,23 @@
-"""The Redis layout of the online store: key names and packed values.
+"""The Redis layout of the online store (format 2): key names and packed values.
 
 Written down in docs/online_store_format.md.
 
 Invariants:
-- One key per (view version, entity): `<project>:<view>:v<N>:<entity>`, where `<entity>` is the
-  join key values in the view's key order, each written as text (`%` -> `%25`, `|` -> `%7C`)
-  and joined with `|`.
+- One key per (view version, entity): `<project>:{<view>:v<N>:<b>}:<entity>`, where `<entity>`
+  is the join key values in the view's key order, each written as text (`%` -> `%25`, `|` ->
+  `%7C`) and joined with `|`, and `<b>` its bucket: CRC-32 of the entity part's UTF-8 bytes
+  modulo `BUCKETS`. The braces are a Redis Cluster hash tag: the keys of one bucket share a
+  slot, so a lookup reads them with one MGET per bucket and a write sets them with one MSET per
+  bucket, while a view version still spreads over `BUCKETS` slots (nodes) of a cluster.
 - The value is one JSON array `[feature_ts, f1, …, fn]`, features in `ResolvedView.features`
   order (fixed per version), timestamps as ISO-8601 UTC text. One `json.loads` per key is the
   whole decoding cost of a lookup.
-- `<project>:__keys__:<view>:v<N>` is the set of entity parts written for a version (so a retired
-  version is deleted without scanning the keyspace); `<project>:__meta__:<view>:v<N>` is a hash
-  of what the materializer last pushed (see `Meta`). `__` cannot start a view name.
+- `<project>:__keys__:{<view>:v<N>:<b>}` is the set of entity parts of a bucket (so a retired
+  version is deleted without scanning the keyspace), on the slot of the bucket's values;
+  `<project>:__meta__:{<view>:v<N>}` is a hash of what the materializer last pushed (see
+  `Meta`). View names start with a letter, so neither clashes with a value key.
+- Format 1 (`<project>:<view>:v<N>:<entity>`, one key set and meta hash per version) is only
+  named here so that materialize can delete what a JStore of that format left behind.
 Encoding works column-wise with Arrow compute, so materializing a million rows stays out of
 Python loops; lookups encode their few request entities through the same path.
 """
@@ -19,6 +25,7 @@ Python loops; lookups encode their few request entities through the same path.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,21 +42,49 @@ ENTITY_SEPARATOR = "|"
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
+BUCKETS = 16
+"""Hash-tag buckets per view version. Part of the key format: changing it is a migration.
+
+Fewer buckets mean fewer MGETs per lookup (at most one per bucket) and larger MSETs; more
+spread a view version over more slots. 16 measured best on a 3-node cluster (see
+docs/online_store_format.md, "Redis Cluster")."""
+
+
+def bucket(entity: str) -> int:
+    return zlib.crc32(entity.encode()) % BUCKETS
+
+
+def bucket_prefix(project: str, name: str, version: int, number: int) -> str:
+    """What every value key of one bucket starts with: up to and including the `:` after its
+    hash tag."""
+    return f"{project}:{{{name}:v{version}:{number}}}:"
+
+
 def value_key(project: str, view: ResolvedView, entity: str) -> str:
-    return f"{project}:{view.name}:v{view.version}:{entity}"
+    return bucket_prefix(project, view.name, view.version, bucket(entity)) + entity
 
 
-def key_prefix(project: str, view: ResolvedView) -> str:
-    return f"{project}:{view.name}:v{view.version}:"
+def value_keys(project: str, view: ResolvedView, entities: Sequence[str]) -> list[str]:
+    prefixes = [bucket_prefix(project, view.name, view.version, b) for b in range(BUCKETS)]
+    return [prefixes[bucket(e)] + e for e in entities]
 
 
-def index_key(project: str, name: str, version: int) -> str:
-    """The set of entity parts stored for one view version."""
-    return f"{project}:__keys__:{name}:v{version}"
+def index_key(project: str, name: str, version: int, number: int) -> str:
+    """The set of entity parts stored in one bucket of a view version (on the bucket's slot)."""
+    return f"{project}:__keys__:{{{name}:v{version}:{number}}}"
 
 
 def meta_key(project: str, name: str, version: int) -> str:
-    return f"{project}:__meta__:{name}:v{version}"
+    return f"{project}:__meta__:{{{name}:v{version}}}"
+
+
+def format1_keys(project: str, name: str, version: int) -> tuple[str, str, str]:
+    """Format 1's value key prefix, key set and meta hash of a view version."""
+    return (
+        f"{project}:{name}:v{version}:",
+        f"{project}:__keys__:{name}:v{version}",
+        f"{project}:__meta__:{name}:v{version}",
+    )
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,13 @@ from jstore.registry import Registry
 
 Status = Literal["present", "expired", "fallback", "missing"]
 INT64 = (-(2**63), 2**63 - 1)
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+REDIS_DOWN = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OSError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.RedisClusterException,  # e.g. no node of the cluster could be reached
+)
 CACHE_ENTRIES = 1024
 MISS = object()
 T = TypeVar("T")

@@ -8,7 +8,8 @@ the keys of entities without rows deleted; only after Redis acknowledged everyth
 offline transaction commit, which consumes what was read, so a crash re-pushes (idempotently)
 rather than skips. A first run (no watermark in the registry, or no meta hash in Redis: Redis
 was never loaded or was flushed) loads every entity. Keys of the view's older versions are
-deleted through their index sets.
+deleted through their key sets, and so are the keys a JStore of online format 1 left for the
+current version (its format 2 keys were just loaded whole: format 2 has its own meta hash).
 
 One view's failure is not every view's: each view is its own run, a failure is recorded on
 that run and reported in `MaterializeResult.failed`, and the next view goes on.
@@ -42,7 +43,7 @@ class ViewMaterialized(BaseModel):
     deleted: int
     """Entity keys deleted: the entity drained (empty-window values) or has no row left."""
     retired_keys: int
-    """Keys of older versions of the view removed."""
+    """Keys of older versions of the view removed (and of the current one in online format 1)."""
     watermark: datetime | None
 
 
@@ -118,7 +119,7 @@ def _server_unreachable(error: Exception) -> bool:
     import psycopg
     import redis
 
-    if isinstance(error, redis.ConnectionError):
+    if isinstance(error, redis.ConnectionError | redis.exceptions.ClusterDownError):
         return True
     if isinstance(error, psycopg.OperationalError):
         # No SQLSTATE: the connection itself failed; class 08 (connection) and 28 (authorization).
@@ -170,7 +171,7 @@ def _materialize_view(
                 pending.consume()
             if watermark is not None and watermark != since:
                 registry.set_watermark(watermark_key(view), watermark.isoformat())
-        retired = sum(
+        retired = online.drop_format1(view.name, view.version) + sum(
             online.retire(view.name, version)
             for version in registry.view_versions(view.name)
             if version < view.version

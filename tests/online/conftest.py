@@ -8,6 +8,7 @@ import pytest
 
 from jstore.config import Settings
 from jstore.offline import OfflineStore
+from tests.online.redis_cluster import redis_cluster  # noqa: F401 - the tests' Redis Cluster
 
 
 @pytest.fixture

@@ -10,14 +10,18 @@ import pytest
 from jstore.arrow_types import ARROW_TYPES
 from jstore.model import Entity, EventSource, FieldSpec, SqlFeatureView
 from jstore.online.layout import (
+    BUCKETS,
+    bucket,
     drained,
     entity_parts,
+    format1_keys,
     index_key,
-    key_prefix,
     meta_key,
     packed_values,
     request_entity_parts,
     unpack,
+    value_key,
+    value_keys,
 )
 from jstore.repo import FeatureRepo
 
@@ -61,12 +65,25 @@ def view():
 
 
 def test_key_names(view):
-    """An entity's key as `OnlineStore.write_batch` composes it: the view's prefix, then the
-    entity part of its key columns."""
+    """Format 2: an entity's key is the view version's hash tag with the entity's bucket (CRC-32
+    of the entity part modulo 16), then the entity part of its key columns."""
     (entity,) = entity_parts([pa.array(["s1"]), pa.array([7], pa.int64())], ["string", "int64"])
-    assert key_prefix("acme", view) + entity == "acme:shop_orders:v3:s1|7"
-    assert index_key("acme", "shop_orders", 3) == "acme:__keys__:shop_orders:v3"
-    assert meta_key("acme", "shop_orders", 3) == "acme:__meta__:shop_orders:v3"
+    assert (BUCKETS, bucket(entity), bucket("u1"), bucket("a%7Cb|-1")) == (16, 12, 6, 2)
+    assert value_key("acme", view, entity) == "acme:{shop_orders:v3:12}:s1|7"
+    assert value_keys("acme", view, [entity, "a%7Cb|-1"]) == [
+        "acme:{shop_orders:v3:12}:s1|7",
+        "acme:{shop_orders:v3:2}:a%7Cb|-1",
+    ]
+    assert index_key("acme", "shop_orders", 3, 12) == "acme:__keys__:{shop_orders:v3:12}"
+    assert meta_key("acme", "shop_orders", 3) == "acme:__meta__:{shop_orders:v3}"
+
+
+def test_format_1_keys_are_named_for_their_removal():
+    assert format1_keys("acme", "shop_orders", 3) == (
+        "acme:shop_orders:v3:",
+        "acme:__keys__:shop_orders:v3",
+        "acme:__meta__:shop_orders:v3",
+    )
 
 
 def test_entity_part_joins_key_values_in_key_order_and_escapes(view):
