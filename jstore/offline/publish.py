@@ -318,23 +318,17 @@ def _swap_partition(
     old = sql.Identifier(schema, piece.partition)
     new = sql.Identifier(schema, piece.scratch)
     keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
-    match = sql.SQL(" AND ").join(
-        [sql.SQL("n.{k} = o.{k}").format(k=sql.Identifier(k)) for k in view.join_keys]
-        + [sql.SQL("n.feature_ts >= %(start)s AND n.feature_ts < %(end)s")]
-    )
-    conn.execute(
+    conn.execute(  # EXCEPT: one hashed pass over each side (an anti-join probed row by row)
         sql.SQL(
-            "INSERT INTO {removed} ({keys}, _computed_at) "
-            "SELECT DISTINCT {okeys}, %(computed_at)s::timestamptz FROM {old} o "
-            "WHERE o.feature_ts >= %(start)s AND o.feature_ts < %(end)s "
-            "AND NOT EXISTS (SELECT 1 FROM {new} n WHERE {match})"
+            "INSERT INTO {removed} ({keys}, _computed_at) SELECT {keys}, %(computed_at)s "
+            "FROM (SELECT {keys} FROM {old} WHERE feature_ts >= %(start)s AND feature_ts < %(end)s "
+            "EXCEPT SELECT {keys} FROM {new} WHERE feature_ts >= %(start)s "
+            "AND feature_ts < %(end)s) gone"
         ).format(
             removed=queue_id(schema, view, REMOVED),
             keys=keys,
-            okeys=sql.SQL(", ").join(sql.Identifier("o", k) for k in view.join_keys),
             old=old,
             new=new,
-            match=match,
         ),
         {"computed_at": computed_at, "start": start, "end": end},
     )
