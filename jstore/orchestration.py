@@ -124,13 +124,17 @@ def extract_schedule(snapshot: Snapshot, source: str) -> tuple[timedelta, dateti
 def run_interval(
     params: dict[str, Any], interval_start: datetime | None, interval_end: datetime | None
 ) -> tuple[datetime, datetime]:
-    """A run's [start, end): its data interval, unless its params name other ends."""
+    """A run's [start, end): its data interval, unless its params name other ends.
+
+    Plain UTC datetimes either way: Airflow's are pendulum's, whose differences are pendulum
+    intervals that `timedelta` arithmetic (step alignment) does not accept.
+    """
     ends = []
     for name, fallback in (("start", interval_start), ("end", interval_end)):
         if params.get(name):
             ends.append(parse_timestamp(params[name]))
         elif fallback is not None:
-            ends.append(as_utc(fallback))
+            ends.append(parse_timestamp(as_utc(fallback).isoformat()))
         else:
             raise ValueError(f"{name}: this run has no data interval; give the param {name}")
     return ends[0], ends[1]

@@ -72,6 +72,18 @@ def test_export_params_take_features_or_a_service() -> None:
             ExportParams(**bad, **files).feature_refs()
 
 
+def test_a_run_interval_from_airflow_is_plain_datetimes_that_align() -> None:
+    """Airflow passes pendulum datetimes; the interval check must work on what it gets."""
+    import pendulum
+
+    from jstore.durations import is_aligned
+
+    start, end = run_interval({}, pendulum.datetime(2024, 5, 1), pendulum.datetime(2024, 5, 1, 1))
+    assert (type(start), type(end)) == (datetime, datetime)
+    assert (start, end) == (datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 1, 1, tzinfo=UTC))
+    assert is_aligned(end, timedelta(hours=1))
+
+
 def test_a_run_interval_is_the_data_interval_unless_params_name_ends() -> None:
     s, e = datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 1, 1, tzinfo=UTC)
     assert run_interval({"start": None, "end": None}, s, e) == (s, e)
