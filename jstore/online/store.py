@@ -52,9 +52,14 @@ class WriteCounts:
 
 def connect(settings: Settings) -> redis.Redis | redis.cluster.RedisCluster:
     """A client of the online store: `settings.redis_url` is any node of a cluster."""
-    if settings.redis_cluster:
+    if not settings.redis_cluster:
+        return redis.Redis.from_url(settings.redis_url)
+    try:
         return redis.cluster.RedisCluster.from_url(settings.redis_url)
-    return redis.Redis.from_url(settings.redis_url)
+    except redis.exceptions.RedisClusterException as e:
+        # No node answered as a cluster node (down, or a single Redis): the connection error
+        # that the CLI and the materialize DAG report in one line, with the node's own reason.
+        raise redis.ConnectionError(str(e).rpartition("reachable node: ")[2]) from e
 
 
 class OnlineStore:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import redis
 import redis.cluster
 from fastapi.testclient import TestClient
 
 from jstore.config import Settings
 from jstore.durations import floor_to_step, iso
 from jstore.model import Aggregation, WindowedFeatureView
-from jstore.online import materialize
+from jstore.online import OnlineStore, materialize
 from jstore.online.layout import BUCKETS, value_key
 from jstore.registry import Registry
 from jstore.repo import FeatureRepo
@@ -32,7 +34,7 @@ from tests.online.online_helpers import (
     user,
     user_clicks,
 )
-from tests.online.redis_cluster import LocalCluster
+from tests.online.redis_cluster import LocalCluster, start_cluster
 from tests.online.test_online_materialize import stored
 
 NOW_STEP = floor_to_step(datetime.now(UTC), HOUR)
@@ -210,3 +212,38 @@ def test_a_retired_version_leaves_no_key_on_any_node(
         f"{p}:__meta__:{{user_clicks:v2}}",
         f"{p}:{{user_clicks:v2:6}}:u1",
     ]
+
+
+def test_a_cluster_that_stops_is_answered_from_the_offline_store(
+    settings: Settings, registry: Registry, tmp_path: Path
+):
+    own = start_cluster(tmp_path / "cluster")
+    try:
+        on_own = settings.model_copy(
+            update={"redis_url": own.url, "redis_cluster": True, "api_auth_disabled": True}
+        )
+        view = apply_clicks(registry)
+        ts = NOW_STEP - HOUR
+        publish_rows(on_own, registry, view, ts, NOW_STEP, [row("u1", ts, 2, 7.5, 5.0)])
+        materialize(on_own, registry)
+        body = {"features": ["user_clicks:count_1h"], "entities": [{"user_id": "u1"}]}
+        with TestClient(create_app(on_own)) as client:
+            before = client.post("/v1/online", json=body).json()["rows"][0]
+            own.stop()
+            after = client.post("/v1/online", json=body).json()["rows"][0]
+    finally:
+        own.stop()
+
+    assert (before["values"], before["statuses"]) == (
+        {"user_clicks:count_1h": 2},
+        {"user_clicks:count_1h": "present"},
+    )
+    assert (after["values"], after["statuses"]) == (
+        {"user_clicks:count_1h": 2},
+        {"user_clicks:count_1h": "fallback"},
+    )
+
+
+def test_a_single_redis_named_as_a_cluster_is_refused_with_its_reason(settings: Settings):
+    with pytest.raises(redis.ConnectionError, match=r"^Cluster mode is not enabled on this node$"):
+        OnlineStore(settings.model_copy(update={"redis_cluster": True}))
