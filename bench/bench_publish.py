@@ -11,8 +11,9 @@ run's Parquet, then in one process:
   straight from Arrow) into a fresh table without index or constraint, run before and after
   JStore's publishes; the faster run is the floor;
 - `publish` the whole month [May 1, Jun 1) into an empty table, then again over it (a republish
-  replaces every row), then a 30-day interval [May 1, May 31) over it (the partial path:
-  delete, insert from a scratch table).
+  replaces every row), then 30 days [May 1, May 31) over it (the month is rebuilt, May 31's
+  rows copied into it), then 10 days [May 11, May 21) over it (less than half the month: delete,
+  insert into the live table from a scratch table).
 Each ends with `ratio <name>: <x>` (JStore rows/s / baseline rows/s). A scratch schema and lake
 are removed at the end.
 """
@@ -30,6 +31,7 @@ import adbc_driver_postgresql.dbapi as adbc
 import numpy as np
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
@@ -113,10 +115,23 @@ def main() -> None:
         n = table.num_rows
         month = stage(settings, view, table, MAY, JUNE, "bench-month")
         again = stage(settings, view, table, MAY, JUNE, "bench-again")
-        partial_rows = table.filter(
-            pa.compute.less(table["feature_ts"], pa.scalar(JUNE - timedelta(days=1)))
-        )
-        partial = stage(settings, view, partial_rows, MAY, JUNE - timedelta(days=1), "bench-30d")
+        intervals = {
+            "publish_30_days": (MAY, JUNE - timedelta(days=1)),
+            "publish_10_days": (MAY + timedelta(days=10), MAY + timedelta(days=20)),
+        }
+        parts = {}
+        for name, (start, end) in intervals.items():
+            ts = table["feature_ts"]
+            rows = table.filter(
+                pc.and_(
+                    pc.greater_equal(ts, pa.scalar(start, ts.type)),
+                    pc.less(ts, pa.scalar(end, ts.type)),
+                )
+            )
+            parts[name] = (
+                stage(settings, view, rows, start, end, name.replace("_", "-")),
+                rows.num_rows,
+            )
         parquet = month.parquet_files[0]
         print(f"{n:,} staged rows of {view.name} ({len(view.features)} features), May 2024")
         try:
@@ -132,9 +147,10 @@ def main() -> None:
                     began = time.perf_counter()
                     store.publish(view, staged)
                     timings[name] = (time.perf_counter() - began, n)
-                began = time.perf_counter()
-                store.publish(view, partial)
-                timings["publish_partial"] = (time.perf_counter() - began, partial_rows.num_rows)
+                for name, (staged, rows) in parts.items():
+                    began = time.perf_counter()
+                    store.publish(view, staged)
+                    timings[name] = (time.perf_counter() - began, rows)
             raw.append(raw_copy(dsn, settings.offline_schema, parquet, "raw_copy_2"))
             floor = n / min(raw)
             print(
@@ -146,7 +162,8 @@ def main() -> None:
             labels = {
                 "publish": "publish May into an empty table (partition swap)",
                 "publish_republish": "publish May again over it (partition swap)",
-                "publish_partial": "publish May 1-31 over it (delete + insert)",
+                "publish_30_days": "publish May 1-31 over it (rebuild, keep May 31)",
+                "publish_10_days": "publish May 11-21 over it (delete + insert)",
             }
             for name, (took, rows) in timings.items():
                 print(f"{labels[name]:54} {took:6.2f} s  {rows / took:>10,.0f} rows/s")
