@@ -5,9 +5,9 @@ PY := .venv/bin/python
 JSTORE := .venv/bin/jstore
 PYTEST := .venv/bin/pytest
 
-.PHONY: setup services services-down services-status demo test test-unit test-fast test-e2e lint airflow serve
+.PHONY: setup services services-down services-status demo test test-unit test-fast test-e2e lint airflow serve screenshots
 
-.venv/.setup-done: scripts/setup.sh uv.lock pyproject.toml
+.venv/.setup-done: scripts/setup.sh uv.lock pyproject.toml jstore/quality/web_assets/package-lock.json
 	bash scripts/setup.sh
 	touch $@
 
@@ -40,6 +40,11 @@ test-fast: services
 
 test-e2e: services
 	$(PYTEST) -q -m e2e
+
+# A PNG of each web UI page (and a Data Docs page) in docs/screenshots/, taken by the UI's
+# browser test over the demo repo in headless Chromium (docs/ui.md).
+screenshots: services
+	JSTORE_SCREENSHOTS=docs/screenshots $(PYTEST) -q -m e2e tests/ui/test_ui_browser.py
 
 lint: setup
 	.venv/bin/ruff check .

@@ -85,7 +85,8 @@ def distribution_chart(
         )
     axis_y = 22 + len(runs) * 30 - 8
     parts.append(f'<line x1="{left}" x2="{right}" y1="{axis_y}" y2="{axis_y}" stroke="#999"/>')
-    for value, anchor in ((low, "start"), ((low + high) / 2, "middle"), (high, "end")):
+    ticks = [(low, "start"), ((low + high) / 2, "middle"), (high, "end")] if high > low else []
+    for value, anchor in ticks or [(low, "start")]:
         parts.append(
             f'<text x="{x(value):.1f}" y="{axis_y + 13}" text-anchor="{anchor}" '
             f'fill="#444">{_number(value)}</text>'
@@ -139,13 +140,16 @@ def drift_chart(feature: str, points: Sequence[tuple[str, float]], threshold: fl
 def coverage_chart(
     intervals: Sequence[tuple[datetime, datetime]], now: datetime, fresh_until: datetime | None
 ) -> str:
-    """The published intervals of a view version on a time line from the first start to `now`;
-    `fresh_until` (the latest end plus the ttl) marks how long the newest rows stay fresh."""
+    """The published intervals of a view version on a time line from the first start to the
+    latest end (to `now` when it is near); `fresh_until` (the latest end plus the ttl) marks how
+    long the newest rows stay fresh."""
     height, left, right, bar_y = 56, 10, WIDTH - 10, 14
     if not intervals:
         return _svg(height, "coverage", '<text x="10" y="24" fill="#444">nothing published</text>')
     first = intervals[0][0]
-    last = max(now, intervals[-1][1])
+    last = max(intervals[-1][1], fresh_until or intervals[-1][1])
+    if now > last and now - last < (last - first) / 2:
+        last = now
     span = (last - first).total_seconds() or 1.0
 
     def x(ts: datetime) -> float:
@@ -213,11 +217,13 @@ def report_section(
 
 
 def add_charts(page: Path, section: str) -> None:
-    """Put `section` at the end of a Data Docs page's body (replacing an earlier one)."""
+    """Put `section` at the end of a Data Docs page's body, and a link to it above the page's
+    content, below GX's navbar (replacing earlier ones)."""
     html = page.read_text()
-    start = html.find('<section id="jstore-charts"')
-    if start >= 0:
-        html = html[:start] + html[html.index("</section>", start) + len("</section>") :]
+    for marker, closing in (('<section id="jstore-charts"', "</section>"), (LINK_START, "</p>")):
+        start = html.find(marker)
+        if start >= 0:
+            html = html[:start] + html[html.index(closing, start) + len(closing) :]
     style = (
         "<style>.jstore-charts{margin:1em 2em}.jstore-chart-row{display:flex;flex-wrap:wrap;"
         "gap:1em;align-items:flex-start;border-top:1px solid #ddd;padding:.5em 0}"
@@ -226,4 +232,14 @@ def add_charts(page: Path, section: str) -> None:
     wrapped = f'<div class="container-fluid">{style}{section}</div>'
     at = html.rfind("</body>")
     html = html[:at] + wrapped + html[at:] if at >= 0 else html + wrapped
+    link = (
+        f'{LINK_START} style="margin:.5em 1em"><a href="#jstore-charts">'
+        "Distributions and drift of the features</a></p>"
+    )
+    content = html.find('<div class="container-fluid')
+    if content >= 0:
+        html = html[:content] + link + html[content:]
     page.write_text(html)
+
+
+LINK_START = '<p id="jstore-charts-link"'

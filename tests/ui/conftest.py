@@ -23,24 +23,29 @@ __all__ = ["READ_KEY", "WRITE_KEY", "api_settings"]
 INTERVAL = END - START
 
 
-@pytest.fixture
-def demo(api_settings: Settings, registry: Registry, example_repo: FeatureRepo) -> Registry:
-    """examples/ecommerce applied; user_purchases published over two intervals, each staged,
-    validated and published; the second's amounts tripled (drift flagged)."""
-    registry.apply(example_repo)
+def publish_demo(
+    settings: Settings, registry: Registry, repo: FeatureRepo, scales: tuple[float, ...]
+) -> Registry:
+    """`repo` applied; user_purchases published over one interval per scale, each staged,
+    validated and published, its 20 users' amounts multiplied by the scale."""
+    registry.apply(repo)
     view = registry.get_view("user_purchases")
-    for i, scale in enumerate((1.0, 3.0)):
+    for i, scale in enumerate(scales):
         start = START + i * INTERVAL
         rows = [
             purchase_row(f"u{u:02}", 1, [scale * (u + 1)])
             | {"feature_ts": start + timedelta(hours=1)}
             for u in range(20)
         ]
-        staged = stage_rows(
-            api_settings, view, rows, start, start + INTERVAL, new_run_id("compute")
-        )
-        validate_and_publish(api_settings, registry, staged)
+        staged = stage_rows(settings, view, rows, start, start + INTERVAL, new_run_id("compute"))
+        validate_and_publish(settings, registry, staged)
     return registry
+
+
+@pytest.fixture
+def demo(api_settings: Settings, registry: Registry, example_repo: FeatureRepo) -> Registry:
+    """The demo repo with two published intervals, the second's amounts tripled (drift)."""
+    return publish_demo(api_settings, registry, example_repo, (1.0, 3.0))
 
 
 @pytest.fixture
