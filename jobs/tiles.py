@@ -84,15 +84,11 @@ def tile_partials(view: ResolvedView) -> list[Partial]:
 
 
 def build_tiles(events: DataFrame, view: ResolvedView, step_seconds: int) -> DataFrame:
-    """One row per (entity, tile) with events: the join keys, `__tile`, the partials.
-
-    The events are shuffled by entity, not by (entity, tile): the windows over the tiles
-    (jobs/windows.py) need an entity's tiles together, and get them without a second shuffle."""
+    """One row per (entity, tile) with events: the join keys, `__tile`, the partials."""
     seconds = F.unix_seconds(F.col(view.source.timestamp_name))
     tile = (seconds - F.pmod(seconds, F.lit(step_seconds))).alias(TILE)
     partials = [p.tile.alias(p.name) for p in tile_partials(view)]
-    by_entity = events.repartition(*view.join_keys)
-    return by_entity.groupBy(*view.join_keys, tile).agg(*partials)
+    return events.groupBy(*view.join_keys, tile).agg(*partials)
 
 
 def running_total(partial: Partial, order: WindowSpec, through: int) -> Column:
