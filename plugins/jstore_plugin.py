@@ -4,8 +4,9 @@ Airflow 3 plugins add UI entries as `external_views` (an `href` opened as a link
 an iframe under `url_route`) and serve pages through `fastapi_apps` mounted in Airflow's API
 server. This plugin mounts a small catalog page at `/jstore/catalog`, rendered from the registry
 snapshot file (no database call: the same file the DAGs are built from), with each view's compute
-DAG and its entries in the JStore API; the quality reports (Great Expectations Data Docs) are
-served by the JStore API at `Settings.api_url` and embedded as they are.
+DAG and its entries in the JStore API. The JStore web UI (`/ui/` of `Settings.api_url`) and its
+copy of the quality reports (Great Expectations Data Docs, `/ui/quality/`) ask for an API key
+once in their login form, then keep it in a cookie; the reports are embedded as they are.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def catalog() -> str:
 def menu_entries(settings: Settings) -> list[dict]:
     api = settings.api_url.rstrip("/")
     return [
+        {"name": "Web UI", "href": f"{api}/ui/", "category": CATEGORY},
         {
             "name": "Catalog",
             "href": f"{URL_PREFIX}/catalog",
@@ -93,7 +95,7 @@ def menu_entries(settings: Settings) -> list[dict]:
         },
         {
             "name": "Quality reports",
-            "href": f"{api}/quality/",
+            "href": f"{api}/ui/quality/",
             "url_route": "jstore_quality",
             "category": CATEGORY,
             "destination": "nav",

@@ -21,16 +21,17 @@ def plugin():
     return module
 
 
-def test_menu_links_catalog_quality_reports_and_api(plugin) -> None:
+def test_menu_links_web_ui_catalog_quality_reports_and_api(plugin) -> None:
     from airflow.api_fastapi.core_api.datamodels.plugins import ExternalViewResponse
 
     entries = plugin.menu_entries(Settings(api_url="http://features.example:8765/"))
     views = [ExternalViewResponse.model_validate(e) for e in entries]
     assert [(v.name, v.href, v.url_route, v.category) for v in views] == [
+        ("Web UI", "http://features.example:8765/ui/", None, "Feature store"),
         ("Catalog", "/jstore/catalog", "jstore_catalog", "Feature store"),
         (
             "Quality reports",
-            "http://features.example:8765/quality/",
+            "http://features.example:8765/ui/quality/",
             "jstore_quality",
             "Feature store",
         ),
