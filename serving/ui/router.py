@@ -4,7 +4,6 @@ a browser sends the UI's cookie instead)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
@@ -16,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from jstore.durations import format_duration
 from jstore.lake import quality_dir
+from jstore.registry import NotFound
 from serving.deps import RegistryDep, SettingsDep
 from serving.routers.quality import SITE_PARTS
 from serving.ui import catalog
@@ -127,8 +127,13 @@ def view(
     settings: SettingsDep,
     version: Version = None,
 ) -> HTMLResponse:
-    details = catalog.view_page(registry, name, version, settings.drift_threshold)
-    return page(request, "view.html", p=details, now=datetime.now(UTC))
+    try:
+        details = catalog.view_page(registry, name, version, settings.drift_threshold)
+    except NotFound as missing:
+        response = page(request, "not_found.html", message=str(missing.args[0]))
+        response.status_code = status.HTTP_404_NOT_FOUND
+        return response
+    return page(request, "view.html", p=details)
 
 
 @router.get("/services", dependencies=[LoggedIn])

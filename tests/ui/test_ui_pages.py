@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 
+from fastapi.testclient import TestClient
+
 from tests.ui.conftest import READ_KEY
 
 PAGES = ["", "views", "entities", "sources", "services", "lineage", "search?q=amount"]
 
 
-def log_in(client, key=READ_KEY):
-    return client.post("/ui/login", data={"key": key, "next": "views/user_purchases"})
+def log_in(client, key=READ_KEY, path="/ui/login"):
+    return client.post(path, data={"key": key, "next": "views/user_purchases"})
 
 
 def test_pages_redirect_to_the_login_form_relative_to_where_they_are(browser_client):
@@ -22,6 +24,24 @@ def test_pages_redirect_to_the_login_form_relative_to_where_they_are(browser_cli
     )
     assert browser_client.get("/ui/").headers["location"] == "./login?next="
     assert browser_client.get("/ui/login").status_code == 200
+
+
+def test_under_a_proxy_sub_path_redirects_and_links_stay_relative(app):
+    with TestClient(app, root_path="/features", follow_redirects=False) as client:
+        refused = client.get("/features/ui/views/user_purchases")
+        assert refused.headers["location"] == "../login?next=views/user_purchases"
+        accepted = log_in(client, path="/features/ui/login")
+        assert accepted.headers["location"] == "./views/user_purchases"
+        links = re.findall(r'href="([^"]*)"', client.get("/features/ui/services").text)
+        assert links[:3] == ["./static/ui.css", "./", "./views"]
+
+
+def test_an_unknown_view_is_a_404_page(browser_client):
+    log_in(browser_client)
+    missing = browser_client.get("/ui/views/nope")
+
+    assert missing.status_code == 404
+    assert "unknown feature view &#39;nope&#39;" in missing.text
 
 
 def test_a_wrong_key_is_refused_on_the_form(browser_client):
