@@ -32,13 +32,15 @@ def tiles_of_changing_entities(
     windows = {int(f.window.total_seconds()) for f in view.features if f.window}
     s, e = int(start.timestamp()), int(end.timestamp())
     tile = F.col(TILE)
+    # plain ranges on `__tile`, so Spark skips the stored tiles' row groups outside them
     conditions = [
-        (tile + offset + step >= s) & (tile + offset + step < e) for offset in sorted({0, *windows})
+        (tile >= s - offset - step) & (tile < e - offset - step) for offset in sorted({0, *windows})
     ]
     first, last = -(-s // period) * period, (e - 1) // period * period
     if first <= last:
         next_checkpoint = tile - F.pmod(tile, F.lit(period)) + period
         reach = F.least(tile + max(windows), F.lit(last))
-        conditions.append(F.greatest(next_checkpoint, F.lit(first)) <= reach)
+        near = (tile >= first - max(windows)) & (tile < last)
+        conditions.append(near & (F.greatest(next_checkpoint, F.lit(first)) <= reach))
     changing = tiles.where(reduce(lambda a, b: a | b, conditions)).select(*view.join_keys)
     return tiles.join(changing.distinct(), view.join_keys, "left_semi")
