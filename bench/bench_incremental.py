@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--events-per-hour", type=int, default=1000)
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--chunk-days", type=int, nargs="+", default=[1, 7])
+    parser.add_argument("--chunk-days", type=int, nargs="*", default=[1, 7])
     parser.add_argument("--master", default="local[2]")
     args = parser.parse_args()
     view = user_purchases()
