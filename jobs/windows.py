@@ -14,8 +14,9 @@ changes of `w` its value stays put. So:
    windows it changes), plus the checkpoints it keeps non-empty (jobs/changes.py). Per entity
    and in point order, the value of window `w` at any point is the one carried by its latest
    `w`-change (`last`, nulls ignored): exact, because between two `w`-changes no tile enters or
-   leaves `w`. The value at `t - step` is the previous point's (`lag`): there is no change
-   between two consecutive points.
+   leaves `w`. The value at `t - step` is the one carried by the rows before the point's (no
+   change lies between two consecutive points), so both come out of one sorted pass; of several
+   rows on one point, the first is kept.
 
 Every value is a merge of one window's tiles in tile order (jobs/tiles.py), so it is a function
 of that set of tiles only, floats included: the value at a point, the value it is compared with,
@@ -34,7 +35,6 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.changes import PREVIOUS, STEP_END, keeps_row, staged_rows, typed
-from jobs.landing import SPARK_TYPES
 from jobs.tiles import TILE, Partial, finished, merged_over, partials_of, running_total
 from jstore.model import FeatureSpec, ResolvedView, WindowedFeatureView
 
@@ -44,7 +44,6 @@ NEXT = "__next_p"
 """The same kind of point of the entity's next tile: where this change is superseded."""
 NEXT_TILE = "__next_tile"
 LOOKBACK_POINT = "__previous_point"
-LAGGED = "__lagged_"
 
 
 def changed_windowed_rows(
@@ -71,32 +70,28 @@ def changed_windowed_rows(
     )
 
     by_point = Window.partitionBy(*keys).orderBy(POINT)
-    so_far = by_point.rangeBetween(Window.unboundedPreceding, 0)
+    through_point = by_point.rangeBetween(Window.unboundedPreceding, 0)
+    before_row = by_point.rowsBetween(Window.unboundedPreceding, -1)
     latest = points.select(
         *keys,
         POINT,
-        *(F.last(_name(w), ignorenulls=True).over(so_far).alias(_name(w)) for w in by_window),
-    )
-    values = latest.select(
-        *keys,
-        POINT,
+        F.lag(POINT).over(by_point).alias(LOOKBACK_POINT),
         *(
-            typed(F.coalesce(F.col(_name(w)).getField(f.name), F.lit(f.empty_value)), f)
-            for w, specs in by_window.items()
-            for f in specs
+            F.last(_name(w), ignorenulls=True).over(frame).alias(f"{prefix}{_name(w)}")
+            for w in by_window
+            for prefix, frame in (("", through_point), (PREVIOUS, before_row))
         ),
     )
-    lagged = values.select(
-        "*",
-        F.lag(POINT).over(by_point).alias(LOOKBACK_POINT),
-        *(F.lag(f.name).over(by_point).alias(f"{LAGGED}{f.name}") for f in view.features),
-    )
-    compared = lagged.select(
+    compared = latest.select(
         *keys,
         POINT,
         LOOKBACK_POINT,
-        *(f.name for f in view.features),
-        *(_previous(f) for f in view.features),
+        *(
+            typed(_value(f, prefix + _name(w)), f).alias(prefix + f.name)
+            for prefix in ("", PREVIOUS)
+            for w, specs in by_window.items()
+            for f in specs
+        ),
     )
     kept = compared.withColumn(STEP_END, F.col(POINT) + step).where(
         (F.col(POINT) >= first)
@@ -181,12 +176,10 @@ def change_points(
     )
 
 
-def _previous(spec: FeatureSpec) -> Column:
-    """The feature at the entity's previous point (the empty value before its first one)."""
-    empty = F.lit(spec.empty_value).cast(SPARK_TYPES[spec.dtype])
-    lagged = F.col(f"{LAGGED}{spec.name}")
-    value = F.when(F.col(LOOKBACK_POINT).isNull(), empty).otherwise(lagged)
-    return value.alias(f"{PREVIOUS}{spec.name}")
+def _value(spec: FeatureSpec, carried: str) -> Column:
+    """The feature from its window's carried struct (its empty value when nothing was carried:
+    no tile of the entity before)."""
+    return F.coalesce(F.col(carried).getField(spec.name), F.lit(spec.empty_value))
 
 
 def _name(window: int, offset: int | None = None) -> str:
