@@ -23,11 +23,11 @@ from pydantic import BaseModel
 from jstore import progress
 from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
+from jstore.errors import InputError
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline import OfflineStore, output_column
 from jstore.offline.pit_join import BATCH_ROWS, EVENT_TIMESTAMP, EntityBatches
 from jstore.registry import Registry, RunRecord, new_run_id
-from jstore.repo import DefinitionError
 
 FORMATS = (".parquet", ".csv")
 
@@ -46,7 +46,7 @@ def resolve_features(
     registry: Registry, features: list[str] | None, service: str | None
 ) -> list[tuple[ResolvedView, FeatureSpec]]:
     if bool(features) == bool(service):
-        raise DefinitionError("features: give either feature references or a service, not both")
+        raise InputError("features: give either feature references or a service, not both")
     return registry.resolve_refs(features or [], service=service)
 
 
@@ -73,9 +73,7 @@ def read_entity_rows(path: Path, features: list[tuple[ResolvedView, FeatureSpec]
         try:
             table = read_entity_csv(path, features)
         except pa.ArrowInvalid as e:
-            raise DefinitionError(
-                f"entities: {path.name} is not a readable CSV file ({e})"
-            ) from None
+            raise InputError(f"entities: {path.name} is not a readable CSV file ({e})") from None
     check_key_text(table, features)
     return table
 
@@ -122,7 +120,7 @@ def check_key_text(entity_rows: pa.Table, features: list[tuple[ResolvedView, Fea
             has_nul = pc.fill_null(pc.match_substring(column, "\x00"), False)
             if pc.any(has_nul).as_py():
                 row = pc.index(has_nul, True).as_py()
-                raise DefinitionError(f"{key}: row {row} holds a NUL character, which no key can")
+                raise InputError(f"{key}: row {row} holds a NUL character, which no key can")
 
 
 def write_table(table: pa.Table, path: Path) -> None:
@@ -211,4 +209,4 @@ def export_training_set(
 
 def _check_format(path: Path, field: str) -> None:
     if path.suffix not in FORMATS:
-        raise DefinitionError(f"{field}: {path.name} must end with .parquet or .csv")
+        raise InputError(f"{field}: {path.name} must end with .parquet or .csv")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from jstore.errors import InputError
 from jstore.model import (
     Entity,
     EventSource,
@@ -33,7 +34,7 @@ KINDS: dict[type, str] = {
 }
 
 
-class DefinitionError(ValueError):
+class DefinitionError(InputError):
     """An invalid definition; the message names the object and the field."""
 
 

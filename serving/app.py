@@ -14,10 +14,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jstore.config import Settings, get_settings
+from jstore.errors import InputError
 from jstore.online.lookup import OnlineLookup
 from jstore.online.store import OnlineReader
 from jstore.registry import NotFound, Registry
-from jstore.repo import DefinitionError
 from serving.auth import KeyChecker
 from serving.json_values import FiniteJSONResponse
 from serving.metrics import Metrics
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ui_router)
     app.add_exception_handler(HTTPException, _refused)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(DefinitionError, _invalid_definition)
+    app.add_exception_handler(InputError, _invalid_input)
     app.add_exception_handler(NotFound, _not_found)
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
     return app
@@ -88,7 +88,7 @@ async def _invalid_request(request: Request, exc: Exception) -> FiniteJSONRespon
     return FiniteJSONResponse({"detail": "; ".join(messages)}, status_code=422)
 
 
-async def _invalid_definition(request: Request, exc: Exception) -> FiniteJSONResponse:
+async def _invalid_input(request: Request, exc: Exception) -> FiniteJSONResponse:
     return FiniteJSONResponse({"detail": str(exc)}, status_code=422)
 
 

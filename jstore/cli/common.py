@@ -16,8 +16,9 @@ from pydantic import ValidationError
 
 from jstore.config import get_settings
 from jstore.durations import parse_timestamp
+from jstore.errors import InputError
 from jstore.registry import NotFound, Registry
-from jstore.repo import DefinitionError, definition_error
+from jstore.repo import definition_error
 
 SERVER_DOWN_EXIT_CODE = 1
 MONGO_AUTH_FAILURE_CODES = {18}  # AuthenticationFailed
@@ -31,7 +32,7 @@ class UserError(Exception):
 def user_errors() -> Iterator[None]:
     try:
         yield
-    except (DefinitionError, NotFound, FileNotFoundError) as e:
+    except (InputError, NotFound, FileNotFoundError) as e:
         raise UserError(str(e)) from None
     except ValidationError as e:
         if e.title == "Settings":

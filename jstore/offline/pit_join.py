@@ -40,9 +40,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jstore.arrow_types import ARROW_TYPES
+from jstore.errors import InputError
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline.pit_candidates import CODE, FIRST, LAST, fetch_candidates
-from jstore.repo import DefinitionError
 
 EVENT_TIMESTAMP = "event_timestamp"
 MAX_CONNECTIONS = 4
@@ -334,7 +334,7 @@ def normalized_timestamps(entity_rows: pa.Table | pa.RecordBatch, offset: int = 
 
     `offset`: the number of entity rows before these ones (for the row an error names)."""
     if EVENT_TIMESTAMP not in entity_rows.schema.names:
-        raise DefinitionError(f"{EVENT_TIMESTAMP}: missing column in the entity rows")
+        raise InputError(f"{EVENT_TIMESTAMP}: missing column in the entity rows")
     column = _column(entity_rows, EVENT_TIMESTAMP)
     target = ARROW_TYPES["timestamp"]
     try:
@@ -344,12 +344,12 @@ def normalized_timestamps(entity_rows: pa.Table | pa.RecordBatch, offset: int = 
             column = pc.assume_timezone(column, "UTC")
         column = column.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
-        raise DefinitionError(
+        raise InputError(
             f"{EVENT_TIMESTAMP}: not ISO-8601 timestamps like 2024-05-01T10:00:00Z ({e})"
         ) from None
     if column.null_count:
         row = offset + pc.index(pc.is_null(column), True).as_py()
-        raise DefinitionError(f"{EVENT_TIMESTAMP}: row {row} has no timestamp")
+        raise InputError(f"{EVENT_TIMESTAMP}: row {row} has no timestamp")
     return column
 
 
@@ -365,15 +365,15 @@ def _group_by_view(
     features: Sequence[tuple[ResolvedView, FeatureSpec]], entity_columns: list[str]
 ) -> list[_ViewPart]:
     if not features:
-        raise DefinitionError("features: give at least one feature reference or a service")
+        raise InputError("features: give at least one feature reference or a service")
     parts: dict[str, _ViewPart] = {}
     seen: dict[str, str] = {}
     for view, spec in features:
         column = output_column(view, spec)
         if column in entity_columns:
-            raise DefinitionError(f"{column}: the entity rows already have this column")
+            raise InputError(f"{column}: the entity rows already have this column")
         if seen.setdefault(column, view.table) != view.table:
-            raise DefinitionError(f"features: {column} is asked of two versions of {view.name}")
+            raise InputError(f"features: {column} is asked of two versions of {view.name}")
         part = parts.setdefault(view.table, _ViewPart(view))
         if spec not in part.features:
             part.features.append(spec)
@@ -385,7 +385,7 @@ def _key_dtypes(parts: list[_ViewPart], entity_columns: list[str]) -> dict[str, 
     for part in parts:
         for key in part.view.join_keys:
             if key not in entity_columns:
-                raise DefinitionError(
+                raise InputError(
                     f"{key}: missing join key column (needed by feature view {part.view.name!r})"
                 )
             keys.setdefault(key, part.view.key_dtypes[key])
@@ -402,7 +402,7 @@ def _cast_key(entity_rows: pa.Table | pa.RecordBatch, key: str, dtype: str) -> p
     try:
         return column.cast(ARROW_TYPES[dtype])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-        raise DefinitionError(f"{key}: values are not {dtype} ({e})") from None
+        raise InputError(f"{key}: values are not {dtype} ({e})") from None
 
 
 def checkpoints_us(times_us: np.ndarray, view: ResolvedView) -> np.ndarray:

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from jstore.durations import floor_to_step
+from jstore.errors import InputError
 from jstore.model import (
     Aggregation,
     Entity,
@@ -18,7 +19,7 @@ from jstore.model import (
     WindowedFeatureView,
 )
 from jstore.offline import OfflineStore, uncovered_rows
-from jstore.repo import DefinitionError, FeatureRepo
+from jstore.repo import FeatureRepo
 from tests.factories import stage_rows
 from tests.offline.conftest import HOUR, T0, account, payments
 
@@ -283,7 +284,7 @@ def test_event_timestamps_as_text_and_naive(store, settings, card_view):
     ],
 )
 def test_bad_entity_rows_are_refused_naming_the_column(store, card_view, entities, message):
-    with pytest.raises(DefinitionError, match=message):
+    with pytest.raises(InputError, match=message):
         store.point_in_time_join(
             pa.table(entities), _features(card_view, "count_1d"), {card_view.table: []}
         )
@@ -318,7 +319,7 @@ def test_one_feature_of_two_versions_is_refused(store, spend_view):
     v2 = spend_view.model_copy(update={"version": 2})
     entities = pa.table({"bank": ["x"], "account_id": [1], "event_timestamp": [T0]})
     features = [(spend_view, spend_view.feature("count_1h")), (v2, v2.feature("count_1h"))]
-    with pytest.raises(DefinitionError, match="account_spend__count_1h is asked of two versions"):
+    with pytest.raises(InputError, match="account_spend__count_1h is asked of two versions"):
         store.point_in_time_join(entities, features, {})
 
 
