@@ -1,6 +1,7 @@
 """JStore's DAGs, one set per registered feature repo, built from the registry snapshot file.
 
-- `jstore_land_<source>`: every few minutes, one bounded batch from Kafka into the landing zone.
+- `jstore_land_<source>`: every few minutes, one bounded batch from Kafka into the landing zone,
+  then the late events' intervals recomputed and republished.
 - `jstore_extract_<source>`: a table source's rows of each data interval into the landing zone.
 - `jstore_compute_<view>`: on the view's step, with catchup from its `start`: Spark computes the
   interval into staging -> Great Expectations validates it -> publish replaces the interval in
@@ -67,7 +68,11 @@ def land_dag(source: str) -> DAG:
         default_args=default_args("jstore"),
         params={"max_records": Param(orchestration.LAND_MAX_RECORDS, type="integer", minimum=1)},
         tags=["jstore", "land", f"source:{source}"],
-        doc_md=f"One bounded batch of source `{source}` from Kafka into the landing zone.",
+        doc_md=(
+            f"One bounded batch of source `{source}` from Kafka into the landing zone, then "
+            "every view's published intervals that late events changed are recomputed and "
+            "republished (`jstore recompute`)."
+        ),
     ) as dag:
 
         @task(task_id="land")
@@ -75,7 +80,13 @@ def land_dag(source: str) -> DAG:
             params = get_current_context()["params"]
             return orchestration.land_task(Settings(), source, int(params["max_records"]))
 
-        land()
+        @task(task_id="recompute")
+        def recompute() -> dict:
+            from jstore.late_events import recompute_task
+
+            return recompute_task(Settings())
+
+        land() >> recompute()
     return dag
 
 

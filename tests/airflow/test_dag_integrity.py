@@ -16,7 +16,7 @@ START = datetime(2024, 5, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 EXPECTED_TASKS = {
-    "jstore_land_purchases": ["land"],
+    "jstore_land_purchases": ["land", "recompute"],
     "jstore_extract_customers": ["extract"],
     "jstore_compute_user_purchases": ["compute", "validate", "publish"],
     "jstore_compute_merchant_sales": ["compute", "validate", "publish"],
@@ -143,6 +143,18 @@ def test_land_runs_every_five_minutes_bounded(dagbag) -> None:
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     assert dag.params["max_records"] == 100_000
+
+
+def test_land_then_recomputes_the_intervals_late_events_changed(dagbag, monkeypatch) -> None:
+    """After each batch, `late_events.recompute_task` republishes what late events changed."""
+    from jstore import late_events
+
+    dag = dagbag.dags["jstore_land_purchases"]
+    assert dag.get_task("land").downstream_task_ids == {"recompute"}
+    recompute = dag.get_task("recompute")
+    assert recompute.upstream_task_ids == {"land"}
+    monkeypatch.setattr(late_events, "recompute_task", lambda settings: {"runs": ["called"]})
+    assert recompute.python_callable() == {"runs": ["called"]}
 
 
 def test_export_is_triggered_with_params(dagbag) -> None:
