@@ -51,10 +51,24 @@ def step_timetable(step: timedelta) -> CronDataIntervalTimetable | DeltaDataInte
 
 
 def interval_params() -> dict[str, Param]:
-    """A manual run may name its own [start, end) (say two days at once) instead of one step."""
+    """A manual run may name its own [start, end) (say two days at once) instead of one step.
+
+    `format: date-time` makes the trigger form show a date-time picker. Left empty: the run's
+    data interval, or for a manual run without one the latest complete step before now.
+    """
+    defaults = {
+        "start": "default: the run's data interval start, else one step before `end`",
+        "end": "default: the run's data interval end, else the last step boundary before now",
+    }
     return {
-        end: Param(None, type=["null", "string"], description=f"ISO {end}; default: the run's")
-        for end in ("start", "end")
+        name: Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title=name,
+            description=f"UTC, on a step boundary; {default}",
+        )
+        for name, default in defaults.items()
     }
 
 
@@ -111,6 +125,7 @@ def extract_dag(snapshot: Snapshot, source: str) -> DAG:
                 context["params"],
                 context.get("data_interval_start"),
                 context.get("data_interval_end"),
+                step,
             )
             return orchestration.extract_task(Settings(), source, start, end)
 
@@ -131,11 +146,15 @@ class ComputeOperator(SparkSubmitOperator):
             **kwargs,
         )
         self.view_name, self.view_version = view.name, view.version
+        self.view_step = view.definition.step
 
     def execute(self, context: Any) -> dict:
         params = context["params"]
         start, end = orchestration.run_interval(
-            params, context.get("data_interval_start"), context.get("data_interval_end")
+            params,
+            context.get("data_interval_start"),
+            context.get("data_interval_end"),
+            self.view_step,
         )
 
         def launch(job: SparkJob) -> None:

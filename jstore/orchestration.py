@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from jstore.config import PROJECT_ROOT, Settings
-from jstore.durations import as_utc, format_duration, parse_timestamp
+from jstore.durations import as_utc, floor_to_step, format_duration, parse_timestamp
 from jstore.model import ResolvedView
 from jstore.registry import Registry, Snapshot
 
@@ -122,22 +122,38 @@ def extract_schedule(snapshot: Snapshot, source: str) -> tuple[timedelta, dateti
 
 
 def run_interval(
-    params: dict[str, Any], interval_start: datetime | None, interval_end: datetime | None
+    params: dict[str, Any],
+    interval_start: datetime | None,
+    interval_end: datetime | None,
+    step: timedelta,
+    now: datetime | None = None,
 ) -> tuple[datetime, datetime]:
     """A run's [start, end): its data interval, unless its params name other ends.
 
-    Plain UTC datetimes either way: Airflow's are pendulum's, whose differences are pendulum
-    intervals that `timedelta` arithmetic (step alignment) does not accept.
+    A run without a data interval (a manual trigger) and without the params computes the latest
+    complete step before `now`: its end defaults to the last step boundary at or before now, its
+    start to one step before its end. Plain UTC datetimes either way: Airflow's are pendulum's,
+    whose differences are pendulum intervals that `timedelta` arithmetic (step alignment) does
+    not accept.
     """
-    ends = []
-    for name, fallback in (("start", interval_start), ("end", interval_end)):
-        if params.get(name):
-            ends.append(parse_timestamp(params[name]))
-        elif fallback is not None:
-            ends.append(parse_timestamp(as_utc(fallback).isoformat()))
-        else:
-            raise ValueError(f"{name}: this run has no data interval; give the param {name}")
-    return ends[0], ends[1]
+    start = _interval_end(params, "start", interval_start)
+    end = _interval_end(params, "end", interval_end)
+    if end is None:
+        end = floor_to_step(now or datetime.now(UTC), step)
+    if start is None:
+        start = end - step
+    return start, end
+
+
+def _interval_end(params: dict[str, Any], name: str, fallback: datetime | None) -> datetime | None:
+    if params.get(name):
+        try:
+            return parse_timestamp(str(params[name]))
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+    if fallback is not None:
+        return parse_timestamp(as_utc(fallback).isoformat())
+    return None
 
 
 def summary(result: BaseModel) -> dict[str, Any]:

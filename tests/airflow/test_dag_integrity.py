@@ -70,6 +70,11 @@ def test_compute_dag_runs_every_step_from_the_view_start(dagbag, view: str) -> N
     assert compute.application.endswith("jobs/compute_features.py")
     assert (compute.view_name, compute.view_version) == (view, 1)
     assert set(dag.params.keys()) == {"start", "end", "retile"}
+    for name in ("start", "end"):
+        param = dag.params.get_param(name)
+        assert param.schema["format"] == "date-time"  # the trigger form shows a picker
+        assert param.resolve(None) is None
+        assert param.resolve("2024-05-01T00:00:00+00:00") == "2024-05-01T00:00:00+00:00"
     assert publish.outlets == [Asset(f"jstore://shop/{view}")]
 
 

@@ -19,6 +19,8 @@ from jstore.orchestration import (
 )
 from tests.airflow.conftest import snapshot_of
 
+HOUR = timedelta(hours=1)
+
 
 @pytest.mark.parametrize(
     ("step", "cron"),
@@ -78,7 +80,9 @@ def test_a_run_interval_from_airflow_is_plain_datetimes_that_align() -> None:
 
     from jstore.durations import is_aligned
 
-    start, end = run_interval({}, pendulum.datetime(2024, 5, 1), pendulum.datetime(2024, 5, 1, 1))
+    start, end = run_interval(
+        {}, pendulum.datetime(2024, 5, 1), pendulum.datetime(2024, 5, 1, 1), HOUR
+    )
     assert (type(start), type(end)) == (datetime, datetime)
     assert (start, end) == (datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 1, 1, tzinfo=UTC))
     assert is_aligned(end, timedelta(hours=1))
@@ -86,9 +90,40 @@ def test_a_run_interval_from_airflow_is_plain_datetimes_that_align() -> None:
 
 def test_a_run_interval_is_the_data_interval_unless_params_name_ends() -> None:
     s, e = datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 1, 1, tzinfo=UTC)
-    assert run_interval({"start": None, "end": None}, s, e) == (s, e)
+    assert run_interval({"start": None, "end": None}, s, e, HOUR) == (s, e)
     wide = {"start": "2024-04-29T00:00:00Z", "end": "2024-05-01T00:00:00Z"}
-    assert run_interval(wide, s, e) == (datetime(2024, 4, 29, tzinfo=UTC), s)
-    assert run_interval(wide, None, None) == (datetime(2024, 4, 29, tzinfo=UTC), s)
-    with pytest.raises(ValueError, match=r"^end: this run has no data interval"):
-        run_interval({"start": "2024-04-29T00:00:00Z"}, None, None)
+    assert run_interval(wide, s, e, HOUR) == (datetime(2024, 4, 29, tzinfo=UTC), s)
+    assert run_interval(wide, None, None, HOUR) == (datetime(2024, 4, 29, tzinfo=UTC), s)
+
+
+NOW = datetime(2024, 5, 3, 10, 17, 42, tzinfo=UTC)
+
+
+def test_a_manual_run_without_params_or_data_interval_computes_the_latest_complete_step() -> None:
+    assert run_interval({"start": None, "end": None}, None, None, HOUR, NOW) == (
+        datetime(2024, 5, 3, 9, tzinfo=UTC),
+        datetime(2024, 5, 3, 10, tzinfo=UTC),
+    )
+    assert run_interval({}, None, None, timedelta(days=1), NOW) == (
+        datetime(2024, 5, 2, tzinfo=UTC),
+        datetime(2024, 5, 3, tzinfo=UTC),
+    )
+
+
+def test_a_manual_run_with_one_end_takes_the_other_from_the_latest_step() -> None:
+    """Only `start`: up to the last boundary before now; only `end`: the one step before it."""
+    since = {"start": "2024-05-01T00:00:00Z"}
+    assert run_interval(since, None, None, HOUR, NOW) == (
+        datetime(2024, 5, 1, tzinfo=UTC),
+        datetime(2024, 5, 3, 10, tzinfo=UTC),
+    )
+    until = {"end": "2024-05-02T00:00:00+00:00"}
+    assert run_interval(until, None, None, HOUR, NOW) == (
+        datetime(2024, 5, 1, 23, tzinfo=UTC),
+        datetime(2024, 5, 2, tzinfo=UTC),
+    )
+
+
+def test_a_param_that_is_no_timestamp_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"^end: 'tomorrow' is not an ISO-8601 timestamp"):
+        run_interval({"end": "tomorrow"}, None, None, HOUR, NOW)
