@@ -3,9 +3,10 @@
 - `jstore_land_<source>`: every few minutes, one bounded batch from Kafka into the landing zone,
   then the late events' intervals recomputed and republished.
 - `jstore_extract_<source>`: a table source's rows of each data interval into the landing zone.
-- `jstore_compute_<view>`: on the view's step, with catchup from its `start`: Spark computes the
-  interval into staging -> Great Expectations validates it -> publish replaces the interval in
-  the offline store and emits the Asset `jstore://<project>/<view>`. Backfills re-run any range.
+- `jstore_compute_<view>`: on the view's step, without catch-up (history is backfilled): Spark
+  computes the interval into staging -> Great Expectations validates it -> publish replaces the
+  interval in the offline store and emits the Asset `jstore://<project>/<view>`. Backfills
+  re-run any range.
 - `jstore_materialize`: on any of those Assets, an incremental push of every view to Redis.
 - `jstore_export_training_set`: triggered with params, a point-in-time training-set export.
 
@@ -105,12 +106,12 @@ def land_dag(source: str) -> DAG:
 
 
 def extract_dag(snapshot: Snapshot, source: str) -> DAG:
-    step, start, catchup = orchestration.extract_schedule(snapshot, source)
+    step, start = orchestration.extract_schedule(snapshot, source)
     with DAG(
         dag_id=f"jstore_extract_{source}",
         schedule=step_timetable(step),
         start_date=start,
-        catchup=catchup,
+        catchup=False,
         max_active_runs=2,
         default_args=default_args("jstore"),
         params=interval_params(),
@@ -179,7 +180,7 @@ def compute_dag(project: str, view: ResolvedView) -> DAG:
         dag_id=f"jstore_compute_{view.name}",
         schedule=step_timetable(view.definition.step),
         start_date=view.definition.start or orchestration.DEFAULT_START,
-        catchup=True,
+        catchup=False,  # unpausing runs the latest step; history is for backfills
         max_active_runs=2,
         default_args=default_args(view.definition.owner),
         params={

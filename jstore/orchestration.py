@@ -106,19 +106,19 @@ def views_of_source(snapshot: Snapshot, source: str) -> list[ResolvedView]:
     return [v for v in snapshot.views.values() if v.source.name == source]
 
 
-def extract_schedule(snapshot: Snapshot, source: str) -> tuple[timedelta, datetime, bool]:
-    """(step, start, catchup) of a table source's extract DAG.
+def extract_schedule(snapshot: Snapshot, source: str) -> tuple[timedelta, datetime]:
+    """(step, start) of a table source's extract DAG.
 
-    The finest step of the views that read the source, from the earliest of their starts, with
-    catchup so that every interval they compute has been extracted; a source no view reads is
-    extracted hourly from now on.
+    The finest step of the views that read the source, from the earliest of their starts; a
+    source no view reads is extracted hourly. Like the compute DAGs, it does not catch up on
+    unpause: history is extracted by a backfill (docs/airflow.md).
     """
     views = views_of_source(snapshot, source)
     if not views:
-        return DEFAULT_STEP, DEFAULT_START, False
+        return DEFAULT_STEP, DEFAULT_START
     step = min(v.definition.step for v in views)
     starts = [v.definition.start for v in views if v.definition.start is not None]
-    return step, min(starts, default=DEFAULT_START), True
+    return step, min(starts, default=DEFAULT_START)
 
 
 def run_interval(

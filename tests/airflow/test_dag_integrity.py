@@ -59,7 +59,7 @@ def test_compute_dag_runs_every_step_from_the_view_start(dagbag, view: str) -> N
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert dag.timetable.expression == cron
     assert str(dag.timetable.timezone) == "UTC"
-    assert dag.catchup is True
+    assert dag.catchup is False  # unpausing runs the latest step, not one per step since start
     assert dag.start_date == START
     assert dag.owner == owner
     compute, validate, publish = (dag.get_task(t) for t in ("compute", "validate", "publish"))
@@ -108,7 +108,7 @@ def test_a_failed_suite_fails_the_validate_task_without_retries(dagbag, monkeypa
 
 
 def test_first_runs_are_the_first_steps_after_start(dagbag) -> None:
-    """Scheduled runs cover [start, start + 1h), then [start + 1h, start + 2h), ..."""
+    """A backfill from START runs [start, start + 1h), then [start + 1h, start + 2h), ..."""
     from airflow.serialization.encoders import coerce_to_core_timetable
     from airflow.timetables.base import TimeRestriction
 
@@ -125,6 +125,26 @@ def test_first_runs_are_the_first_steps_after_start(dagbag) -> None:
         START + HOUR,
         START + 2 * HOUR,
     )
+
+
+def test_unpausing_schedules_the_latest_complete_step_not_every_step_since_start(dagbag) -> None:
+    """Without catch-up the scheduler's first run is the step that ended last, not `START`'s."""
+    import pendulum
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    from jstore.durations import floor_to_step
+
+    dag = dagbag.dags["jstore_compute_user_purchases"]
+    timetable = coerce_to_core_timetable(dag.timetable)
+    restriction = TimeRestriction(
+        earliest=pendulum.instance(START), latest=None, catchup=dag.catchup
+    )
+    before = floor_to_step(datetime.now(UTC), HOUR)
+    first = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+    after = floor_to_step(datetime.now(UTC), HOUR)
+    assert first.data_interval.end in {before, after}
+    assert first.data_interval.end - first.data_interval.start == HOUR
 
 
 def test_materialize_runs_when_any_view_publishes(dagbag) -> None:

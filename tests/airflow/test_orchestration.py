@@ -50,11 +50,10 @@ def test_asset_uri_names_project_and_view() -> None:
 
 def test_extract_follows_the_finest_view_step_from_the_earliest_start(example_repo) -> None:
     snapshot = snapshot_of(example_repo)
-    assert extract_schedule(snapshot, "customers") == (timedelta(hours=1), DEFAULT_START, False)
+    assert extract_schedule(snapshot, "customers") == (timedelta(hours=1), DEFAULT_START)
     assert extract_schedule(snapshot, "purchases") == (
         timedelta(hours=1),
         datetime(2024, 5, 1, tzinfo=UTC),
-        True,
     )
 
 
