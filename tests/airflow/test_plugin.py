@@ -1,4 +1,4 @@
-"""The Airflow UI plugin: its "Feature store" menu entries and the catalog page it serves."""
+"""The Airflow UI plugin: its "Feature store" menu links, and no page of its own."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from jstore.config import Settings
 
@@ -21,46 +20,38 @@ def plugin():
     return module
 
 
-def test_menu_links_web_ui_catalog_quality_reports_and_api(plugin) -> None:
+def menu(plugin, api_url: str) -> list[tuple]:
     from airflow.api_fastapi.core_api.datamodels.plugins import ExternalViewResponse
 
-    entries = plugin.menu_entries(Settings(api_url="http://features.example:8765/"))
+    entries = plugin.menu_entries(Settings(api_url=api_url))
     views = [ExternalViewResponse.model_validate(e) for e in entries]
-    assert [(v.name, v.href, v.url_route, v.category) for v in views] == [
+    return [(v.name, v.href, v.url_route, v.category) for v in views]
+
+
+def test_menu_links_the_web_ui_its_quality_reports_and_the_api(plugin) -> None:
+    assert menu(plugin, "http://features.example:8765/") == [
         ("Web UI", "http://features.example:8765/ui/", None, "Feature store"),
-        ("Catalog", "/jstore/catalog", "jstore_catalog", "Feature store"),
-        (
-            "Quality reports",
-            "http://features.example:8765/ui/quality/",
-            "jstore_quality",
-            "Feature store",
-        ),
+        ("Quality reports", "http://features.example:8765/ui/quality/", None, "Feature store"),
         ("Feature store API", "http://features.example:8765/docs", None, "Feature store"),
     ]
 
 
-def test_plugin_mounts_the_catalog_app(plugin) -> None:
+def test_an_api_behind_the_same_proxy_gets_relative_links(plugin) -> None:
+    assert menu(plugin, "/features") == [
+        ("Web UI", "/features/ui/", None, "Feature store"),
+        ("Quality reports", "/features/ui/quality/", None, "Feature store"),
+        ("Feature store API", "/features/docs", None, "Feature store"),
+    ]
+
+
+def test_plugin_serves_no_page_airflow_would_not_authenticate(plugin) -> None:
     from airflow.plugins_manager import AirflowPlugin
 
     assert issubclass(plugin.JStorePlugin, AirflowPlugin)
-    assert plugin.JStorePlugin.fastapi_apps[0]["url_prefix"] == "/jstore"
-    assert plugin.JStorePlugin.fastapi_apps[0]["app"] is plugin.catalog_app
-
-
-def test_catalog_lists_views_from_the_snapshot(plugin, example_snapshot, monkeypatch) -> None:
-    monkeypatch.setenv("JSTORE_REGISTRY_SNAPSHOT", str(example_snapshot))
-    monkeypatch.setenv("JSTORE_API_URL", "http://api.test")
-    page = TestClient(plugin.catalog_app).get("/catalog")
-    assert page.status_code == 200
-    assert "Project shop: 4 feature views" in page.text
-    assert '<a href="/dags/jstore_compute_user_purchases" target="_top">DAG</a>' in page.text
-    assert "http://api.test/v1/feature-views/merchant_sales" in page.text
-    assert "<b>fraud_v1</b>" in page.text
-    assert "http://api.test/quality/" in page.text
-
-
-def test_catalog_without_snapshot_says_what_to_run(plugin, tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("JSTORE_REGISTRY_SNAPSHOT", str(tmp_path / "absent.json"))
-    page = TestClient(plugin.catalog_app).get("/catalog")
-    assert page.status_code == 200
-    assert "run <code>jstore apply</code>" in page.text
+    assert not plugin.JStorePlugin.fastapi_apps
+    assert not plugin.JStorePlugin.fastapi_root_middlewares
+    assert [v["name"] for v in plugin.JStorePlugin.external_views] == [
+        "Web UI",
+        "Quality reports",
+        "Feature store API",
+    ]
