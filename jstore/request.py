@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Self
 
 from pydantic import BaseModel, field_validator
 
@@ -48,7 +49,26 @@ def read_range(view: ResolvedView, start: datetime, end: datetime) -> tuple[date
     return as_utc(start) - lookback, as_utc(end)
 
 
-class ComputeRequest(BaseModel):
+class RequestFile(BaseModel):
+    """What a Spark job is given, resolved from the registry by its launcher and carried as
+    `_request.json` (`spark-submit jobs/<job>.py --request <path>`): the job never opens the
+    registry."""
+
+    def write(self, folder: Path) -> Path:
+        """Write `_request.json` into `folder` (created); returns its path."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / REQUEST
+        tmp = folder / f".{REQUEST}.tmp"
+        tmp.write_text(self.model_dump_json(indent=2, by_alias=True))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        return cls.model_validate_json(Path(path).read_text())
+
+
+class ComputeRequest(RequestFile):
     """What one compute stages: the resolved view, [start, end), the run id, and `retile`."""
 
     view: ResolvedView
@@ -87,16 +107,3 @@ class ComputeRequest(BaseModel):
             run_id=run_id or new_run_id("compute"),
             retile=retile,
         )
-
-    def write(self, folder: Path) -> Path:
-        """Write `_request.json` into `folder` (created); returns its path."""
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / REQUEST
-        tmp = folder / f".{REQUEST}.tmp"
-        tmp.write_text(self.model_dump_json(indent=2, by_alias=True))
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def load(cls, path: Path) -> ComputeRequest:
-        return cls.model_validate_json(Path(path).read_text())

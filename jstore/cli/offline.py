@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,13 @@ from jstore.registry import Registry
 from jstore.staging import StagedRun
 
 ViewName = Annotated[str, typer.Argument(help="Feature view name.")]
+
+
+class ExportEngine(StrEnum):
+    default = "default"
+    spark = "spark"
+
+
 StagedRunId = Annotated[str, typer.Option(help="The staged run (the compute run's id).")]
 
 
@@ -108,13 +116,30 @@ def export(
         str | None, typer.Option(help="Comma-separated refs, e.g. user_purchases:count_1h.")
     ] = None,
     service: Annotated[str | None, typer.Option(help="A feature service name.")] = None,
+    engine: Annotated[
+        ExportEngine,
+        typer.Option(
+            help="default: PostgreSQL + this process; spark: a Spark job writing a Parquet folder."
+        ),
+    ] = ExportEngine.default,
 ) -> None:
     """Point-in-time join entity rows with features into a training set."""
     from jstore.export import export_training_set
+    from jstore.export_spark import export_training_set_spark
+    from jstore.spark_submit import SparkJobFailed
 
     refs = [r.strip() for r in features.split(",") if r.strip()] if features else None
     with open_registry() as registry:
-        result = export_training_set(get_settings(), registry, entities, out, refs, service)
+        if engine is ExportEngine.spark:
+            try:
+                result = export_training_set_spark(
+                    get_settings(), registry, entities, out, refs, service
+                )
+            except SparkJobFailed as e:
+                typer.echo(f"jstore: {e}", err=True)
+                raise typer.Exit(1) from None
+        else:
+            result = export_training_set(get_settings(), registry, entities, out, refs, service)
     typer.echo(f"{result.rows} rows x {len(result.columns)} features -> {result.out_path}")
     for table, count in result.uncovered_rows.items():
         if count:

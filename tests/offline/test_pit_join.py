@@ -22,14 +22,29 @@ from jstore.offline import OfflineStore, uncovered_rows
 from jstore.repo import FeatureRepo
 from tests.factories import stage_rows
 from tests.offline.conftest import HOUR, T0, account, payments
+from tests.offline.spark_engine import spark_point_in_time_join
 
 DAY = timedelta(days=1)
+ENGINES = ["default", pytest.param("spark", marks=pytest.mark.spark)]
+"""The engines a test marked `@pytest.mark.parametrize("join", ENGINES, indirect=True)` runs
+against: the same rows are expected of both (Spark's are kept to the most telling tests: each
+costs seconds)."""
 
 
 @pytest.fixture
 def store(settings):
     with OfflineStore(settings) as s:
         yield s
+
+
+@pytest.fixture
+def join(request, store, settings, tmp_path):
+    """`point_in_time_join(entity_rows, features, coverage)` of the engine asked (default:
+    the default engine)."""
+    if getattr(request, "param", "default") == "default":
+        return store.point_in_time_join
+    spark = request.getfixturevalue("spark")
+    return lambda *args: spark_point_in_time_join(spark, settings, tmp_path, *args)
 
 
 def _spend(bank, account_id, hours, count, total, top):
@@ -47,7 +62,8 @@ def _features(view, *names):
     return [(view, view.feature(n)) for n in names]
 
 
-def test_golden_rows(store, settings, spend_view):
+@pytest.mark.parametrize("join", ENGINES, indirect=True)
+def test_golden_rows(join, store, settings, spend_view):
     """Stored: a1 changed at 01:00 and drained at 03:00; covered [00:00, 04:00)."""
     rows = [_spend("x", 1, 1, 2, 30.0, 20.0), _spend("x", 1, 3, 0, 0.0, None)]
     store.publish(spend_view, stage_rows(settings, spend_view, rows, T0, T0 + 4 * HOUR, "r"))
@@ -66,7 +82,7 @@ def test_golden_rows(store, settings, spend_view):
             "label": ["a", "b", "c", "d", "e", "f"],
         }
     )
-    joined = store.point_in_time_join(
+    joined = join(
         entities,
         _features(spend_view, "count_1h", "amount_sum_1h", "amount_max_1h"),
         {spend_view.table: [(T0, T0 + 4 * HOUR)]},
@@ -121,7 +137,8 @@ def test_golden_rows(store, settings, spend_view):
     assert uncovered_rows(joined) == {"account_spend__v1": 1}
 
 
-def test_checkpoints_bound_what_is_read_and_what_is_covered(store, settings, spend_view):
+@pytest.mark.parametrize("join", ENGINES, indirect=True)
+def test_checkpoints_bound_what_is_read_and_what_is_covered(join, store, settings, spend_view):
     """Checkpoints of a 1h-step view are at midnight UTC. Stored: x/1 changed at 23:00 on day 0
     and has no row at day 1's checkpoint, so it was empty there. Covered from 12:00 on day 0."""
     rows = [_spend("x", 1, 23, 2, 30.0, 20.0)]
@@ -139,9 +156,7 @@ def test_checkpoints_bound_what_is_read_and_what_is_covered(store, settings, spe
         }
     )
 
-    joined = store.point_in_time_join(
-        entities, _features(spend_view, "count_1h"), {spend_view.table: [(start, end)]}
-    )
+    joined = join(entities, _features(spend_view, "count_1h"), {spend_view.table: [(start, end)]})
 
     assert joined["account_spend__count_1h"].to_pylist() == [None, None, 0]
     assert uncovered_rows(joined) == {"account_spend__v1": 2}
@@ -177,8 +192,17 @@ def _oracle(entity_rows, stored, coverage, features):
     return out
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_matches_a_brute_force_oracle(store, settings, spend_view, card_view, seed):
+@pytest.mark.parametrize(
+    ("seed", "join"),
+    [
+        (1, "default"),
+        (2, "default"),
+        (3, "default"),
+        pytest.param(1, "spark", marks=pytest.mark.spark),
+    ],
+    indirect=["join"],
+)
+def test_matches_a_brute_force_oracle(join, store, settings, spend_view, card_view, seed):
     rng = random.Random(seed)
     accounts = [(b, i) for b in ("x", "y") for i in range(4)]
     cards = [f"c{i}" for i in range(4)]
@@ -227,7 +251,7 @@ def test_matches_a_brute_force_oracle(store, settings, spend_view, card_view, se
             }
         )
     features = _features(spend_view, "count_1h", "amount_max_1h") + _features(card_view, "count_1d")
-    joined = store.point_in_time_join(pa.Table.from_pylist(entity_rows), features, coverage)
+    joined = join(pa.Table.from_pylist(entity_rows), features, coverage)
     stored = {spend_view.table: published_spend, card_view.table: daily}
     assert joined.to_pylist() == _oracle(entity_rows, stored, coverage, features)
     assert {r["account_spend__count_1h"] for r in joined.to_pylist()} >= {None, 0, 1, 3}
@@ -241,7 +265,8 @@ def test_matches_a_brute_force_oracle(store, settings, spend_view, card_view, se
     assert expected_uncovered[spend_view.table] > 0
 
 
-def test_event_timestamps_as_text_and_naive(store, settings, card_view):
+@pytest.mark.parametrize("join", ENGINES, indirect=True)
+def test_event_timestamps_as_text_and_naive(join, store, settings, card_view):
     store.publish(
         card_view,
         stage_rows(
@@ -263,7 +288,7 @@ def test_event_timestamps_as_text_and_naive(store, settings, card_view):
             ],
         }
     )
-    joined = store.point_in_time_join(
+    joined = join(
         entities, _features(card_view, "count_1d"), {card_view.table: [(T0 - DAY, T0 + DAY)]}
     )
     assert joined["card_daily__count_1d"].to_pylist() == [4, 4, 0]
@@ -343,8 +368,12 @@ PROFILE_REPO = FeatureRepo.of(
 )
 
 
-@pytest.mark.parametrize("text_feature", [True, False])
-def test_every_feature_type_and_null_keys_match_the_oracle(store, settings, text_feature):
+@pytest.mark.parametrize(
+    ("text_feature", "join"),
+    [(True, "default"), (False, "default"), pytest.param(True, "spark", marks=pytest.mark.spark)],
+    indirect=["join"],
+)
+def test_every_feature_type_and_null_keys_match_the_oracle(join, store, settings, text_feature):
     """Text features come back by CSV, the others by binary COPY: both give the oracle's rows,
     stored nulls stay null, and an entity row with a null key gets the empty values."""
     view = PROFILE_REPO.resolve("account_profile", 1)
@@ -374,7 +403,7 @@ def test_every_feature_type_and_null_keys_match_the_oracle(store, settings, text
     ]
     coverage = {view.table: [(T0, T0 + 48 * HOUR)]}
     features = [(view, spec) for spec in asked]
-    joined = store.point_in_time_join(pa.Table.from_pylist(entity_rows), features, coverage)
+    joined = join(pa.Table.from_pylist(entity_rows), features, coverage)
     expected = _oracle(entity_rows, {view.table: stored}, coverage, features)
     assert joined.to_pylist() == expected
     assert any(r["bank"] is None for r in entity_rows)
@@ -413,7 +442,8 @@ def test_a_view_of_more_than_63_features_keeps_each_null(store, settings):
     }
 
 
-def test_a_timestamp_join_key_matches_to_the_microsecond(store, settings):
+@pytest.mark.parametrize("join", ENGINES, indirect=True)
+def test_a_timestamp_join_key_matches_to_the_microsecond(join, store, settings):
     cohort = Entity(name="cohort", join_keys=["opened_at"])
     openings = EventSource(
         name="openings",
@@ -448,7 +478,5 @@ def test_a_timestamp_join_key_matches_to_the_microsecond(store, settings):
             "event_timestamp": [T0, T0 + 2 * HOUR, T0 + 2 * HOUR, T0 + 2 * HOUR],
         }
     )
-    joined = store.point_in_time_join(
-        entities, [(view, view.feature("count_1h"))], {view.table: [(T0, T0 + 4 * HOUR)]}
-    )
+    joined = join(entities, [(view, view.feature("count_1h"))], {view.table: [(T0, T0 + 4 * HOUR)]})
     assert joined["cohort_openings__count_1h"].to_pylist() == [0, 5, 9, 0]
