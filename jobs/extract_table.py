@@ -1,11 +1,12 @@
 """Spark job: a table source's rows with timestamp in [start, end) into the landing zone.
 
     spark-submit --jars <jdbc jar> jobs/extract_table.py SOURCE --start ISO --end ISO
-        [--result-file PATH]
+        [--result-file PATH] --lease-token N
 
 Settings come from the JSTORE_* environment; the source from the registry. The interval is
 widened over the landed extract intervals it overlaps and replaces them (the rule is in
-jstore/ingest/extract.py). The caller (jstore.ingest.extract.extract) holds the source's lock.
+jstore/ingest/extract.py). The caller (jstore.ingest.extract.extract) holds the source's lease;
+its token fences the commit (jstore/registry/leases.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from jstore.ingest.extract import ExtractPlan, commit_extract, plan_extract
 from jstore.ingest.transaction import spark_output_dir
 from jstore.model import TableSource
 from jstore.registry import Registry
+from jstore.registry.leases import Lease
 
 
 def jdbc_options(settings: Settings) -> dict[str, str]:
@@ -68,7 +70,12 @@ def read_table(
 
 
 def extract_to_landing(
-    spark: SparkSession, settings: Settings, source: TableSource, start: datetime, end: datetime
+    spark: SparkSession,
+    settings: Settings,
+    source: TableSource,
+    start: datetime,
+    end: datetime,
+    lease_token: int,
 ) -> dict:
     """Read the planned interval, write it partitioned by event date, swap it in; returns the
     fields of ExtractResult that the job knows."""
@@ -77,7 +84,9 @@ def extract_to_landing(
     frame = read_table(spark, settings, source, plan.start, plan.end)
     frame.write.mode("overwrite").partitionBy("event_date").parquet(str(output))
     rows = sum(pq.ParquetFile(p).metadata.num_rows for p in output.glob("event_date=*/*.parquet"))
-    files = commit_extract(settings, plan, output)
+    with Registry(settings) as registry:
+        lease = Lease.of_token(registry, source.name, lease_token, settings.lease_duration_s)
+        files = commit_extract(settings, plan, output, lease)
     return {
         "source": source.name,
         "table": source.table or source.name,
@@ -97,6 +106,7 @@ def main() -> None:
     parser.add_argument("--start", required=True, type=parse_timestamp)
     parser.add_argument("--end", required=True, type=parse_timestamp)
     parser.add_argument("--result-file")
+    parser.add_argument("--lease-token", required=True, type=int)
     args = parser.parse_args()
     settings = Settings()
     registry = Registry(settings)
@@ -108,7 +118,9 @@ def main() -> None:
         raise SystemExit(f"source: {args.source!r} is not a table source")
     spark = spark_session(settings, app_name=f"jstore-extract-{source.name}")
     try:
-        outcome = extract_to_landing(spark, settings, source, args.start, args.end)
+        outcome = extract_to_landing(
+            spark, settings, source, args.start, args.end, args.lease_token
+        )
     finally:
         spark.stop()
     text = json.dumps(outcome)

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = 6000
     """Consumer-group session timeout; small, so that group joins do not wait for long."""
 
+    lease_duration_s: float = Field(60.0, gt=0)
+    """How long a lander's or extract's lease on its source lasts unless its heartbeat renews it."""
+
     spark_master: str = "local[*]"
     """Spark master for jobs run by the CLI (Airflow uses its `spark_default` connection)."""
 

@@ -16,7 +16,7 @@ published or is publishing is forgotten without a compute: whatever publishes it
 the event. Only the documents read before the runs are deleted: events landed meanwhile stay
 counted for the next recompute.
 
-The documents are read while the source's lock is held (`settled_landing`), so each belongs to
+The documents are read while the source's lease is held (`settled_landing`), so each belongs to
 a batch whose files are final: compute cannot miss an event whose count it clears. Documents of
 a version that is no longer current are left alone (that version is not computed).
 """
@@ -80,7 +80,7 @@ def recompute(
         ]
     done: list[RecomputeRun] = []
     for view in resolved:
-        with settled_landing(settings, view.definition.source):
+        with settled_landing(settings, registry, view.definition.source):
             intervals = late_intervals(registry, view.name, view.version)
         done += _recompute_view(settings, registry, view, intervals)
     return done

@@ -29,6 +29,7 @@ from jstore.ingest.transaction import LandingTransaction, crash_point
 from jstore.lake import landing_dir, landing_partition
 from jstore.registry import Registry
 from jstore.registry.late import AffectedInterval, record_late_events
+from jstore.registry.leases import Lease
 
 
 @dataclass
@@ -47,9 +48,11 @@ def land_batch(
     parser: EventParser,
     messages: list[Any],
     bases: dict[int, int],
+    lease: Lease,
 ) -> LandedBatch:
     """Land Kafka `messages` (in offset order per partition); `bases` maps each partition to
-    its generation's base (landing offset = base + broker offset).
+    its generation's base (landing offset = base + broker offset). The files are committed
+    only while `lease` is still the source's (LeaseLost otherwise, nothing landed).
 
     Late events are counted twice, both times idempotently per batch: before the files are
     final (so no crash lands them uncounted), and again after (a compute that started in
@@ -77,7 +80,7 @@ def land_batch(
         last_record[(m.partition, day)] = m
     late = _count_late_events(registry, parser, rows, first_offset)
     crash_point("before_write")
-    txn = LandingTransaction(landing_dir(settings, source.name) / "_journal")
+    txn = LandingTransaction(landing_dir(settings, source.name) / "_journal", lease)
     schema = parser.landing_schema()
     for (partition, day), landed in rows.items():
         table = _landing_table(schema, parser, partition, landed, ingested_at)

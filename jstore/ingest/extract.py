@@ -16,6 +16,9 @@ can change them: rows added, updated or deleted in the table since. Before Spark
 published intervals that events anywhere in the widened interval change are counted in the
 registry (jstore/ingest/late.py `affected_range`), with the rows landed once the job is done, so
 `jstore recompute` republishes them; a failed job forgets them (nothing changed).
+
+The run holds the source's lease (jstore/registry/leases.py) and passes its token to the Spark
+job, whose commit is fenced by it: a job outliving its launcher's lease replaces nothing.
 """
 
 from __future__ import annotations
@@ -33,15 +36,12 @@ from jstore.config import PROJECT_ROOT, Settings
 from jstore.durations import as_utc
 from jstore.ingest.late import LateEvents
 from jstore.ingest.runs import fail_dead_runs
-from jstore.ingest.transaction import (
-    LandingTransaction,
-    exclusive,
-    recover_source,
-)
+from jstore.ingest.transaction import LandingTransaction, recover_source
 from jstore.lake import landing_dir, landing_partition
 from jstore.model import TableSource
 from jstore.registry import Registry, RunRecord, new_run_id
 from jstore.registry.late import forget_batch, record_late_events
+from jstore.registry.leases import Lease, acquire_lease
 from jstore.spark_submit import SparkJobFailed, run_spark_job
 
 JOB = PROJECT_ROOT / "jobs" / "extract_table.py"
@@ -125,10 +125,10 @@ def plan_extract(settings: Settings, source: str, start: datetime, end: datetime
     )
 
 
-def commit_extract(settings: Settings, plan: ExtractPlan, written: Path) -> int:
+def commit_extract(settings: Settings, plan: ExtractPlan, written: Path, lease: Lease) -> int:
     """Swap Spark's output (`written`, partitioned by event_date) for the replaced files in one
-    journaled step; returns the files landed."""
-    txn = LandingTransaction(landing_dir(settings, plan.source) / "_journal")
+    journaled step fenced by `lease`; returns the files landed."""
+    txn = LandingTransaction(landing_dir(settings, plan.source) / "_journal", lease)
     parts = sorted(written.glob("event_date=*/*.parquet"))
     for n, part in enumerate(parts):
         day = datetime.strptime(part.parent.name.removeprefix("event_date="), "%Y-%m-%d").date()
@@ -151,7 +151,7 @@ def extract(
     if not isinstance(spec, TableSource):
         raise ExtractError(f"source: {source!r} is a Kafka event source; use `jstore land`")
     plan_extract(settings, source, start, end)  # refuses an empty interval before Spark starts
-    with exclusive(landing_dir(settings, source) / "_lock"):
+    with acquire_lease(registry, source, settings.lease_duration_s) as lease:
         recover_source(settings, source)
         run = RunRecord(
             run_id=new_run_id("extract"),
@@ -179,6 +179,8 @@ def extract(
                         as_utc(end).isoformat(),
                         "--result-file",
                         str(result_file),
+                        "--lease-token",
+                        str(lease.token),
                     ],
                     spark_options=[
                         "--jars",

@@ -1,7 +1,8 @@
 """The Kafka lander: one bounded batch of a source's topic into the landing zone, exactly once.
 
-A run takes the source's lock, recovers any batch a crash left half-done, and reads where to
-resume from the landing zone's file names (jstore/ingest/offsets.py). It assigns every
+A run takes the source's lease (jstore/registry/leases.py), recovers any batch a crash left
+half-done, and reads where to resume from the landing zone's file names
+(jstore/ingest/offsets.py). It assigns every
 partition of the topic explicitly (no group rebalancing), seeks right after the highest landed
 offset, and reads up to the end offsets it saw at start (or `max_records`). Each batch of
 messages is parsed (jstore/ingest/events.py); good rows are written per partition and event
@@ -35,10 +36,11 @@ from jstore.ingest.offsets import (
 )
 from jstore.ingest.probe import FINGERPRINT_KEY, end_offsets, fetch_at, fingerprint
 from jstore.ingest.runs import fail_dead_runs
-from jstore.ingest.transaction import crash_point, exclusive, recover_source
+from jstore.ingest.transaction import crash_point, recover_source
 from jstore.lake import landing_dir, quarantine_dir
 from jstore.model import EventSource
 from jstore.registry import Registry, RunRecord, new_run_id
+from jstore.registry.leases import Lease, acquire_lease
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +111,14 @@ def land(
         raise LandingError(f"source: {source!r} is a table source; use `jstore extract`")
     if max_records is not None and max_records < 1:
         raise LandingError(f"max_records: must be at least 1, got {max_records}")
-    landing = landing_dir(settings, source)
-    with exclusive(landing / "_lock"):
+    with acquire_lease(registry, source, settings.lease_duration_s) as lease:
         recover_source(settings, source)
         run = RunRecord(run_id=new_run_id("land"), kind="land", subject=source)
         fail_dead_runs(registry, "land", source, run.run_id)
         with registry.run(run):
-            result = _Run(settings, registry, spec, run.run_id, new_generation).execute(max_records)
+            result = _Run(settings, registry, spec, run.run_id, new_generation, lease).execute(
+                max_records
+            )
             run.rows = result.rows
             run.details = result.model_dump(mode="json", exclude={"run_id", "source"})
         return result
@@ -136,8 +139,10 @@ class _Run:
         source: EventSource,
         run_id: str,
         new_generation: bool,
+        lease: Lease,
     ):
         self.settings = settings
+        self.lease = lease
         self.source = source
         self.run_id = run_id
         self.new_generation = new_generation
@@ -317,7 +322,9 @@ class _Run:
             rng = self.ranges[m.partition]
             rng.first = self.bases[m.partition] + m.offset if rng.first is None else rng.first
             rng.last = self.bases[m.partition] + m.offset
-        landed = land_batch(self.settings, self.registry, self.parser, messages, self.bases)
+        landed = land_batch(
+            self.settings, self.registry, self.parser, messages, self.bases, self.lease
+        )
         self.rows += landed.rows
         self.quarantined += landed.quarantined
         self.files += landed.files

@@ -5,11 +5,12 @@ journal whose renames are half done (some files of the batch visible, some not).
 see temp files, but they do see the renamed half of a batch: compute must not read it.
 `ensure_landing_complete` does what the next lander run would do first (jstore/ingest/
 transaction.py `recover_source`): roll every journal forward, delete stray temp files. It needs
-the source's lock. When a lander or extract holds it, that run recovered at its start, so only
-its own batch can be in flight: the call waits until no journal is left (a rename of one batch
-takes milliseconds), and refuses with `LandingIncomplete` if one stays longer than `wait_s`.
+the source's lease (jstore/registry/leases.py). When a lander or extract holds it, that run
+recovered at its start, so only its own batch can be in flight: the call waits until no journal
+is left (a rename of one batch takes milliseconds), and refuses with `LandingIncomplete` if one
+stays longer than `wait_s`.
 
-`settled_landing` holds the lock instead (waiting for a running lander or extract to finish):
+`settled_landing` holds the lease instead (waiting for a running lander or extract to finish):
 inside it, no batch is in flight, so what the registry says about landed batches (their late
 events, jstore/registry/late.py) matches the files.
 """
@@ -24,12 +25,14 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from jstore.config import Settings
-from jstore.ingest.transaction import SourceBusy, exclusive, recover_source
+from jstore.ingest.transaction import recover_source
 from jstore.lake import landing_dir
+from jstore.registry import Registry
+from jstore.registry.leases import SourceBusy, acquire_lease
 
 JOURNAL_WAIT_S = 30.0
 """How long a journal of a running lander may stay before compute refuses to read."""
-LOCK_WAIT_S = 600.0
+LEASE_WAIT_S = 600.0
 """How long `settled_landing` waits for a running lander or extract (a bounded batch)."""
 
 
@@ -38,21 +41,28 @@ class LandingIncomplete(RuntimeError):
 
 
 def ensure_landing_complete(
-    settings: Settings, source_name: str, wait_s: float = JOURNAL_WAIT_S
+    settings: Settings,
+    source_name: str,
+    wait_s: float = JOURNAL_WAIT_S,
+    registry: Registry | None = None,
 ) -> None:
     """Make the landing zone of `source_name` hold whole batches only, or raise
-    LandingIncomplete saying why (see the module docstring)."""
+    LandingIncomplete saying why (see the module docstring). Without `registry`, one is opened
+    for the call."""
     landing = landing_dir(settings, source_name)
     if not landing.is_dir():
         return
     journals = landing / "_journal"
-    try:
-        with exclusive(landing / "_lock"):
-            _check_journals(source_name, journals)
-            recover_source(settings, source_name)
-            return
-    except SourceBusy:
-        pass
+    with ExitStack() as opened:
+        if registry is None:
+            registry = opened.enter_context(Registry(settings))
+        try:
+            with acquire_lease(registry, source_name, settings.lease_duration_s):
+                _check_journals(source_name, journals)
+                recover_source(settings, source_name)
+                return
+        except SourceBusy:
+            pass
     deadline = time.monotonic() + wait_s
     while _pending(journals):
         if time.monotonic() > deadline:
@@ -83,24 +93,18 @@ def _check_journals(source_name: str, journals: Path) -> None:
 
 @contextmanager
 def settled_landing(
-    settings: Settings, source_name: str, wait_s: float = LOCK_WAIT_S
+    settings: Settings, registry: Registry, source_name: str, wait_s: float = LEASE_WAIT_S
 ) -> Iterator[None]:
-    """Hold the source's lock (waiting up to `wait_s` for a running lander or extract) with
+    """Hold the source's lease (waiting up to `wait_s` for a running lander or extract) with
     its landing zone recovered: no batch is in flight inside."""
-    landing = landing_dir(settings, source_name)
-    deadline = time.monotonic() + wait_s
-    with ExitStack() as held:
-        while True:
-            try:
-                held.enter_context(exclusive(landing / "_lock"))
-                break
-            except SourceBusy:
-                if time.monotonic() > deadline:
-                    raise LandingIncomplete(
-                        f"source {source_name!r}: a lander or extract has held "
-                        f"{landing / '_lock'} for more than {wait_s:g}s; retry when it is done"
-                    ) from None
-                time.sleep(0.5)
-        _check_journals(source_name, landing / "_journal")
+    try:
+        lease = acquire_lease(registry, source_name, settings.lease_duration_s, wait_s)
+    except SourceBusy as e:
+        raise LandingIncomplete(
+            f"source {source_name!r}: a lander or extract has held its lease for more than "
+            f"{wait_s:g}s ({e}); retry when it is done"
+        ) from None
+    with lease:
+        _check_journals(source_name, landing_dir(settings, source_name) / "_journal")
         recover_source(settings, source_name)
         yield

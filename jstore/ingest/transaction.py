@@ -10,60 +10,77 @@ stray temp files (a crash before the journal: the batch never happened). So a cr
 point leaves either the whole batch or nothing, which is what lets the lander resume after the
 highest landed offset.
 
+Fencing. The writer holds the source's lease (jstore/registry/leases.py). Its temp files carry
+its lease token (`.<final name>.<token>.tmp`), so no other holder's batch can ever be renamed
+by it. Right before the journal (the commit point) it checks the lease on the server (`fence`):
+a holder whose lease expired and was taken over gets LeaseLost, deletes its temp files and
+publishes nothing. Before each rename it confirms the lease again (`confirm`, a server call only
+when the last renew is not recent); and a journal whose temp files are gone (the next holder's
+recovery deleted them before the journal appeared) is dropped, not replayed. What remains is a
+pause of the writer longer than the lease between its last check and a rename
+(docs/ingestion.md).
+
 `crash_point(name)` is the test hook that proves it: with `JSTORE_CRASH_AT=<name>` in the
 environment the process SIGKILLs itself at that point (tests/ingest/test_lander_crash.py).
 The points are `before_write`, `after_write`, `after_late_events` (the batch's late events
-counted in the registry, its files not yet final), `after_journal`, `mid_rename` and
-`before_commit` (after the files, before the consumer-group commit).
+counted in the registry, its files not yet final), `after_fence` (lease checked, journal not
+written), `after_journal`, `mid_rename` and `before_commit` (after the files, before the
+consumer-group commit). `JSTORE_PAUSE_AT=<name>` stops the process there instead (SIGSTOP), until
+a test sends SIGCONT: a holder paused past its lease (tests/ingest/test_leases.py).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import signal
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import suppress
 from pathlib import Path
 
 from jstore.config import Settings
 from jstore.lake import landing_dir, quarantine_dir
+from jstore.registry.leases import Lease, LeaseLost
+from jstore.registry.leases import SourceBusy as SourceBusy
 
 CRASH_ENV = "JSTORE_CRASH_AT"
+PAUSE_ENV = "JSTORE_PAUSE_AT"
 TEMP_SUFFIX = ".tmp"
 SPARK_OUTPUT = "_extract_output"
 """Where an extract's Spark job writes first (a `_` folder: never read as landed data)."""
 
 
-class SourceBusy(RuntimeError):
-    """Another lander or extract of the same source is running."""
-
-
 def crash_point(name: str) -> None:
-    """Test hook: SIGKILL this process here when `JSTORE_CRASH_AT` names this point."""
+    """Test hook: SIGKILL this process here when `JSTORE_CRASH_AT` names this point (SIGSTOP
+    when `JSTORE_PAUSE_AT` does)."""
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(PAUSE_ENV) == name:
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
-def temp_path(final: Path) -> Path:
-    return final.with_name(f".{final.name}{TEMP_SUFFIX}")
+def temp_path(final: Path, token: int | None = None) -> Path:
+    """The hidden temp name of `final` (of the holder of lease `token`, for landed files)."""
+    tag = "" if token is None else f".{token}"
+    return final.with_name(f".{final.name}{tag}{TEMP_SUFFIX}")
 
 
 class LandingTransaction:
-    """Collects the temp files of one batch, then makes them final in one journaled step."""
+    """Collects the temp files of one batch, then makes them final in one journaled step,
+    fenced by the writer's lease."""
 
-    def __init__(self, journal_dir: Path):
+    def __init__(self, journal_dir: Path, lease: Lease):
         self.journal_dir = journal_dir
+        self.lease = lease
         self.moves: list[tuple[Path, Path]] = []
         self.deletes: list[Path] = []
 
     def temp_for(self, final: Path) -> Path:
         """Where to write the file that becomes `final` on commit."""
         final.parent.mkdir(parents=True, exist_ok=True)
-        temp = temp_path(final)
+        temp = temp_path(final, self.lease.token)
         self.moves.append((temp, final))
         return temp
 
@@ -79,22 +96,54 @@ class LandingTransaction:
     def commit(self) -> None:
         if not self.moves and not self.deletes:
             return
-        for temp, _ in self.moves:
-            _fsync(temp)
-        crash_point("after_write")
+        try:
+            self._sync_and_fence()
+        except LeaseLost:
+            self._abandon()
+            raise
+        crash_point("after_fence")
         self.journal_dir.mkdir(parents=True, exist_ok=True)
         journal = self.journal_dir / f"{uuid.uuid4().hex}.json"
         doc = {
+            "token": self.lease.token,
             "moves": [[str(t), str(f)] for t, f in self.moves],
             "deletes": [str(p) for p in self.deletes],
         }
         tmp = temp_path(journal)
         tmp.write_text(json.dumps(doc))
         _fsync(tmp)
+        try:
+            self.lease.confirm()
+        except LeaseLost:
+            tmp.unlink(missing_ok=True)
+            self._abandon()
+            raise
         os.replace(tmp, journal)
         _fsync_dir(self.journal_dir)
         crash_point("after_journal")
-        _replay(journal)
+        if any(not os.path.exists(temp) for temp, _ in self.moves) and journal.exists():
+            journal.unlink()  # the next holder recovered before the journal appeared
+            raise LeaseLost(
+                f"source {self.lease.source!r}: the temp files of this batch (token "
+                f"{self.lease.token}) were removed by the holder that took over; not committed"
+            )
+        _replay(journal, self.lease)
+
+    def _sync_and_fence(self) -> None:
+        try:
+            for temp, _ in self.moves:
+                _fsync(temp)
+        except FileNotFoundError:
+            self.lease.fence()  # LeaseLost: the next holder's recovery deleted them
+            raise
+        crash_point("after_write")
+        self.lease.fence()
+
+    def _abandon(self) -> None:
+        """Delete this batch's own temp files (never another holder's: names carry the token)."""
+        for temp, _ in self.moves:
+            if temp.name.endswith(f".{self.lease.token}{TEMP_SUFFIX}"):
+                temp.unlink(missing_ok=True)
 
 
 def spark_output_dir(settings: Settings, source: str) -> Path:
@@ -119,35 +168,28 @@ def recover(journal_dir: Path, *roots: Path) -> int:
     return len(journals)
 
 
-@contextmanager
-def exclusive(lock_file: Path) -> Iterator[None]:
-    """One lander or extract per source at a time (an advisory lock on a local file)."""
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SourceBusy(
-                f"another lander or extract holds {lock_file}; try again when it is done"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _replay(journal: Path) -> None:
-    doc = json.loads(journal.read_text())
+def _replay(journal: Path, lease: Lease | None = None) -> None:
+    """Do a journal's moves and deletes, then remove it. The writer passes its `lease`, confirmed
+    before each step; a recovering holder (who holds the lease) passes none. Both may replay
+    the same journal when a writer outlived its lease: each step tolerates the other's."""
+    try:
+        doc = json.loads(journal.read_text())
+    except FileNotFoundError:
+        return  # replayed by the holder that took over
     for i, (temp, final) in enumerate(doc["moves"]):
-        if os.path.exists(temp):
+        if lease is not None:
+            lease.confirm()
+        with suppress(FileNotFoundError):  # renamed before a crash, or by the other replayer
             os.replace(temp, final)
         if i == 0:
             crash_point("mid_rename")
     for path in doc["deletes"]:
+        if lease is not None:
+            lease.confirm()
         Path(path).unlink(missing_ok=True)
     for folder in {os.path.dirname(f) for _, f in doc["moves"]}:
         _fsync_dir(Path(folder))
-    journal.unlink()
+    journal.unlink(missing_ok=True)
 
 
 def _temp_files(root: Path) -> Iterator[Path]:

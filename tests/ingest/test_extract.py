@@ -20,6 +20,7 @@ from jstore.lake import landing_dir
 from jstore.model import Aggregation, Entity, FieldSpec, TableSource, WindowedFeatureView
 from jstore.registry import Registry
 from jstore.registry.late import late_intervals
+from jstore.registry.leases import acquire_lease
 
 pytestmark = pytest.mark.spark
 
@@ -67,6 +68,19 @@ def insert(settings: Settings, rows: list[tuple[str, str, datetime]]) -> None:
         )
 
 
+def extract_to_landing(
+    spark, settings: Settings, source: TableSource, start: datetime, end: datetime
+) -> dict:
+    """The Spark job's work, under the source's lease (as `extract` runs it)."""
+    from jobs.extract_table import extract_to_landing as job
+
+    with (
+        Registry(settings) as registry,
+        acquire_lease(registry, source.name, settings.lease_duration_s) as lease,
+    ):
+        return job(spark, settings, source, start, end, lease.token)
+
+
 def landed(settings: Settings, source: TableSource) -> list[tuple]:
     return sorted(
         (r["user_id"], r["tier"], r["updated_at"], r["event_date"], r["_topic"], r["_offset"])
@@ -77,8 +91,6 @@ def landed(settings: Settings, source: TableSource) -> list[tuple]:
 def test_rows_in_the_interval_land_by_event_date(
     spark, settings: Settings, customers: TableSource
 ) -> None:
-    from jobs.extract_table import extract_to_landing
-
     insert(
         settings,
         [
@@ -119,8 +131,6 @@ def test_rows_in_the_interval_land_by_event_date(
 def test_rerunning_intervals_with_other_bounds_never_duplicates_or_drops_rows(
     spark, settings: Settings, customers: TableSource
 ) -> None:
-    from jobs.extract_table import extract_to_landing
-
     insert(settings, [("u1", "gold", at(1, 6)), ("u2", "gold", at(2, 6)), ("u3", "gold", at(4))])
     extract_to_landing(spark, settings, customers, at(1), at(3))
     extract_to_landing(spark, settings, customers, at(1), at(3))

@@ -10,10 +10,10 @@ import pytest
 from jstore.config import Settings
 from jstore.ingest.lander import land
 from jstore.ingest.recovery import LandingIncomplete, ensure_landing_complete, settled_landing
-from jstore.ingest.transaction import SourceBusy, exclusive
 from jstore.lake import landing_dir, quarantine_dir
 from jstore.model import EventSource
 from jstore.registry import Registry
+from jstore.registry.leases import SourceBusy, acquire_lease
 from tests.ingest.conftest import PARTITIONS, Send, purchase
 from tests.ingest.test_lander_crash import every_offset, run_lander_cli
 
@@ -25,10 +25,7 @@ def not_parquet(settings: Settings) -> list[str]:
     """Journals and temp files left in the landing zone and the quarantine."""
     roots = (landing_dir(settings, "purchases"), quarantine_dir(settings, "purchases"))
     return sorted(
-        p.name
-        for root in roots
-        for p in root.rglob("*")
-        if p.is_file() and p.suffix != ".parquet" and p.name != "_lock"
+        p.name for root in roots for p in root.rglob("*") if p.is_file() and p.suffix != ".parquet"
     )
 
 
@@ -75,17 +72,24 @@ def test_a_batch_killed_before_its_journal_is_rolled_back_and_landed_by_the_next
     assert every_offset(settings, source) == ALL_OFFSETS
 
 
-def test_a_running_lander_without_a_pending_rename_is_complete(settings: Settings) -> None:
-    landing = landing_dir(settings, "purchases")
-    with exclusive(landing / "_lock"):
+def test_a_running_lander_without_a_pending_rename_is_complete(
+    settings: Settings, registry: Registry
+) -> None:
+    landing_dir(settings, "purchases").mkdir(parents=True)
+    with acquire_lease(registry, "purchases", settings.lease_duration_s):
         ensure_landing_complete(settings, "purchases", wait_s=0.5)
 
 
-def test_a_rename_that_stays_pending_under_a_running_lander_is_refused(settings: Settings) -> None:
+def test_a_rename_that_stays_pending_under_a_running_lander_is_refused(
+    settings: Settings, registry: Registry
+) -> None:
     landing = landing_dir(settings, "purchases")
     (landing / "_journal").mkdir(parents=True)
     (landing / "_journal" / "0a1b.json").write_text('{"moves": [], "deletes": []}')
-    with exclusive(landing / "_lock"), pytest.raises(LandingIncomplete) as refused:
+    with (
+        acquire_lease(registry, "purchases", settings.lease_duration_s),
+        pytest.raises(LandingIncomplete) as refused,
+    ):
         ensure_landing_complete(settings, "purchases", wait_s=0.5)
     assert str(refused.value).startswith(
         "source 'purchases': a running lander or extract has been renaming a batch for more "
@@ -93,7 +97,7 @@ def test_a_rename_that_stays_pending_under_a_running_lander_is_refused(settings:
     )
 
 
-def test_a_journal_whose_file_is_gone_is_refused(settings: Settings) -> None:
+def test_a_journal_whose_file_is_gone_is_refused(settings: Settings, registry: Registry) -> None:
     landing = landing_dir(settings, "purchases")
     (landing / "_journal").mkdir(parents=True)
     (landing / "_journal" / "0a1b.json").write_text(
@@ -108,27 +112,29 @@ def test_a_journal_whose_file_is_gone_is_refused(settings: Settings) -> None:
     )
 
 
-def test_settled_landing_recovers_a_killed_batch_and_holds_the_lock(
+def test_settled_landing_recovers_a_killed_batch_and_holds_the_lease(
     settings: Settings, registry: Registry, source: EventSource, send: Send
 ) -> None:
     send_batch(send)
     assert run_lander_cli(settings, "purchases", "mid_rename") == -signal.SIGKILL
 
-    with settled_landing(settings, "purchases"):
+    with settled_landing(settings, registry, "purchases"):
         assert every_offset(settings, source) == ALL_OFFSETS
         with pytest.raises(SourceBusy):
             land(settings, registry, "purchases")
 
 
-def test_settled_landing_refuses_after_waiting_for_a_running_lander(settings: Settings) -> None:
-    lock = landing_dir(settings, "purchases") / "_lock"
+def test_settled_landing_refuses_after_waiting_for_a_running_lander(
+    settings: Settings, registry: Registry
+) -> None:
     with (
-        exclusive(lock),
+        acquire_lease(registry, "purchases", settings.lease_duration_s) as held,
         pytest.raises(LandingIncomplete) as refused,
-        settled_landing(settings, "purchases", wait_s=0.5),
+        settled_landing(settings, registry, "purchases", wait_s=0.5),
     ):
         pass
-    assert str(refused.value) == (
-        f"source 'purchases': a lander or extract has held {lock} for more than 0.5s; "
-        "retry when it is done"
+    assert str(refused.value).startswith(
+        "source 'purchases': a lander or extract has held its lease for more than 0.5s "
+        f"(source 'purchases': another lander or extract holds its lease ({held.holder}, "
+        "token 1) until "
     )
