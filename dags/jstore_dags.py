@@ -24,6 +24,7 @@ from airflow.sdk import (
     DAG,
     Asset,
     AssetAny,
+    BaseOperatorLink,
     CronDataIntervalTimetable,
     DeltaDataIntervalTimetable,
     Param,
@@ -134,6 +135,24 @@ def extract_dag(snapshot: Snapshot, source: str) -> DAG:
     return dag
 
 
+REPORT_PAGE = "report_page"
+"""The XCom key under which a compute DAG's `validate` task keeps its Data Docs page."""
+
+
+class DataDocsLink(BaseOperatorLink):
+    """The "Data Docs" button of a validate or publish task: the run's quality report.
+
+    Airflow 3 computes an operator's links on the worker when the task ends (failed too) and
+    keeps them in XCom; this one reads the page the run's `validate` task pushed.
+    """
+
+    name = "Data Docs"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        page = ti_key.xcom_pull(task_ids="validate", key=REPORT_PAGE)
+        return orchestration.data_docs_url(Settings(), page) if page else ""
+
+
 class ComputeOperator(SparkSubmitOperator):
     """The compute task: `jstore.pipeline.stage` of the run's interval, recorded as its
     `compute` run. The job is submitted through the `spark_default` connection with the
@@ -201,18 +220,26 @@ def compute_dag(project: str, view: ResolvedView) -> DAG:
         def validate() -> dict:
             from jstore.quality import QualityGateFailed
 
-            run_id = get_current_context()["run_id"]
+            context = get_current_context()
+            settings = Settings()
             try:
-                return orchestration.validate_task(Settings(), view.name, run_id)
+                result = orchestration.validate_task(settings, view.name, context["run_id"])
             except QualityGateFailed as e:
+                page = orchestration.report_page(settings, e.report.report_path)
+                context["ti"].xcom_push(key=REPORT_PAGE, value=page)
                 raise AirflowFailException(str(e)) from e  # a retry would fail the same way
+            context["ti"].xcom_push(key=REPORT_PAGE, value=result["report_page"])
+            return result
 
         @task(task_id="publish", outlets=[Asset(orchestration.asset_uri(project, view.name))])
         def publish() -> dict:
             run_id = get_current_context()["run_id"]
             return orchestration.publish_task(Settings(), view.name, run_id)
 
-        compute >> validate() >> publish()
+        validated, published = validate(), publish()
+        for step in (validated, published):
+            step.operator.operator_extra_links = (DataDocsLink(),)
+        compute >> validated >> published
     return dag
 
 

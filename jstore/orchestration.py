@@ -156,6 +156,18 @@ def _interval_end(params: dict[str, Any], name: str, fallback: datetime | None) 
     return None
 
 
+def report_page(settings: Settings, report_path: str) -> str:
+    """A quality report's page in the Data Docs site (`<api_url>/ui/quality/<page>`)."""
+    from jstore.lake import quality_dir
+
+    return Path(report_path).relative_to(quality_dir(settings)).as_posix()
+
+
+def data_docs_url(settings: Settings, page: str) -> str:
+    """Where users' browsers open a Data Docs page: the JStore web UI's copy of the site."""
+    return f"{settings.api_url.rstrip('/')}/ui/quality/{page}"
+
+
 def summary(result: BaseModel) -> dict[str, Any]:
     """A task's return value as JSON (its XCom)."""
     return result.model_dump(mode="json")
@@ -274,6 +286,7 @@ def validate_task(settings: Settings, view: str, run_id: str) -> dict[str, Any]:
         "rows": staged.rows,
         "drift_flagged": report.drift_flagged,
         "report_path": report.report_path,
+        "report_page": report_page(settings, report.report_path),
     }
 
 

@@ -78,11 +78,30 @@ def test_compute_dag_runs_every_step_from_the_view_start(dagbag, view: str) -> N
     assert publish.outlets == [Asset(f"jstore://shop/{view}")]
 
 
+class RecordingTaskInstance:
+    """What the validate task pushes to XCom, and what a link reads back (the worker's task
+    instance, here without Airflow's database)."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[tuple[str, str], object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[("validate", key)] = value
+
+    def xcom_pull(self, task_ids: str, key: str) -> object:
+        return self.pushed.get((task_ids, key))
+
+
 def test_a_failed_suite_fails_the_validate_task_without_retries(dagbag, monkeypatch) -> None:
-    """A retry would fail the same way: AirflowFailException ends the task at once."""
+    """A retry would fail the same way: AirflowFailException ends the task at once. The failed
+    run's Data Docs page is still pushed, so its "Data Docs" link opens the failed report."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    validate = dagbag.dags["jstore_compute_user_purchases"].get_task("validate")
+    from jstore.config import Settings
+    from jstore.lake import quality_dir
+
+    dag = dagbag.dags["jstore_compute_user_purchases"]
+    validate = dag.get_task("validate")
     wiring = validate.python_callable.__globals__
     report = ValidationReport(
         run_id="validate-1",
@@ -94,17 +113,39 @@ def test_a_failed_suite_fails_the_validate_task_without_retries(dagbag, monkeypa
         statistics={},
         drift={},
         drift_flagged=[],
-        report_path="report.html",
+        report_path=str(quality_dir(Settings()) / "validations" / "r1.html"),
         rows=3,
     )
 
     def failed_suite(*args):
         raise QualityGateFailed(report)
 
-    monkeypatch.setitem(wiring, "get_current_context", lambda: {"run_id": "r1"})
+    ti = RecordingTaskInstance()
+    monkeypatch.setitem(wiring, "get_current_context", lambda: {"run_id": "r1", "ti": ti})
     monkeypatch.setattr(wiring["orchestration"], "validate_task", failed_suite)
+    monkeypatch.setenv("JSTORE_API_URL", "http://features.example:8765")
     with pytest.raises(AirflowFailException, match="1 expectations failed on staged run r1"):
         validate.python_callable()
+    assert ti.pushed == {("validate", "report_page"): "validations/r1.html"}
+    for task_id in ("validate", "publish"):
+        (link,) = dag.get_task(task_id).operator_extra_links
+        assert link.name == "Data Docs"
+        assert link.get_link(dag.get_task(task_id), ti_key=ti) == (
+            "http://features.example:8765/ui/quality/validations/r1.html"
+        )
+    assert link.get_link(dag.get_task("publish"), ti_key=RecordingTaskInstance()) == ""
+
+
+def test_the_data_docs_link_survives_serialization(dagbag) -> None:
+    """The API server knows a task's links from the serialized DAG only."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = DagSerialization.from_dict(
+        DagSerialization.to_dict(dagbag.dags["jstore_compute_user_purchases"])
+    )
+    assert dag.get_task("publish").extra_links == ["Data Docs"]
+    assert dag.get_task("validate").extra_links == ["Data Docs"]
+    assert dag.get_task("compute").extra_links == []
 
 
 def test_first_runs_are_the_first_steps_after_start(dagbag) -> None:
