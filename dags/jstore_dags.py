@@ -74,6 +74,11 @@ def interval_params() -> dict[str, Param]:
     }
 
 
+def triggered_at(context: Any) -> Any:
+    """When the run was due (its `run_after`; a manual run's is when it was triggered)."""
+    return getattr(context.get("dag_run"), "run_after", None)
+
+
 def land_dag(source: str) -> DAG:
     with DAG(
         dag_id=f"jstore_land_{source}",
@@ -128,6 +133,7 @@ def extract_dag(snapshot: Snapshot, source: str) -> DAG:
                 context.get("data_interval_start"),
                 context.get("data_interval_end"),
                 step,
+                triggered_at(context),
             )
             return orchestration.extract_task(Settings(), source, start, end)
 
@@ -175,6 +181,7 @@ class ComputeOperator(SparkSubmitOperator):
             context.get("data_interval_start"),
             context.get("data_interval_end"),
             self.view_step,
+            triggered_at(context),
         )
 
         def launch(job: SparkJob) -> None:

@@ -131,15 +131,15 @@ def run_interval(
     """A run's [start, end): its data interval, unless its params name other ends.
 
     A run without a data interval (a manual trigger) and without the params computes the latest
-    complete step before `now`: its end defaults to the last step boundary at or before now, its
-    start to one step before its end. Plain UTC datetimes either way: Airflow's are pendulum's,
-    whose differences are pendulum intervals that `timedelta` arithmetic (step alignment) does
-    not accept.
+    complete step before `now` (the run's `run_after`, so that a retry computes the same step):
+    its end defaults to the last step boundary at or before now, its start to one step before
+    its end. Plain UTC datetimes either way: Airflow's are pendulum's, whose differences are
+    pendulum intervals that `timedelta` arithmetic (step alignment) does not accept.
     """
     start = _interval_end(params, "start", interval_start)
     end = _interval_end(params, "end", interval_end)
     if end is None:
-        end = floor_to_step(now or datetime.now(UTC), step)
+        end = floor_to_step(_plain(now or datetime.now(UTC)), step)
     if start is None:
         start = end - step
     return start, end
@@ -152,8 +152,13 @@ def _interval_end(params: dict[str, Any], name: str, fallback: datetime | None) 
         except ValueError as e:
             raise ValueError(f"{name}: {e}") from None
     if fallback is not None:
-        return parse_timestamp(as_utc(fallback).isoformat())
+        return _plain(fallback)
     return None
+
+
+def _plain(ts: datetime) -> datetime:
+    """A plain UTC datetime of Airflow's (pendulum's) or any other."""
+    return parse_timestamp(as_utc(ts).isoformat())
 
 
 def report_page(settings: Settings, report_path: str) -> str:

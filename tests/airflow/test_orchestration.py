@@ -109,6 +109,17 @@ def test_a_manual_run_without_params_or_data_interval_computes_the_latest_comple
     )
 
 
+def test_the_latest_step_is_the_one_before_the_run_was_triggered_even_from_pendulum() -> None:
+    """A retry an hour later computes the same step: `now` is the run's run_after."""
+    import pendulum
+
+    triggered = pendulum.datetime(2024, 5, 3, 10, 17, 42)
+    assert run_interval({}, None, None, HOUR, triggered) == (
+        datetime(2024, 5, 3, 9, tzinfo=UTC),
+        datetime(2024, 5, 3, 10, tzinfo=UTC),
+    )
+
+
 def test_a_manual_run_with_one_end_takes_the_other_from_the_latest_step() -> None:
     """Only `start`: up to the last boundary before now; only `end`: the one step before it."""
     since = {"start": "2024-05-01T00:00:00Z"}
