@@ -57,6 +57,7 @@ def land_batch(
     Late events are counted twice, both times idempotently per batch: before the files are
     final (so no crash lands them uncounted), and again after (a compute that started in
     between listed the landing zone without them)."""
+    lease.confirm()  # a holder that lost the source stops before counting late events
     source = parser.source
     topic = source.topic
     ingested_at = datetime.now(UTC)

@@ -15,13 +15,15 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from jstore.config import Settings
+from jstore.ingest.extract import commit_extract, plan_extract
 from jstore.ingest.lander import land
-from jstore.ingest.transaction import LandingTransaction, recover_source
+from jstore.ingest.transaction import LandingTransaction, recover_source, spark_output_dir
 from jstore.lake import landing_dir
 from jstore.model import EventSource
 from jstore.registry import Registry
@@ -104,6 +106,30 @@ def test_a_stale_holders_commit_publishes_nothing(settings: Settings, registry: 
             txn.commit()
 
     assert sorted(p.name for p in landing.rglob("*") if p.is_file()) == []
+
+
+def test_a_stale_extracts_swap_replaces_nothing(settings: Settings, registry: Registry) -> None:
+    old = (
+        landing_dir(settings, "customers")
+        / "event_date=2024-05-01"
+        / "extract-20240501T000000Z-20240502T000000Z-00000.parquet"
+    )
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"the landed extract")
+    written = spark_output_dir(settings, "customers")
+    (written / "event_date=2024-05-01").mkdir(parents=True)
+    (written / "event_date=2024-05-01" / "part-00000.parquet").write_bytes(b"the stale job's")
+    plan = plan_extract(
+        settings, "customers", datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 3, tzinfo=UTC)
+    )
+    stale = acquire_lease(registry, "customers", SHORT_LEASE_S)
+
+    with acquire_lease(registry, "customers", 60, wait_s=60), pytest.raises(LeaseLost):
+        commit_extract(settings, plan, written, stale)
+
+    landed = sorted(p.name for p in landing_dir(settings, "customers").glob("event_date=*/*"))
+    assert (plan.replaces, landed) == ([old], [old.name])
+    assert old.read_bytes() == b"the landed extract"
 
 
 def lander_process(
