@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
@@ -105,6 +106,8 @@ def build_request(
         entities_path = parquet
     elif entities_path.suffix != ".parquet":
         raise InputError(f"entities: {entities_path.name} must end with .parquet or .csv")
+    elif _has_nanoseconds(pq.read_schema(entities_path)):
+        entities_path = _as_microseconds(entities_path, folder / "entities.parquet")
     names = pq.read_schema(entities_path).names
     parts = _group_by_view(resolved, names)
     _key_dtypes(parts, names)
@@ -121,6 +124,25 @@ def build_request(
         coverage=coverage,
         stored=sorted(stored),
     )
+
+
+def _has_nanoseconds(schema: pa.Schema) -> bool:
+    return any(pa.types.is_timestamp(f.type) and f.type.unit == "ns" for f in schema)
+
+
+def _as_microseconds(path: Path, copy: Path) -> Path:
+    """A copy of a Parquet file with nanosecond timestamps (pandas' default) in microseconds,
+    which Spark reads (it refuses TIMESTAMP(NANOS)); streamed a row group at a time. A time
+    with nanoseconds is refused rather than truncated."""
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    source = pq.ParquetFile(path)
+    try:
+        with pq.ParquetWriter(copy, source.schema_arrow, coerce_timestamps="us") as writer:
+            for i in range(source.num_row_groups):
+                writer.write_table(source.read_row_group(i))
+    except pa.ArrowInvalid as e:
+        raise InputError(f"entities: {path.name} has times finer than microseconds ({e})") from None
+    return copy
 
 
 def spark_options(settings: Settings) -> list[str]:
