@@ -20,7 +20,6 @@ def spark_session(
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.jars", settings.jdbc_jar)
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        .config("spark.ui.showConsoleProgress", "false")
     )
     if master:
         builder = builder.master(master)

@@ -9,20 +9,32 @@ alike. The launcher adds the JSTORE_* environment of its settings (the job rebui
 
 from __future__ import annotations
 
+import codecs
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
 from pydantic import SecretStr
 
+from jstore import progress
 from jstore.config import Settings
 
 FAILURE_TAIL_LINES = 15
 """How many of the job's last output lines a failure message carries."""
+
+PROGRESS_CONF = {"spark.ui.showConsoleProgress": "true"}
+"""Spark's console progress bar on the job's stderr (`[Stage 3:==>  (2 + 2) / 8]`), which the
+launcher turns into `jstore.progress` counts and SparkSubmitOperator streams into the task log."""
+
+STAGE_PROGRESS = re.compile(r"\[Stage (\d+):[=> ]*\((\d+) \+ \d+\) / (\d+)\]")
 
 
 class SparkJobFailed(RuntimeError):
@@ -39,6 +51,7 @@ class SparkJob:
     application_args: list[str]
     env_vars: dict[str, str] = field(default_factory=dict)
     """The Python of driver and workers (this one) and the folder `jobs` and `jstore` are in."""
+    conf: dict[str, str] = field(default_factory=lambda: dict(PROGRESS_CONF))
 
 
 def job_script(name: str) -> Path:
@@ -92,25 +105,73 @@ def submit(
 ) -> subprocess.CompletedProcess[str]:
     """Run `spark-submit --master <settings.spark_master> [spark_options] <job>` and wait for it.
 
-    Raises SparkJobFailed("<description> failed (exit N):\\n<last lines>") if it exits non-zero.
+    Spark's stage progress is counted live (`jstore.progress`: a bar in the CLI, log lines in
+    a task) as `<description>: stage N` in tasks. Raises SparkJobFailed("<description> failed
+    (exit N):\\n<last lines>") if it exits non-zero.
     """
     env = {**os.environ, **job_environment(settings), **job.env_vars}
+    confs = [arg for key, value in job.conf.items() for arg in ("--conf", f"{key}={value}")]
     command = [
         str(Path(sys.executable).parent / "spark-submit"),
         "--master",
         settings.spark_master,
         "--name",
         job.name,
+        *confs,
         *spark_options,
         job.application,
         *job.application_args,
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        output = (done.stderr or done.stdout).strip().splitlines()
-        tail = "\n".join(output[-FAILURE_TAIL_LINES:])
-        raise SparkJobFailed(f"{description} failed (exit {done.returncode}):\n{tail}")
-    return done
+    with (
+        tempfile.TemporaryFile("w+") as stdout,
+        subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE) as process,
+    ):
+        assert process.stderr is not None
+        tail = _count_stages(_console_lines(process.stderr.fileno()), description)
+        returncode = process.wait()
+        stdout.seek(0)
+        output = stdout.read()
+    if returncode != 0:
+        lines = "\n".join(list(tail)[-FAILURE_TAIL_LINES:])
+        raise SparkJobFailed(f"{description} failed (exit {returncode}):\n{lines}")
+    return subprocess.CompletedProcess(command, returncode, output, "\n".join(tail))
+
+
+def _console_lines(fd: int) -> Iterator[str]:
+    """Lines of Spark's stderr as they come, a progress bar's redraws (ended by a carriage
+    return) included."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    while chunk := os.read(fd, 65536):
+        pending += decoder.decode(chunk)
+        *lines, pending = re.split(r"[\r\n]", pending)
+        yield from (line for line in lines if line.strip())
+    if pending.strip():
+        yield pending
+
+
+def _count_stages(lines: Iterator[str], description: str) -> deque[str]:
+    """Count each stage's finished tasks as a progress task; keep the last lines that are not
+    progress bars (a failure's message). Spark erases a stage's bar when the stage ends, so a
+    stage followed by another is counted whole."""
+    tail: deque[str] = deque(maxlen=FAILURE_TAIL_LINES)
+    with ExitStack() as stages:
+        stage, done, total_of_stage = None, 0, 0
+        for line in lines:
+            bars = STAGE_PROGRESS.findall(line)
+            if not bars:
+                tail.append(line)
+                continue
+            number, finished, total = (int(x) for x in bars[0])
+            if number != stage:
+                progress.advance(total_of_stage - done if stage is not None else 0)
+                stages.close()
+                stages.enter_context(progress.task(f"{description}: stage {number}", unit="tasks"))
+                progress.expect(total)
+                stage, done, total_of_stage = number, 0, total
+            progress.advance(finished - done)
+            done = finished
+    return tail
 
 
 def run_spark_job(
