@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 
+from jstore.config import Settings
 from jstore.lake import quality_dir
 from jstore.quality import latest_quality_summary
 from serving.deps import ReadAccess, RegistryDep, SettingsDep
@@ -44,6 +45,12 @@ def index() -> RedirectResponse:
 @router.get("/{path:path}")
 async def data_docs(path: str, request: Request, settings: SettingsDep) -> Response:
     """A file of the Data Docs site (`index.html` for the folder)."""
+    return await site_file(path, request, settings)
+
+
+async def site_file(path: str, request: Request, settings: Settings) -> Response:
+    """A file of the Data Docs site, only under its own parts (`SITE_PARTS`); the web UI
+    serves the same files behind its login."""
     parts = PurePosixPath(path).parts
     if parts and (parts[0] not in SITE_PARTS or ".." in parts):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")

@@ -11,13 +11,11 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from starlette.staticfiles import StaticFiles
 
 from jstore.durations import format_duration
-from jstore.lake import quality_dir
 from jstore.registry import NotFound
 from serving.deps import RegistryDep, SettingsDep
-from serving.routers.quality import SITE_PARTS
+from serving.routers.quality import site_file
 from serving.ui import catalog
 from serving.ui.session import check_key, forget, remember, require_login, to_ui_root
 
@@ -156,11 +154,7 @@ def search(request: Request, registry: RegistryDep, q: str = "") -> HTMLResponse
 @router.get("/quality/{path:path}", dependencies=[LoggedIn])
 async def data_docs(path: str, request: Request, settings: SettingsDep) -> Response:
     """A file of the Data Docs site, as /quality/ serves it to API clients."""
-    parts = PurePosixPath(path).parts
-    if parts and (parts[0] not in SITE_PARTS or ".." in parts):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
-    docs = StaticFiles(directory=quality_dir(settings), html=True, check_dir=False)
-    return await docs.get_response(path or ".", request.scope)
+    return await site_file(path, request, settings)
 
 
 def quality_link(report_page: str | None) -> str | None:
