@@ -30,6 +30,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -236,7 +237,10 @@ def export(spark: SparkSession, settings: Settings, request: ExportRequest) -> E
     names = list(dict.fromkeys(output_column(view, spec) for view, spec in features))
     out = Path(request.out)
     tmp = out.with_name(f".{out.name}.tmp")
+    # Sorting samples its input first: kept, the joins are not computed twice.
+    joined = joined.persist(StorageLevel.MEMORY_AND_DISK)
     joined.orderBy(ROW).select(*entity_columns, *names).write.mode("overwrite").parquet(str(tmp))
+    joined.unpersist()
     replace_folder(tmp, out)
     return ExportOutcome(rows=count, uncovered_rows=uncovered)
 
