@@ -19,6 +19,7 @@ from psycopg import sql
 
 from jstore.config import Settings
 from jstore.ingest.demo_data import ensure_topic
+from jstore.lake import quality_dir
 from jstore.orchestration import run_dag
 from jstore.registry import Registry
 from jstore.repo import FeatureRepo
@@ -86,6 +87,17 @@ def shop(settings: Settings, registry: Registry, example_repo: FeatureRepo, monk
     return topic
 
 
+def xcom(run, task_id: str, key: str):
+    """What a task of a DAG run pushed under `key`, from Airflow's metadata database."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id, key=key)
+        row = session.scalars(query).first()
+        return None if row is None else XComModel.deserialize_value(row)
+
+
 def test_dags_land_compute_materialize_and_export(
     airflow_db, shop, settings: Settings, registry: Registry, tmp_path: Path
 ) -> None:
@@ -93,9 +105,15 @@ def test_dags_land_compute_materialize_and_export(
     from jstore.pipeline import compute
     from jstore.request import ComputeRequest
 
-    run_dag("jstore_land_purchases")
+    landed = run_dag("jstore_land_purchases")
+    assert xcom(landed, "recompute", "return_value") == {"runs": []}  # no late event yet
     for end in (S + 3 * H, S + H, S + 2 * H):  # a manual run computes the step ending there
-        run_dag("jstore_compute_user_purchases", logical_date=end)
+        computed = run_dag("jstore_compute_user_purchases", logical_date=end)
+    page = xcom(computed, "validate", "report_page")
+    assert (quality_dir(settings) / page).is_file()
+    for task_id in ("validate", "publish"):  # the tasks' "Data Docs" button
+        link = xcom(computed, task_id, "_link_DataDocsLink")
+        assert link == f"{settings.api_url}/ui/quality/{page}"
     assert offline_rows(settings) == EXPECTED
     assert registry.coverage("user_purchases", 1) == [(S, S + 3 * H)]
     runs = registry.list_runs(subject="user_purchases")
