@@ -271,6 +271,30 @@ def materialize_dag(project: str, views: list[str]) -> DAG:
     return dag
 
 
+class ExportOperator(SparkSubmitOperator):
+    """The export task: `jstore.orchestration.export_task` with the run's params; with
+    `engine: spark` its Spark job (`jstore.export_spark.export_job`, with the JDBC driver) is
+    submitted through the `spark_default` connection, as compute's is."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            conn_id="spark_default",
+            name="jstore-export",
+            application=str(job_script("export_training_set.py")),
+            jars=Settings().jdbc_jar,
+            **kwargs,
+        )
+
+    def execute(self, context: Any) -> dict:
+        def launch(job: SparkJob) -> None:
+            self.name, self.application = job.name, job.application
+            self.application_args, self.env_vars = job.application_args, job.env_vars
+            SparkSubmitOperator.execute(self, context)
+
+        params = orchestration.ExportParams(**context["params"])
+        return orchestration.export_task(Settings(), params, launch=launch)
+
+
 def export_dag() -> DAG:
     with DAG(
         dag_id="jstore_export_training_set",
@@ -283,17 +307,16 @@ def export_dag() -> DAG:
             "service": Param("", type="string", description="Or a feature service name."),
             "entities": Param(type="string", description="Entity rows (.parquet or .csv)."),
             "out": Param(type="string", description="Output file (.parquet or .csv)."),
+            "engine": Param(
+                "default",
+                enum=["default", "spark"],
+                description="spark: a Spark job writing a Parquet folder (docs/offline_store.md).",
+            ),
         },
         tags=["jstore", "export"],
         doc_md="A point-in-time training set for the entity rows of a file, to a file.",
     ) as dag:
-
-        @task(task_id="export")
-        def export() -> dict:
-            params = orchestration.ExportParams(**get_current_context()["params"])
-            return orchestration.export_task(Settings(), params)
-
-        export()
+        ExportOperator(task_id="export")
     return dag
 
 

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -346,6 +346,8 @@ class ExportParams(BaseModel):
     service: str = ""
     entities: str
     out: str
+    engine: Literal["default", "spark"] = "default"
+    """`spark`: the Spark job (jstore/export_spark.py), through the task's SparkSubmitOperator."""
 
     def feature_refs(self) -> list[str] | None:
         refs = [r.strip() for r in self.features.split(",") if r.strip()]
@@ -354,19 +356,23 @@ class ExportParams(BaseModel):
         return refs or None
 
 
-def export_task(settings: Settings, params: ExportParams) -> dict[str, Any]:
+def export_task(
+    settings: Settings, params: ExportParams, launch: Callable[[SparkJob], object] | None = None
+) -> dict[str, Any]:
+    """The export DAG's task; `launch` starts the Spark job of `engine: spark`."""
     from jstore.export import export_training_set
+    from jstore.export_spark import export_training_set_spark
 
     refs = params.feature_refs()
     with Registry(settings) as registry:
-        result = export_training_set(
-            settings,
-            registry,
-            Path(params.entities),
-            Path(params.out),
-            features=refs,
-            service=params.service.strip() or None,
-        )
+        files = (Path(params.entities), Path(params.out))
+        service = params.service.strip() or None
+        if params.engine == "spark":
+            result = export_training_set_spark(
+                settings, registry, *files, features=refs, service=service, launch=launch
+            )
+        else:
+            result = export_training_set(settings, registry, *files, features=refs, service=service)
     log.info(
         "read %d entity rows from %s; wrote %s with %d feature columns (%s); "
         "rows past coverage per view: %s",

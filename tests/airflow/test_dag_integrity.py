@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from jstore.config import Settings
 from jstore.quality.report import QualityGateFailed, ValidationReport
 from jstore.spark_submit import compute_job
 from tests.airflow.conftest import DAGS
@@ -226,7 +227,16 @@ def test_land_then_recomputes_the_intervals_late_events_changed(dagbag, monkeypa
 def test_export_is_triggered_with_params(dagbag) -> None:
     dag = dagbag.dags["jstore_export_training_set"]
     assert type(dag.timetable).__name__ == "NullTimetable"
-    assert set(dag.params.keys()) == {"features", "service", "entities", "out"}
+    assert set(dag.params.keys()) == {"features", "service", "entities", "out", "engine"}
+    assert dag.params["engine"] == "default"
+
+
+def test_the_spark_export_is_submitted_through_spark_default_with_the_jdbc_driver(dagbag):
+    export = dagbag.dags["jstore_export_training_set"].get_task("export")
+    assert type(export).__name__ == "ExportOperator"
+    assert export._conn_id == "spark_default"
+    assert export.jars == Settings().jdbc_jar
+    assert export.application.endswith("jobs/export_training_set.py")
 
 
 def test_parse_makes_no_network_call(example_snapshot: Path, monkeypatch) -> None:
