@@ -159,6 +159,15 @@ class DataDocsLink(BaseOperatorLink):
         return orchestration.data_docs_url(Settings(), page) if page else ""
 
 
+def submit_job(operator: SparkSubmitOperator, job: SparkJob, context: Any) -> None:
+    """Submit `job` (`jstore.spark_submit.spark_job`'s description) through the operator's
+    connection, with its Spark conf (the console progress bar the task log streams)."""
+    operator.name, operator.application = job.name, job.application
+    operator.application_args, operator.env_vars = job.application_args, job.env_vars
+    operator.conf = {**(operator.conf or {}), **job.conf}
+    SparkSubmitOperator.execute(operator, context)
+
+
 class ComputeOperator(SparkSubmitOperator):
     """The compute task: `jstore.pipeline.stage` of the run's interval, recorded as its
     `compute` run. The job is submitted through the `spark_default` connection with the
@@ -185,9 +194,7 @@ class ComputeOperator(SparkSubmitOperator):
         )
 
         def launch(job: SparkJob) -> None:
-            self.name, self.application = job.name, job.application
-            self.application_args, self.env_vars = job.application_args, job.env_vars
-            SparkSubmitOperator.execute(self, context)
+            submit_job(self, job, context)
 
         return orchestration.compute_task(
             Settings(),
@@ -207,7 +214,7 @@ def compute_dag(project: str, view: ResolvedView) -> DAG:
         schedule=step_timetable(view.definition.step),
         start_date=view.definition.start or orchestration.DEFAULT_START,
         catchup=False,  # unpausing runs the latest step; history is for backfills
-        max_active_runs=2,
+        max_active_runs=1,  # two runs of one view would race on its stored tile blocks
         default_args=default_args(view.definition.owner),
         params={
             **interval_params(),
@@ -287,9 +294,7 @@ class ExportOperator(SparkSubmitOperator):
 
     def execute(self, context: Any) -> dict:
         def launch(job: SparkJob) -> None:
-            self.name, self.application = job.name, job.application
-            self.application_args, self.env_vars = job.application_args, job.env_vars
-            SparkSubmitOperator.execute(self, context)
+            submit_job(self, job, context)
 
         params = orchestration.ExportParams(**context["params"])
         return orchestration.export_task(Settings(), params, launch=launch)

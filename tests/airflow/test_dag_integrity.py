@@ -61,6 +61,7 @@ def test_compute_dag_runs_every_step_from_the_view_start(dagbag, view: str) -> N
     assert dag.timetable.expression == cron
     assert str(dag.timetable.timezone) == "UTC"
     assert dag.catchup is False  # unpausing runs the latest step, not one per step since start
+    assert dag.max_active_runs == 1  # runs of one view share its stored tile blocks
     assert dag.start_date == START
     assert dag.owner == owner
     compute, validate, publish = (dag.get_task(t) for t in ("compute", "validate", "publish"))
@@ -264,3 +265,26 @@ def test_missing_snapshot_builds_no_dags_and_does_not_fail(tmp_path: Path, monke
     bag = DagBag(dag_folder=DAGS)
     assert bag.import_errors == {}
     assert bag.dag_ids == []
+
+
+def test_spark_tasks_submit_the_launchers_job_with_its_progress_conf(dagbag, monkeypatch) -> None:
+    """The DAG's SparkSubmitOperator gets the job the CLI's launcher gets, Spark conf included
+    (the console progress bar that the task log streams)."""
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+    from dags.jstore_dags import submit_job
+    from jstore.spark_submit import PROGRESS_CONF
+
+    submitted = []
+    monkeypatch.setattr(SparkSubmitOperator, "execute", lambda op, ctx: submitted.append(op))
+    compute = dagbag.dags["jstore_compute_user_purchases"].get_task("compute")
+    job = compute_job("/lake/staging/user_purchases/r1/_request.json", "user_purchases")
+
+    submit_job(compute, job, context={})
+
+    assert submitted == [compute]
+    assert (compute.application, compute.application_args) == (
+        job.application,
+        job.application_args,
+    )
+    assert compute.conf == PROGRESS_CONF
