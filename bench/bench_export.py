@@ -170,49 +170,56 @@ def duckdb_asof(folder: Path) -> tuple[float, float, int, float, float]:
     return loaded, time.perf_counter() - began, result.num_rows, idle, peak_rss_mb()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bench_arguments(description: str) -> argparse.Namespace:
+    """The data's size, shared with bench_export_spark.py."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--rows", type=int, default=100_000, help="entity rows to join")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def publish_bench_data(settings: Settings, folder: Path, args: argparse.Namespace) -> None:
+    """Publish the three views' rows into the settings' schema (each view's rows also as
+    `<view>.parquet`, DuckDB's input) and write `entities.parquet`."""
     rng = np.random.default_rng(args.seed)
     repo = load_repo(PROJECT_ROOT / "examples" / "ecommerce")
     views = {name: repo.resolve(name, 1) for name in VIEWS}
     merchants = max(args.users // 20, 1)
+    with OfflineStore(settings) as store:
+        print(
+            f"users {args.users:,}  merchants {merchants:,}  days {args.days}  "
+            f"entity rows {args.rows:,}"
+        )
+        for name, view in views.items():
+            entities = merchants if name == "merchant_sales" else args.users
+            table = feature_rows(view, entities, args.days, rng)
+            pq.write_table(table, folder / f"{name}.parquet")
+            staged = stage(settings, view, table, args.days)
+            began = time.perf_counter()
+            store.publish(view, staged)
+            took = time.perf_counter() - began
+            store.conn.execute(
+                sql.SQL("ANALYZE {}").format(sql.Identifier(settings.offline_schema, view.table))
+            )
+            print(
+                f"publish {name:16} {table.num_rows:>10,} rows  {took:6.2f} s  "
+                f"{table.num_rows / took:>10,.0f} rows/s"
+            )
+        entities = entity_rows(args.users, merchants, args.rows, args.days, rng)
+        pq.write_table(entities, folder / "entities.parquet")
 
+
+def main() -> None:
+    args = bench_arguments(__doc__.splitlines()[0])
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         settings = Settings(
             offline_schema=f"bench_{uuid.uuid4().hex[:8]}", lake_uri=str(folder / "lake")
         )
         try:
-            with OfflineStore(settings) as store:
-                print(
-                    f"users {args.users:,}  merchants {merchants:,}  days {args.days}  "
-                    f"entity rows {args.rows:,}"
-                )
-                for name, view in views.items():
-                    entities = merchants if name == "merchant_sales" else args.users
-                    table = feature_rows(view, entities, args.days, rng)
-                    pq.write_table(table, folder / f"{name}.parquet")
-                    staged = stage(settings, view, table, args.days)
-                    began = time.perf_counter()
-                    store.publish(view, staged)
-                    took = time.perf_counter() - began
-                    store.conn.execute(
-                        sql.SQL("ANALYZE {}").format(
-                            sql.Identifier(settings.offline_schema, view.table)
-                        )
-                    )
-                    print(
-                        f"publish {name:16} {table.num_rows:>10,} rows  {took:6.2f} s  "
-                        f"{table.num_rows / took:>10,.0f} rows/s"
-                    )
-                entities = entity_rows(args.users, merchants, args.rows, args.days, rng)
-                pq.write_table(entities, folder / "entities.parquet")
-                del entities
+            publish_bench_data(settings, folder, args)
             child = multiprocessing.get_context("spawn")
             with child.Pool(1, maxtasksperchild=1) as pool:
                 ours, rows, our_idle, our_peak = pool.apply(

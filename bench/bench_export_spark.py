@@ -16,7 +16,6 @@ row for row. The figure is `ratio spark_vs_default_export: <Spark rows/s / defau
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import sys
 import tempfile
@@ -25,17 +24,15 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import psycopg
 import pyarrow.parquet as pq
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_export import T0, VIEWS, entity_rows, feature_rows, jstore_export, stage
+from bench_export import T0, VIEWS, bench_arguments, jstore_export, publish_bench_data
 
 from jstore.config import PROJECT_ROOT, Settings
-from jstore.offline import OfflineStore
 from jstore.repo import load_repo
 
 
@@ -71,41 +68,14 @@ def spark_export(schema: str, folder: Path, days: int) -> tuple[float, int, floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--rows", type=int, default=100_000, help="entity rows to join")
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
-    repo = load_repo(PROJECT_ROOT / "examples" / "ecommerce")
-    views = {name: repo.resolve(name, 1) for name in VIEWS}
-    merchants = max(args.users // 20, 1)
-
+    args = bench_arguments(__doc__.splitlines()[0])
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         settings = Settings(
             offline_schema=f"bench_{uuid.uuid4().hex[:8]}", lake_uri=str(folder / "lake")
         )
         try:
-            with OfflineStore(settings) as store:
-                print(
-                    f"users {args.users:,}  merchants {merchants:,}  days {args.days}  "
-                    f"entity rows {args.rows:,}"
-                )
-                for name, view in views.items():
-                    entities = merchants if name == "merchant_sales" else args.users
-                    table = feature_rows(view, entities, args.days, rng)
-                    store.publish(view, stage(settings, view, table, args.days))
-                    store.conn.execute(
-                        sql.SQL("ANALYZE {}").format(
-                            sql.Identifier(settings.offline_schema, view.table)
-                        )
-                    )
-                    print(f"published {name:16} {table.num_rows:>10,} rows")
-                entities = entity_rows(args.users, merchants, args.rows, args.days, rng)
-                pq.write_table(entities, folder / "entities.parquet")
-                del entities
+            publish_bench_data(settings, folder, args)
             child = multiprocessing.get_context("spawn")
             with child.Pool(1, maxtasksperchild=1) as pool:
                 ours, rows, _, _ = pool.apply(
