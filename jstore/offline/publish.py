@@ -11,10 +11,11 @@ and `_computed_at` grows in commit order):
 2. The interval is cut into pieces. On plain PostgreSQL, each calendar month the interval
    covers at least half of (SWAP_SHARE) is rebuilt: its staged rows are loaded, already stamped
    with the run id and `_computed_at`, into a fresh table, the month's stored rows outside the
-   interval are copied next to them, then the primary key is built by one sort, which costs a
-   fraction of inserting the rows one by one into a live index. The rest (short ends of the
-   interval inside a month, and everything on TimescaleDB) is one piece loaded into an
-   unlogged scratch table, timestamps as epoch µs.
+   interval are copied next to them (meanwhile, on another connection), then the primary key is
+   built by one sort, which costs a fraction of inserting the rows one by one into a live index;
+   the `_computed_at` index and the keys of the entities the month loses are built beside it.
+   The rest (short ends of the interval inside a month, and everything on TimescaleDB) is one
+   piece loaded into an unlogged scratch table, timestamps as epoch µs.
 3. One transaction: that rest's ranges are deleted and its rows inserted from the scratch
    table; each rebuilt month's old partition is detached and dropped and its fresh table
    attached in its place (a CHECK constraint on `feature_ts` spares the attach a scan). The

@@ -1,7 +1,8 @@
 """`OfflineStore`: the PostgreSQL/TimescaleDB offline store, one table per view version.
 
 The methods are thin: the SQL lives in tables.py (shape and layout), publish.py (write),
-reads.py (latest rows, history, changes) and pit_join.py (the point-in-time join).
+reads.py (latest rows, history, changes), pit_join.py (the point-in-time join) and retention.py
+(old partitions dropped).
 """
 
 from __future__ import annotations

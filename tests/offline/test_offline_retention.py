@@ -1,22 +1,17 @@
 """Retention (plain PostgreSQL): a publish drops the view's monthly partitions that end at or
 before `now - retention`, and queues for the materializer the entities left without any row."""
+# ruff: noqa: F811 (the plain-PostgreSQL `store` fixture is imported)
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from psycopg import sql
 
-from jstore.offline import OfflineStore
-from jstore.offline.changes import REMOVED, queue_id
 from jstore.offline.tables import month_start, partition_name
 from tests.factories import stage_rows
 from tests.offline.conftest import HOUR
-
-
-def _row(account_id, ts, count):
-    return {"bank": "b", "account_id": account_id, "feature_ts": ts, "count_1h": count}
+from tests.offline.test_publish_whole_months import _removed, _row, store  # noqa: F401
 
 
 def _partitions(store, view) -> list[str]:
@@ -26,23 +21,6 @@ def _partitions(store, view) -> list[str]:
         [sql.Identifier(store.schema, view.table).as_string(store.conn)],
     ).fetchall()
     return [row[0] for row in rows]
-
-
-def _removed(store, view) -> list[int]:
-    rows = store.conn.execute(
-        sql.SQL("SELECT account_id FROM {} ORDER BY 1").format(
-            queue_id(store.schema, view, REMOVED)
-        )
-    ).fetchall()
-    return [row[0] for row in rows]
-
-
-@pytest.fixture
-def store(settings):
-    with OfflineStore(settings) as s:
-        if s.layout.hypertables:
-            pytest.skip("monthly partitions are the plain PostgreSQL layout")
-        yield s
 
 
 def test_a_publish_drops_the_months_past_the_retention(store, settings, spend_view):
