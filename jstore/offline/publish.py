@@ -11,10 +11,11 @@ and `_computed_at` grows in commit order):
 2. The interval is cut into pieces. On plain PostgreSQL, each calendar month the interval
    covers at least half of (SWAP_SHARE) is rebuilt: its staged rows are loaded, already stamped
    with the run id and `_computed_at`, into a fresh table, the month's stored rows outside the
-   interval are copied next to them, then the primary key is built by one sort, which costs a
-   fraction of inserting the rows one by one into a live index. The rest (short ends of the
-   interval inside a month, and everything on TimescaleDB) is one piece loaded into an
-   unlogged scratch table, timestamps as epoch µs.
+   interval are copied next to them (meanwhile, on another connection), then the primary key is
+   built by one sort, which costs a fraction of inserting the rows one by one into a live index;
+   the `_computed_at` index and the keys of the entities the month loses are built beside it.
+   The rest (short ends of the interval inside a month, and everything on TimescaleDB) is one
+   piece loaded into an unlogged scratch table, timestamps as epoch µs.
 3. One transaction: that rest's ranges are deleted and its rows inserted from the scratch
    table; each rebuilt month's old partition is detached and dropped and its fresh table
    attached in its place (a CHECK constraint on `feature_ts` spares the attach a scan). The
@@ -35,6 +36,7 @@ import os
 import signal
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,14 +88,16 @@ class Piece:
     """Parts [start, end) of the interval, with the scratch table their rows are loaded into.
 
     A piece with a `month` (plain PostgreSQL) replaces that month's partition, named
-    `partition`, and has one range, the part of the month the interval covers; the piece
-    without is the rest of the interval, deleted and inserted.
+    `partition`, and has one range, the part of the month the interval covers; the keys of the
+    entities it removes go to the scratch table `removed` first. The piece without is the rest
+    of the interval, deleted and inserted.
     """
 
     ranges: list[tuple[datetime, datetime]]
     scratch: str
     month: tuple[datetime, datetime] | None = None
     partition: str | None = None
+    removed: str | None = None
 
 
 def publish_interval(
@@ -144,7 +148,7 @@ def _pieces(layout: TableLayout, view: ResolvedView, staged: StagedRun) -> list[
         covered = (max(staged.start, month), min(staged.end, bounds[1]))
         if covered[1] - covered[0] >= SWAP_SHARE * (bounds[1] - month):
             name = partition_name(view.table, month)
-            pieces.append(Piece([covered], _scratch_name(view), bounds, name))
+            pieces.append(Piece([covered], _scratch_name(view), bounds, name, _scratch_name(view)))
         else:
             rest.append(covered)
     return pieces + ([Piece(rest, _scratch_name(view))] if rest else [])
@@ -180,7 +184,9 @@ def _load(
 
     A month's table gets the table's own columns, a CHECK on its month, the run's id and
     `_computed_at` as column defaults while it loads (constants filled in by the server, not
-    sent with every row) and, after the load, the table's indexes: it is ready to be attached.
+    sent with every row), the month's stored rows outside the interval copied in by the server
+    meanwhile (on a connection of its own: both only append to the table) and, after the load,
+    the table's indexes: it is ready to be attached.
     The other piece's table is unlogged and has only the staged columns (timestamps as epoch
     µs), which `replace_interval` matches against.
     """
@@ -214,16 +220,20 @@ def _load(
                 schema_out = staged_schema(view)
             counted = _Counted(batches)
             reader = pa.RecordBatchReader.from_batches(schema_out, iter(counted))
-            with loader.cursor() as cursor:
-                cursor.adbc_ingest(piece.scratch, reader, mode="append", db_schema_name=schema)
+            keep = _keep_other_rows(schema, piece)
+            with ThreadPoolExecutor(1) as pool:
+                kept = pool.submit(_run_apart, dsn, keep) if keep else None
+                with loader.cursor() as cursor:
+                    cursor.adbc_ingest(piece.scratch, reader, mode="append", db_schema_name=schema)
+                if kept is not None:
+                    kept.result()
             if counted.rejected is not None:
                 raise counted.rejected
             loader.commit()
             rows += counted.rows
             if piece.month is not None:
                 _run_defaults(conn, scratch, {"_run_id": None, "_computed_at": None})
-                _keep_other_rows(conn, schema, piece)
-                _index_like_the_table(conn, scratch, view)
+                _index_and_find_removed(conn, schema, view, piece, dsn)
     return rows
 
 
@@ -245,31 +255,91 @@ def _run_defaults(conn: psycopg.Connection, table: sql.Identifier, values: dict)
     )
 
 
-def _keep_other_rows(conn: psycopg.Connection, schema: str, piece: Piece) -> None:
-    """Copy the month's stored rows outside the piece's range into its new table."""
-    assert piece.partition is not None
-    if piece.ranges[0] == piece.month:
-        return
-    conn.execute(
+def _keep_other_rows(schema: str, piece: Piece) -> list[sql.Composed]:
+    """The statement copying a month's stored rows outside the piece's range into its new table
+    (none for a whole month, or for the piece that is not a month)."""
+    if piece.partition is None or piece.ranges[0] == piece.month:
+        return []
+    start, end = map(sql.Literal, piece.ranges[0])
+    return [
         sql.SQL(
-            "INSERT INTO {} SELECT * FROM {} WHERE NOT (feature_ts >= %s AND feature_ts < %s)"
-        ).format(sql.Identifier(schema, piece.scratch), sql.Identifier(schema, piece.partition)),
-        list(piece.ranges[0]),
-    )
+            "INSERT INTO {} SELECT * FROM {} WHERE NOT (feature_ts >= {} AND feature_ts < {})"
+        ).format(
+            sql.Identifier(schema, piece.scratch),
+            sql.Identifier(schema, piece.partition),
+            start,
+            end,
+        )
+    ]
 
 
-def _index_like_the_table(
-    conn: psycopg.Connection, scratch: sql.Identifier, view: ResolvedView
+def _index_and_find_removed(
+    conn: psycopg.Connection, schema: str, view: ResolvedView, piece: Piece, dsn: str
 ) -> None:
-    """The indexes the attach will adopt as the partition's: primary key and `_computed_at`."""
-    conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(INDEX_MEMORY)))
+    """Build the indexes the attach will adopt as the partition's (primary key, `_computed_at`)
+    and find the entities the month's new table removes, the three at once.
+
+    Each is one backend's sort or hash over the month, reading the new table and writing
+    nothing another reads (CREATE INDEX takes a SHARE lock, which lets the others read), so
+    they run side by side on connections of their own. The publish's advisory lock keeps the
+    old partition as it is until the swap.
+    """
+    assert piece.partition is not None and piece.removed is not None
+    scratch = sql.Identifier(schema, piece.scratch)
+    memory = sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(INDEX_MEMORY))
+    primary_key = sql.SQL(", ").join(map(sql.Identifier, [*view.join_keys, "feature_ts"]))
+    jobs = [
+        [memory, sql.SQL("CREATE UNIQUE INDEX ON {} ({})").format(scratch, primary_key)],
+        [memory, sql.SQL("CREATE INDEX ON {} (_computed_at)").format(scratch)],
+        [_find_removed(conn, schema, view, piece)],
+    ]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        for done in [pool.submit(_run_apart, dsn, statements) for statements in jobs]:
+            done.result()
+    unique = conn.execute(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = %s::regclass AND i.indisunique",
+        [scratch.as_string(conn)],
+    ).fetchone()
     conn.execute(
-        sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
-            scratch, sql.SQL(", ").join(map(sql.Identifier, [*view.join_keys, "feature_ts"]))
+        sql.SQL("ALTER TABLE {} ADD PRIMARY KEY USING INDEX {}").format(
+            scratch,
+            sql.Identifier(unique[0]),  # type: ignore[index]
         )
     )
-    conn.execute(sql.SQL("CREATE INDEX ON {} (_computed_at)").format(scratch))
-    conn.execute(sql.SQL("RESET maintenance_work_mem"))
+
+
+def _find_removed(
+    conn: psycopg.Connection, schema: str, view: ResolvedView, piece: Piece
+) -> sql.Composed:
+    """The statement filling the piece's `removed` table: the entities with rows in the old
+    partition within the piece's range and none in the new table there, by EXCEPT (one hashed
+    pass over each side; an anti-join probed per old row measured 6x slower). Empty when the
+    old partition has no row there (a first publish into the month), without reading the new
+    table."""
+    assert piece.partition is not None and piece.removed is not None
+    (start, end), old = piece.ranges[0], sql.Identifier(schema, piece.partition)
+    in_range = sql.SQL("feature_ts >= {} AND feature_ts < {}").format(
+        sql.Literal(start), sql.Literal(end)
+    )
+    keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
+    replaced = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(old, in_range)
+    ).fetchone()
+    query = sql.SQL(
+        "SELECT {keys} FROM {old} WHERE {in_range} EXCEPT SELECT {keys} FROM {new} WHERE {in_range}"
+    ).format(keys=keys, old=old, new=sql.Identifier(schema, piece.scratch), in_range=in_range)
+    return sql.SQL("CREATE UNLOGGED TABLE {} AS {} WITH {}").format(
+        sql.Identifier(schema, piece.removed),
+        query,
+        sql.SQL("DATA" if replaced and replaced[0] else "NO DATA"),
+    )
+
+
+def _run_apart(dsn: str, statements: list[sql.Composed]) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
 
 
 def _replace_rows(
@@ -301,30 +371,6 @@ def _replace_rows(
     )
 
 
-def _queue_removed(
-    conn: psycopg.Connection,
-    schema: str,
-    view: ResolvedView,
-    old: sql.Identifier,
-    new: sql.Identifier,
-    bounds: tuple[datetime, datetime],
-    computed_at: datetime,
-) -> None:
-    """Queue for the materializer the entities with rows in `old` within `bounds` and none in
-    `new` there: EXCEPT, one hashed pass over each side (an anti-join probed per old row
-    measured 6x slower)."""
-    keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
-    conn.execute(
-        sql.SQL(
-            "INSERT INTO {removed} ({keys}, _computed_at) SELECT {keys}, %(computed_at)s "
-            "FROM (SELECT {keys} FROM {old} WHERE feature_ts >= %(start)s AND feature_ts < %(end)s "
-            "EXCEPT SELECT {keys} FROM {new} WHERE feature_ts >= %(start)s "
-            "AND feature_ts < %(end)s) gone"
-        ).format(removed=queue_id(schema, view, REMOVED), keys=keys, old=old, new=new),
-        {"computed_at": computed_at, "start": bounds[0], "end": bounds[1]},
-    )
-
-
 def _swap_partition(
     conn: psycopg.Connection,
     schema: str,
@@ -337,18 +383,17 @@ def _swap_partition(
     Detaching takes the parent table's ACCESS EXCLUSIVE lock until the commit, which follows
     at once: nothing is scanned or built while it is held.
     """
-    assert piece.partition is not None and piece.month is not None
-    (start, end), target = piece.ranges[0], table_id(schema, view)
+    assert piece.partition is not None and piece.month is not None and piece.removed is not None
+    target = table_id(schema, view)
     old = sql.Identifier(schema, piece.partition)
     new = sql.Identifier(schema, piece.scratch)
-    replaced = conn.execute(
-        sql.SQL(
-            "SELECT EXISTS (SELECT 1 FROM {} WHERE feature_ts >= %s AND feature_ts < %s)"
-        ).format(old),
-        [start, end],
-    ).fetchone()
-    if replaced and replaced[0]:  # a first publish into the month has nothing to remove
-        _queue_removed(conn, schema, view, old, new, (start, end), computed_at)
+    keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
+    conn.execute(
+        sql.SQL("INSERT INTO {} ({}, _computed_at) SELECT {}, %s FROM {}").format(
+            queue_id(schema, view, REMOVED), keys, keys, sql.Identifier(schema, piece.removed)
+        ),
+        [computed_at],
+    )
     conn.execute(
         sql.SQL("INSERT INTO {} VALUES (%s)").format(queue_id(schema, view, PUBLISHED)),
         [computed_at],

@@ -1,7 +1,8 @@
 """`OfflineStore`: the PostgreSQL/TimescaleDB offline store, one table per view version.
 
 The methods are thin: the SQL lives in tables.py (shape and layout), publish.py (write),
-reads.py (latest rows, history, changes) and pit_join.py (the point-in-time join).
+reads.py (latest rows, history, changes), pit_join.py (the point-in-time join) and retention.py
+(old partitions dropped).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pyarrow as pa
 from jstore.config import Settings
 from jstore.durations import as_utc
 from jstore.model import FeatureSpec, ResolvedView
-from jstore.offline import changes, pit_join, reads
+from jstore.offline import changes, pit_join, reads, retention
 from jstore.offline.changes import NOTHING_PENDING, PendingChanges
 from jstore.offline.publish import publish_interval
 from jstore.offline.tables import TableLayout
@@ -77,11 +78,21 @@ class OfflineStore:
         return view.table in self._ensured
 
     def publish(self, view: ResolvedView, staged: StagedRun) -> int:
-        """Replace [staged.start, staged.end) of the view's rows by the staged run's rows."""
+        """Replace [staged.start, staged.end) of the view's rows by the staged run's rows, then
+        drop what is past the view's retention."""
         self.ensure_table(view)
-        return publish_interval(
+        rows = publish_interval(
             self.conn, self.layout, view, staged, self.settings.postgres_dsn.get_secret_value()
         )
+        self.drop_expired(view)
+        return rows
+
+    def drop_expired(self, view: ResolvedView, now: datetime | None = None) -> int:
+        """Drop the view's partitions past its retention at `now` (default: the clock), queueing
+        the entities left without rows for the materializer (retention.py); returns how many."""
+        if not self._has_table(view):
+            return 0
+        return retention.drop_expired(self.conn, self.layout, view, now or datetime.now(UTC))
 
     def changed_since(self, view: ResolvedView, since: datetime | None) -> Iterator[pa.RecordBatch]:
         """For each entity with a row computed after `since`, its latest row (see reads.py)."""
@@ -148,8 +159,8 @@ class OfflineStore:
     ) -> pa.Table:
         """Entity rows plus `<view>__<feature>` columns (see pit_join.py for the semantics).
 
-        With TimescaleDB, a view's retention policy drops old chunks: the part of its coverage
-        older than `now - retention` no longer counts as covered.
+        Retention drops a view's old partitions: the part of its coverage older than
+        `now - retention` no longer counts as covered.
         """
         coverage = self._retained(coverage, features)
         return pit_join.point_in_time_join(
@@ -183,11 +194,9 @@ class OfflineStore:
         coverage: dict[str, list[tuple[datetime, datetime]]],
         features: Sequence[tuple[ResolvedView, FeatureSpec]],
     ) -> dict[str, list[tuple[datetime, datetime]]]:
-        """With TimescaleDB, a view's retention policy drops old chunks: the part of its
-        coverage older than `now - retention` no longer counts as covered."""
-        if self.layout.hypertables:
-            return retained_coverage(coverage, [view for view, _ in features])
-        return coverage
+        """Retention drops a view's old partitions (retention.py): the part of its coverage
+        older than `now - retention` no longer counts as covered."""
+        return retained_coverage(coverage, [view for view, _ in features])
 
 
 def retained_coverage(

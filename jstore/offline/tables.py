@@ -7,8 +7,8 @@ point-in-time join and `latest_for_entities` seek the latest row per entity thro
 Two layouts, chosen once per database by `TableLayout.for_connection` (is the `timescaledb`
 extension installed?):
 - TimescaleDB: a hypertable chunked by feature_ts (about `STEPS_PER_CHUNK` steps a chunk),
-  compressed segment-by the join keys and ordered by feature_ts desc, with a compression policy
-  and, when the view sets `retention`, a retention policy.
+  compressed segment-by the join keys and ordered by feature_ts desc, with a compression policy.
+  Retention is JStore's own (retention.py), on both layouts.
 - Plain PostgreSQL: declarative range partitions by feature_ts, one per calendar month (UTC),
   created by `ensure_partitions` before a publish inserts rows into them. There is no DEFAULT
   partition on purpose: rows there would make every later CREATE … PARTITION OF scan it and fail
@@ -206,8 +206,3 @@ class TableLayout:
             "SELECT add_compression_policy(%s::regclass, compress_after => %s)",
             [name, interval * 2],
         )
-        if view.definition.retention is not None:
-            conn.execute(
-                "SELECT add_retention_policy(%s::regclass, drop_after => %s)",
-                [name, view.definition.retention],
-            )

@@ -81,7 +81,9 @@ def test_plain_postgres_partitions_by_month_created_by_publish(store, settings, 
     ]
 
 
-def test_timescaledb_hypertable_with_compression_and_retention(store, spend_view):
+def test_timescaledb_hypertable_with_compression_and_no_background_retention(store, spend_view):
+    """Retention is JStore's own (retention.py): TimescaleDB's policy would drop chunks without
+    queueing the entities left without rows for the materializer."""
     if not store.layout.hypertables:
         pytest.skip("the timescaledb extension is not installed in this database")
     view = spend_view.model_copy(
@@ -110,7 +112,7 @@ def test_timescaledb_hypertable_with_compression_and_retention(store, spend_view
         "'account_spend__v1' AND hypertable_schema = %s ORDER BY 1",
         [store.schema],
     ).fetchall()
-    assert jobs == [("policy_compression",), ("policy_retention",)]
+    assert jobs == [("policy_compression",)]
 
 
 def test_layout_arithmetic():
