@@ -25,6 +25,7 @@ from jobs.spark import spark_session
 from jobs.sql_view import changed_sql_rows
 from jobs.tile_store import TileStore
 from jobs.windows import changed_windowed_rows
+from jstore import phases
 from jstore.config import Settings
 from jstore.lake import staging_dir
 from jstore.model import ResolvedView, SqlFeatureView
@@ -93,19 +94,25 @@ def main(argv: list[str] | None = None) -> None:
     )
     request = ComputeRequest.load(parser.parse_args(argv).request)
     settings = Settings()
-    spark = spark_session(settings, app_name=f"jstore-compute-{request.view.name}")
-    staged = stage_view(
-        spark,
-        settings,
-        request.view,
-        request.start,
-        request.end,
-        request.run_id,
-        retile=request.retile,
-    )
-    request.write(staged.path)  # writing the rows replaced the folder: the request goes back
-    print(staged.model_dump_json())
-    spark.stop()
+    with phases.collecting() as timings:
+        phases.add("job start", phases.process_age())  # this Python and its imports
+        with phases.timed("spark session"):
+            spark = spark_session(settings, app_name=f"jstore-compute-{request.view.name}")
+        with phases.timed("spark job"):
+            staged = stage_view(
+                spark,
+                settings,
+                request.view,
+                request.start,
+                request.end,
+                request.run_id,
+                retile=request.retile,
+            )
+        request.write(staged.path)  # writing the rows replaced the folder: the request goes back
+        print(staged.model_dump_json())
+        with phases.timed("spark stop"):
+            spark.stop()
+    print(phases.job_line(timings), flush=True)
 
 
 if __name__ == "__main__":
