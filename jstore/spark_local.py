@@ -53,7 +53,11 @@ def local_driver_conf() -> Iterator[dict[str, str]]:
     if archive.exists():
         yield _conf(f"-XX:SharedArchiveFile={archive}")
         return
-    archive.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        archive.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:  # no cache folder to write to (a read-only home): run without an archive
+        yield _conf()
+        return
     written = archive.with_name(f".{archive.stem}.{os.getpid()}.tmp")
     try:
         yield _conf(f"-XX:ArchiveClassesAtExit={written}")
@@ -63,6 +67,6 @@ def local_driver_conf() -> Iterator[dict[str, str]]:
         written.unlink(missing_ok=True)
 
 
-def _conf(archive_option: str) -> dict[str, str]:
-    options = " ".join([*LOCAL_DRIVER_JAVA_OPTIONS, archive_option])
+def _conf(*archive_option: str) -> dict[str, str]:
+    options = " ".join([*LOCAL_DRIVER_JAVA_OPTIONS, *archive_option])
     return {**LOCAL_CONF, "spark.driver.defaultJavaOptions": options}

@@ -52,3 +52,14 @@ def test_a_run_whose_jvm_wrote_no_archive_leaves_none(cache) -> None:
 
     assert not class_archive().exists()
     assert list(cache.iterdir()) == []
+
+
+def test_without_a_cache_folder_to_write_to_the_driver_runs_without_an_archive(
+    tmp_path, monkeypatch
+) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(not_a_folder))
+
+    with local_driver_conf() as conf:
+        assert java_options(conf) == ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
