@@ -5,9 +5,10 @@
 Settings come from the JSTORE_* environment; the view, interval, run id and `retile` from the
 request the pipeline resolved (jstore/request.py): the job never opens the registry. The rows
 are written to `<lake>/staging/<view>/<run>/part-*.parquet`, then `_manifest.json` (written
-last) marks the staged run complete. The interval is computed from the landing zone alone,
-reading events from `start - step - max_window` to `end`, so any interval can be recomputed
-alone, in any order.
+last) marks the staged run complete; the last line on stdout holds the job's phases
+(`jstore phases: {...}`, jstore/phases.py), which the launcher reads back. The interval is
+computed from the landing zone alone, reading events from `start - step - max_window` to
+`end`, so any interval can be recomputed alone, in any order.
 """
 
 from __future__ import annotations

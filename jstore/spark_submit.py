@@ -109,7 +109,9 @@ def submit(
 
     Spark's stage progress is counted live (`jstore.progress`: a bar in the CLI, log lines in
     a task) as `<description>: stage N` in tasks. Raises SparkJobFailed("<description> failed
-    (exit N):\\n<last lines>") if it exits non-zero.
+    (exit N):\\n<last lines>") if it exits non-zero. On a `local[...]` master the driver gets
+    the confs of `jstore.spark_local` (a fast start). The job's time is a `spark-submit` phase
+    (`jstore.phases`), followed by the phases the job printed, if any.
     """
     env = {**os.environ, **job_environment(settings), **job.env_vars}
     began = time.perf_counter()
