@@ -5,9 +5,10 @@
 Settings come from the JSTORE_* environment; the view, interval, run id and `retile` from the
 request the pipeline resolved (jstore/request.py): the job never opens the registry. The rows
 are written to `<lake>/staging/<view>/<run>/part-*.parquet`, then `_manifest.json` (written
-last) marks the staged run complete. The interval is computed from the landing zone alone,
-reading events from `start - step - max_window` to `end`, so any interval can be recomputed
-alone, in any order.
+last) marks the staged run complete; the last line on stdout holds the job's phases
+(`jstore phases: {...}`, jstore/phases.py), which the launcher reads back. The interval is
+computed from the landing zone alone, reading events from `start - step - max_window` to
+`end`, so any interval can be recomputed alone, in any order.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from jobs.spark import spark_session
 from jobs.sql_view import changed_sql_rows
 from jobs.tile_store import TileStore
 from jobs.windows import changed_windowed_rows
+from jstore import phases
 from jstore.config import Settings
 from jstore.lake import staging_dir
 from jstore.model import ResolvedView, SqlFeatureView
@@ -93,19 +95,25 @@ def main(argv: list[str] | None = None) -> None:
     )
     request = ComputeRequest.load(parser.parse_args(argv).request)
     settings = Settings()
-    spark = spark_session(settings, app_name=f"jstore-compute-{request.view.name}")
-    staged = stage_view(
-        spark,
-        settings,
-        request.view,
-        request.start,
-        request.end,
-        request.run_id,
-        retile=request.retile,
-    )
-    request.write(staged.path)  # writing the rows replaced the folder: the request goes back
-    print(staged.model_dump_json())
-    spark.stop()
+    with phases.collecting() as timings:
+        phases.add("job start", phases.process_age())  # this Python and its imports
+        with phases.timed("spark session"):
+            spark = spark_session(settings, app_name=f"jstore-compute-{request.view.name}")
+        with phases.timed("spark job"):
+            staged = stage_view(
+                spark,
+                settings,
+                request.view,
+                request.start,
+                request.end,
+                request.run_id,
+                retile=request.retile,
+            )
+        request.write(staged.path)  # writing the rows replaced the folder: the request goes back
+        print(staged.model_dump_json())
+        with phases.timed("spark stop"):
+            spark.stop()
+    print(phases.job_line(timings), flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -24,8 +25,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from jstore import progress
+from jstore import phases, progress
 from jstore.config import Settings
+from jstore.spark_local import local_driver_conf
 
 FAILURE_TAIL_LINES = 15
 """How many of the job's last output lines a failure message carries."""
@@ -107,33 +109,41 @@ def submit(
 
     Spark's stage progress is counted live (`jstore.progress`: a bar in the CLI, log lines in
     a task) as `<description>: stage N` in tasks. Raises SparkJobFailed("<description> failed
-    (exit N):\\n<last lines>") if it exits non-zero.
+    (exit N):\\n<last lines>") if it exits non-zero. On a `local[...]` master the driver gets
+    the confs of `jstore.spark_local` (a fast start). The job's time is a `spark-submit` phase
+    (`jstore.phases`), followed by the phases the job printed, if any.
     """
     env = {**os.environ, **job_environment(settings), **job.env_vars}
-    confs = [arg for key, value in job.conf.items() for arg in ("--conf", f"{key}={value}")]
-    command = [
-        str(Path(sys.executable).parent / "spark-submit"),
-        "--master",
-        settings.spark_master,
-        "--name",
-        job.name,
-        *confs,
-        *spark_options,
-        job.application,
-        *job.application_args,
-    ]
-    with (
-        tempfile.TemporaryFile("w+") as stdout,
-        subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE) as process,
-    ):
+    began = time.perf_counter()
+    with ExitStack() as run:
+        conf = dict(job.conf)
+        if settings.spark_master.startswith("local"):
+            conf |= run.enter_context(local_driver_conf())
+        confs = [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
+        command = [
+            str(Path(sys.executable).parent / "spark-submit"),
+            "--master",
+            settings.spark_master,
+            "--name",
+            job.name,
+            *confs,
+            *spark_options,
+            job.application,
+            *job.application_args,
+        ]
+        stdout = run.enter_context(tempfile.TemporaryFile("w+"))
+        process = run.enter_context(
+            subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE)
+        )
         assert process.stderr is not None
         tail = _count_stages(_console_lines(process.stderr.fileno()), description)
         returncode = process.wait()
         stdout.seek(0)
         output = stdout.read()
-    if returncode != 0:
-        lines = "\n".join(list(tail)[-FAILURE_TAIL_LINES:])
-        raise SparkJobFailed(f"{description} failed (exit {returncode}):\n{lines}")
+        phases.add_job_phases(output, time.perf_counter() - began, launch="spark-submit")
+        if returncode != 0:  # raised inside: a failed job's class archive is not kept
+            lines = "\n".join(list(tail)[-FAILURE_TAIL_LINES:])
+            raise SparkJobFailed(f"{description} failed (exit {returncode}):\n{lines}")
     return subprocess.CompletedProcess(command, returncode, output, "\n".join(tail))
 
 

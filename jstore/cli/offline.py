@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from jstore import phases
 from jstore.cli.common import UserError, open_registry, timestamp_option
 from jstore.config import Settings, get_settings
 from jstore.registry import Registry
@@ -45,7 +46,8 @@ def compute(
     from jstore.request import ComputeRequest
 
     interval = timestamp_option(start, "start"), timestamp_option(end, "end")
-    with open_registry() as registry:
+    with phases.collecting() as timings, open_registry() as registry:
+        phases.add("start", phases.process_age())  # Python, imports, the command line
         try:
             request = ComputeRequest.resolve(
                 registry, view, *interval, run_id=run_id, retile=retile
@@ -57,6 +59,9 @@ def compute(
         except (QualityGateFailed, ComputeFailed, LandingIncomplete) as e:
             typer.echo(f"jstore: {e}", err=True)
             raise typer.Exit(1) from None
+    typer.echo(
+        phases.summary(timings, phases.process_age(), rest="registry and bookkeeping"), err=True
+    )
     typer.echo(
         f"{result.view} v{result.version} [{result.start.isoformat()}, {result.end.isoformat()}): "
         f"{result.staged_rows} rows staged, validated, {result.published_rows} published "

@@ -81,6 +81,14 @@ def validate_staged(
     return report
 
 
+def prepare_validation(settings: Settings) -> None:
+    """Import Great Expectations and build the quality folder's context: the seconds a first
+    validation in a process pays, which `jstore compute` spends while its Spark job runs."""
+    from jstore.quality import findings, gx_context, suites  # noqa: F401
+
+    gx_context.data_context(quality_dir(settings))
+
+
 def read_staged(staged: StagedRun, columns: list[str]) -> pa.Table:
     """All rows of a staged run; a run without files is an empty table of the view's columns."""
     files = staged.parquet_files

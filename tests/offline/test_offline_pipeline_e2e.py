@@ -8,6 +8,7 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
+from jstore import phases
 from jstore.export import join_features, resolve_features
 from jstore.offline import OfflineStore
 from jstore.pipeline import compute
@@ -30,7 +31,17 @@ def test_compute_stages_validates_and_publishes(settings, registry, spend_view):
     ]
     write_landing(settings.lake_path, events, source=payments)
     request = ComputeRequest.resolve(registry, "account_spend", T0, T0 + 4 * HOUR, "e2e-1")
-    result = compute(settings, registry, request)
+    with phases.collecting() as timed:
+        result = compute(settings, registry, request)
+    assert list(timed) == [  # where the time went, the job's own phases read from its stdout
+        "spark-submit",
+        "job start",
+        "spark session",
+        "spark job",
+        "spark stop",
+        "validate",
+        "publish",
+    ]
     assert (result.staged_rows, result.published_rows, result.validation.success) == (3, 3, True)
     with OfflineStore(settings) as store:
         rows = store.history(spend_view, {"bank": "x", "account_id": 1})

@@ -1,0 +1,119 @@
+"""The fixed cost of a small run: `jstore compute` of one view over one day, a few thousand
+events, compute → validate → publish, through the real CLI as a subprocess against the running
+servers.
+
+    .venv/bin/python bench/bench_small_run.py                # 6,000 events, 3 runs
+    .venv/bin/python bench/bench_small_run.py --events 20000 --runs 1
+
+The example repo's user_purchases (16 features, windows up to 30 days, step 1h) is applied to a
+scratch registry database, offline schema and lake; bench_compute's `write_purchases` lands the
+events over its 60-day span, so about half of them fall in the read range of the day computed
+(one day + 30 days + one step of lookback). Each run recomputes the same day with a new run id
+(the tile store is warm after the first run, as for a user's second run). Each run's wall time
+is printed with the CLI's own last line, `took ... s: start ..., spark session ...` (where the
+time goes); the figure is the fastest run's wall time,
+`ratio small_run: <15 s / that wall time>` (issue 11's target as the floor: >= 1.0 meets it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench_compute import START, user_purchases, write_purchases  # noqa: E402
+
+from jstore.config import PROJECT_ROOT, Settings  # noqa: E402
+from jstore.registry import Registry  # noqa: E402
+from jstore.repo import load_repo  # noqa: E402
+from jstore.spark_submit import job_environment  # noqa: E402
+
+TARGET_S = 15.0
+"""Issue 11: a small run's fixed cost is at most 15 s on this machine."""
+JSTORE = Path(sys.executable).parent / "jstore"
+
+
+def run_cli(settings: Settings, *args: str) -> tuple[float, str]:
+    """Run `jstore args` as a user would (JSTORE_* environment); its wall time and stderr."""
+    env = {**os.environ, **job_environment(settings)}
+    began = time.perf_counter()
+    done = subprocess.run([str(JSTORE), *args], env=env, capture_output=True, text=True)
+    took = time.perf_counter() - began
+    if done.returncode != 0:
+        raise RuntimeError(f"jstore {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return took, done.stdout + done.stderr
+
+
+def phases_of(output: str) -> dict[str, float]:
+    """The phases of the CLI's last line, `took 12.3 s: start 0.6, spark-submit 2.1, ...`."""
+    (line,) = [line for line in output.splitlines() if line.startswith("took ")]
+    return {
+        name: float(seconds)
+        for part in line.partition(": ")[2].split(", ")
+        for name, _, seconds in [part.rpartition(" ")]
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=6_000)
+    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--master", default="local[2]")
+    args = parser.parse_args()
+
+    lake = Path(tempfile.mkdtemp(prefix="jstore-bench-small-run-"))
+    tag = uuid.uuid4().hex[:10]
+    settings = Settings(
+        mongo_db=f"bench_{tag}",
+        offline_schema=f"bench_{tag}",
+        lake_uri=str(lake / "lake"),
+        registry_snapshot=lake / "registry_snapshot.json",
+        spark_master=args.master,
+    )
+    registry = Registry(settings)
+    try:
+        registry.apply(load_repo(PROJECT_ROOT / "examples" / "ecommerce"))
+        write_purchases(settings, user_purchases(), args.events, args.users)
+        day = f"--start={START.isoformat()}", f"--end={(START + timedelta(days=1)).isoformat()}"
+        print(f"user_purchases, one day, {args.events:,} events landed over 60 days")
+        runs = []
+        for i in range(args.runs):
+            wall, output = run_cli(settings, "compute", "user_purchases", *day)
+            runs.append((wall, phases_of(output)))
+            took = next(line for line in output.splitlines() if line.startswith("took "))
+            print(f"run {i + 1}: {wall:.1f} s wall, load {os.getloadavg()[0]:.2f}; {took}")
+        wall, phases = min(runs, key=lambda run: run[0])
+        print(f"fastest run: {wall:.1f} s wall, where the time went:")
+        for name, seconds in phases.items():
+            print(f"  {name:24} {seconds:6.1f} s")
+        print(f"  {'exit':24} {wall - sum(phases.values()):6.1f} s")
+        print(f"the work itself (the Spark job in its driver): {phases['spark job']:.1f} s")
+        print(f"ratio small_run: {TARGET_S / wall:.2f}")
+    finally:
+        registry.client.drop_database(settings.mongo_db)
+        registry.close()
+        with psycopg.connect(settings.postgres_dsn.get_secret_value(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    sql.Identifier(settings.offline_schema)
+                )
+            )
+        shutil.rmtree(lake, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""A local driver's confs: C1 only, serial GC, no UI, and a class-data-sharing archive that the
+first successful run writes and every later run maps."""
+
+from __future__ import annotations
+
+import pytest
+
+from jstore.spark_local import class_archive, local_driver_conf
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    return tmp_path / "jstore"
+
+
+def java_options(conf: dict[str, str]) -> list[str]:
+    return conf["spark.driver.defaultJavaOptions"].split()
+
+
+def test_the_first_run_writes_the_archive_and_later_runs_map_it(cache) -> None:
+    archive = class_archive()
+    assert archive.parent == cache
+
+    with local_driver_conf() as conf:
+        *fixed, dump = java_options(conf)
+        written = dump.removeprefix("-XX:ArchiveClassesAtExit=")
+        assert written != str(archive)  # a temp name: no run maps a half-written archive
+        (cache / written.rpartition("/")[2]).write_bytes(b"archive")  # what the JVM does
+    assert (fixed, conf["spark.ui.enabled"]) == (
+        ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"],
+        "false",
+    )
+    assert archive.read_bytes() == b"archive"
+
+    with local_driver_conf() as conf:
+        assert java_options(conf)[-1] == f"-XX:SharedArchiveFile={archive}"
+
+
+def test_a_failed_runs_archive_is_not_kept(cache) -> None:
+    with pytest.raises(RuntimeError), local_driver_conf() as conf:
+        written = java_options(conf)[-1].removeprefix("-XX:ArchiveClassesAtExit=")
+        (cache / written.rpartition("/")[2]).write_bytes(b"half")
+        raise RuntimeError("the job failed")
+
+    assert list(cache.iterdir()) == []
+
+
+def test_a_run_whose_jvm_wrote_no_archive_leaves_none(cache) -> None:
+    with local_driver_conf():
+        pass
+
+    assert not class_archive().exists()
+    assert list(cache.iterdir()) == []
+
+
+def test_without_a_cache_folder_to_write_to_the_driver_runs_without_an_archive(
+    tmp_path, monkeypatch
+) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(not_a_folder))
+
+    with local_driver_conf() as conf:
+        assert java_options(conf) == ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
