@@ -10,10 +10,10 @@ null in any other (a number, boolean or timestamp column, or `event_timestamp`).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,8 +27,11 @@ from jstore.config import Settings
 from jstore.errors import InputError
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline import JoinResult, OfflineStore, output_column, pit_join
-from jstore.offline.pit_join import BATCH_ROWS, EVENT_TIMESTAMP, EntityBatches
+from jstore.offline.pit_join import BATCH_ROWS, EVENT_TIMESTAMP, Coverage, EntityBatches
 from jstore.registry import Registry, RunRecord, new_run_id
+
+if TYPE_CHECKING:
+    from jstore.spark_submit import SparkJob
 
 FORMATS = (".parquet", ".csv")
 
@@ -179,6 +182,12 @@ def entity_batches(
     return table.schema, table_batches
 
 
+Engine = Literal["default", "spark"]
+ExportJoin = Callable[[str, Coverage], tuple[int, dict[str, int]]]
+"""An engine's export, once its input is checked: (run id, coverage) → (rows written, rows past
+coverage per view table)."""
+
+
 def export_training_set(
     settings: Settings,
     registry: Registry,
@@ -186,37 +195,59 @@ def export_training_set(
     out_path: Path,
     features: list[str] | None = None,
     service: str | None = None,
+    engine: Engine = "default",
+    launch: Callable[[SparkJob], object] | None = None,
 ) -> ExportResult:
-    """Join the entity rows of `entities_path` with the features and write `out_path`."""
-    _check_format(out_path, "out")
+    """Join the entity rows of `entities_path` with the features and write `out_path`, as a
+    recorded export run. `engine`: default (PostgreSQL + this process) or spark (a Spark job
+    writing a Parquet folder, jstore/export_spark.py, started by `launch` when given)."""
     resolved = resolve_features(registry, features, service)
-    schema, batches = entity_batches(entities_path, resolved)
     details = {"entities": str(entities_path), "out": str(out_path)}
+    if engine == "spark":
+        from jstore.export_spark import spark_export
+
+        join = spark_export(settings, entities_path, out_path, resolved, launch)
+        details["engine"] = "spark"
+    else:
+        join = _default_export(settings, entities_path, out_path, resolved, service)
     run_id = registry.record_run(
         RunRecord(
             run_id=new_run_id("export"), kind="export", subject=service or "*", details=details
         )
     )
-    coverage = {view.table: registry.coverage(view.name, view.version) for view, _ in resolved}
     try:
-        with OfflineStore(settings) as store, progress.task(f"export {service or 'features'}"):
-            join = store.prepared_join(batches, schema, resolved, coverage)
-            rows = write_batches(join.output_schema, join.batches(batches), out_path)
+        coverage = {view.table: registry.coverage(view.name, view.version) for view, _ in resolved}
+        rows, uncovered = join(run_id, coverage)
     except Exception as e:
         registry.finish_run(run_id, "failed", error=str(e))
         raise
-    uncovered = join.uncovered_rows
     registry.finish_run(
         run_id, "success", rows=rows, details={**details, "uncovered_rows": uncovered}
     )
     columns = list(dict.fromkeys(output_column(view, spec) for view, spec in resolved))
     return ExportResult(
-        run_id=run_id,
-        out_path=out_path,
-        rows=rows,
-        columns=columns,
-        uncovered_rows=uncovered,
+        run_id=run_id, out_path=out_path, rows=rows, columns=columns, uncovered_rows=uncovered
     )
+
+
+def _default_export(
+    settings: Settings,
+    entities_path: Path,
+    out_path: Path,
+    resolved: list[tuple[ResolvedView, FeatureSpec]],
+    service: str | None,
+) -> ExportJoin:
+    """The default engine: the entity file streamed through the join into `out_path`."""
+    _check_format(out_path, "out")
+    schema, batches = entity_batches(entities_path, resolved)
+
+    def join(run_id: str, coverage: Coverage) -> tuple[int, dict[str, int]]:
+        with OfflineStore(settings) as store, progress.task(f"export {service or 'features'}"):
+            prepared = store.prepared_join(batches, schema, resolved, coverage)
+            rows = write_batches(prepared.output_schema, prepared.batches(batches), out_path)
+        return rows, prepared.uncovered_rows
+
+    return join
 
 
 def _check_format(path: Path, field: str) -> None:
