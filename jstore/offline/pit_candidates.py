@@ -36,46 +36,40 @@ def fetch_candidates(
     pool: ThreadPoolExecutor,
     dsn: str,
     schema: str,
-    views: list[tuple[ResolvedView, list[FeatureSpec]]],
+    view: ResolvedView,
+    features: list[FeatureSpec],
     spans: pa.Table,
-) -> Callable[[], list[pa.Table]]:
-    """Start fetching, per span, the rows with FIRST <= feature_ts <= LAST of each view (views
-    of the same join keys and checkpoint period, which share their spans); returns a function
-    that waits for them: per view, a table of CODE, feature_ts and its features.
+) -> Callable[[], pa.Table]:
+    """Start fetching, per span, the view's rows with FIRST <= feature_ts <= LAST; returns a
+    function that waits for them: a table of CODE, feature_ts and the features.
 
-    `spans` has the columns CODE (the key tuple's code), the views' join keys, FIRST and LAST
-    (timestamps). Each chunk of spans is sent once and serves every view.
+    `spans` has the columns CODE (the key tuple's code), the view's join keys, FIRST and LAST
+    (timestamps).
     """
     chunks = max(1, -(-spans.num_rows // CHUNK_SPANS))
     bounds = np.linspace(0, spans.num_rows, chunks + 1).astype(int)
     futures = [
-        pool.submit(_fetch, dsn, schema, views, spans.slice(lo, hi - lo))
+        pool.submit(_fetch, dsn, schema, view, features, spans.slice(lo, hi - lo))
         for lo, hi in pairwise(bounds)
     ]
 
-    def result() -> list[pa.Table]:
-        per_chunk = [future.result() for future in futures]
-        return [pa.concat_tables(tables) for tables in zip(*per_chunk, strict=True)]
+    def result() -> pa.Table:
+        tables = [future.result() for future in futures]
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
     return result
 
 
 def _fetch(
-    dsn: str,
-    schema: str,
-    views: list[tuple[ResolvedView, list[FeatureSpec]]],
-    spans: pa.Table,
-) -> list[pa.Table]:
+    dsn: str, schema: str, view: ResolvedView, features: list[FeatureSpec], spans: pa.Table
+) -> pa.Table:
     with adbc.connect(dsn) as conn, conn.cursor() as cursor:
         cursor.execute("SET jit = off")  # compiling the plan costs more than it saves
         cursor.adbc_ingest(SCRATCH, spans, mode="create", temporary=True)
         cursor.execute(f"ANALYZE {SCRATCH}")  # without, the planner may seek per span
         bounds = (pc.min(spans[FIRST]).as_py(), pc.max(spans[LAST]).as_py())
-        tables = []
-        for view, features in views:
-            cursor.execute(_query(schema, view, features, bounds).as_string(None))
-            tables.append(cursor.fetch_arrow_table())
-        return tables
+        cursor.execute(_query(schema, view, features, bounds).as_string(None))
+        return cursor.fetch_arrow_table()
 
 
 def _query(

@@ -20,10 +20,9 @@ holds one batch of entity rows, not all of them:
 1. `prepare` reads only the join keys and `event_timestamp`: per view, the *spans* asked, one
    per key tuple and checkpoint period: the period's start and the last time asked in it (an
    Arrow hash aggregation per batch, merged). PostgreSQL returns the stored rows inside the
-   spans (pit_candidates.py), one connection per kind of span (views of the same keys and
-   checkpoint period share their spans, sent once); they are sorted once by (key code,
-   feature_ts) into an `AsOfIndex`, which ends with two extra rows: the empty-window values
-   and nulls.
+   spans (pit_candidates.py), a connection per view, in parallel; they are sorted once by (key
+   code, feature_ts) into an `AsOfIndex`, which ends with two extra rows: the empty-window
+   values and nulls.
 2. `batches`: per batch of entity rows, each row's key code and one binary search find its
    row, or one of the two extra rows (no row in [C(T), T]; not covered); one `take` per view
    appends its features, and the batch is yielded.
@@ -33,8 +32,9 @@ output per entity row costs more than the candidate rows (figures in docs/offlin
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -50,6 +50,7 @@ from jstore.offline.pit_candidates import CODE, FIRST, LAST, fetch_candidates
 
 EVENT_TIMESTAMP = "event_timestamp"
 MAX_CONNECTIONS = 4
+JOIN_THREADS = 2
 BATCH_ROWS = 131_072
 Coverage = dict[str, list[tuple[datetime, datetime]]]
 EntityBatches = Callable[[list[str] | None], Iterable[pa.RecordBatch]]
@@ -157,23 +158,30 @@ class PointInTimeJoin:
         shared: dict[tuple[str, ...], KeyCodes] = {}  # views of the same keys saw the same tuples
         with ThreadPoolExecutor(MAX_CONNECTIONS) as pool:
             pending = []
-            for kind, collected in spans.items():
-                parts = [part for part in joined if _span_kind(part.view) == kind]
-                views = [(part.view, part.features) for part in parts]
+            tables = {kind: collected.table(shared) for kind, collected in spans.items()}
+            for part in joined:
+                kind = _span_kind(part.view)
                 fetched = fetch_candidates(
-                    pool, self.dsn, self.schema, views, collected.table(shared)
+                    pool, self.dsn, self.schema, part.view, part.features, tables[kind]
                 )
-                pending.append((collected.codes, parts, fetched))
-            for codes, parts, fetched in pending:
-                for part, candidates in zip(parts, fetched(), strict=True):
-                    self._indexes[part.view.table] = AsOfIndex(codes, candidates, part.features)
+                pending.append((part, spans[kind].codes, fetched))
+            for part, codes, fetched in pending:
+                self._indexes[part.view.table] = AsOfIndex(codes, fetched(), part.features)
         for part in self.parts:  # a view never published: nothing stored
             self._indexes.setdefault(part.view.table, AsOfIndex(None, None, part.features))
 
     def batches(self, entity_batches: EntityBatches) -> Iterator[pa.RecordBatch]:
-        """Pass 2: each batch of entity rows with the features appended, in order."""
-        for batch in entity_batches(None):
-            yield self._join_batch(batch)
+        """Pass 2: each batch of entity rows with the features appended, in order; JOIN_THREADS
+        batches are joined at once (numpy and Arrow release the GIL), so memory holds a fixed
+        number of batches."""
+        with ThreadPoolExecutor(JOIN_THREADS) as pool:
+            pending: deque[Future[pa.RecordBatch]] = deque()
+            for batch in entity_batches(None):
+                pending.append(pool.submit(self._join_batch, batch))
+                if len(pending) > JOIN_THREADS:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def _join_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         times_us = normalized_timestamps(batch).cast(pa.int64()).to_numpy()
