@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
-from jstore.client_results import OnlineResponse, TrainingSet
+from jstore.client_results import OnlineResponse, TrainingSet, uncovered_rows
 from jstore.repo import KINDS
 
 __all__ = [
@@ -126,7 +126,7 @@ class FeatureStoreClient(_Base):
         except BaseException:
             sink.close()
             raise
-        return TrainingSet(sink)
+        return TrainingSet(sink, uncovered_rows(response.headers))
 
     def get_training_set(
         self,
@@ -220,7 +220,7 @@ class AsyncFeatureStoreClient(_Base):
         except BaseException:
             sink.close()
             raise
-        return TrainingSet(sink)
+        return TrainingSet(sink, uncovered_rows(response.headers))
 
     async def list_definitions(self, kind: str) -> list[dict[str, Any]]:
         return (await self._call("GET", f"/v1/{_path(kind)}")).json()

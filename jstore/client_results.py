@@ -7,7 +7,9 @@ held in memory, and each `to_*` reads that file (deleted on `close()` or garbage
 
 from __future__ import annotations
 
+import json
 import warnings
+from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any
 
 import pandas as pd
@@ -75,12 +77,24 @@ def feature_names(refs: list[str], full: bool) -> list[str]:
     return names
 
 
+UNCOVERED_HEADER = "JStore-Uncovered-Rows"
+"""The `/v1/training-sets` response header counting the entity rows past coverage per view."""
+
+
+def uncovered_rows(headers: Mapping[str, str]) -> dict[str, int]:
+    """The per-view counts of entity rows past coverage that a training-set response carries."""
+    return json.loads(headers.get(UNCOVERED_HEADER) or "{}")
+
+
 class TrainingSet:
     """The answer of `get_historical_features`, already fetched into a temporary file: what
     Feast calls a RetrievalJob. Read it as often as needed, in any of the three forms."""
 
-    def __init__(self, parquet_file: IO[bytes]):
+    def __init__(self, parquet_file: IO[bytes], uncovered_rows: dict[str, int] | None = None):
         self._file = parquet_file
+        self.uncovered_rows = uncovered_rows or {}
+        """Per view table, the entity rows past its published coverage (their features of that
+        view are null)."""
 
     def to_arrow(self) -> pa.Table:
         self._file.seek(0)

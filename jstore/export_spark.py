@@ -28,17 +28,10 @@ from pydantic import BaseModel
 
 from jstore.config import Settings
 from jstore.errors import InputError
-from jstore.export import ExportResult, read_entity_rows, resolve_features
+from jstore.export import ExportJoin, read_entity_rows
 from jstore.lake import safe_run_id
 from jstore.model import FeatureSpec, ResolvedView
-from jstore.offline.pit_join import (
-    Coverage,
-    _existing_tables,
-    _group_by_view,
-    _key_dtypes,
-    output_column,
-)
-from jstore.registry import Registry, RunRecord, new_run_id
+from jstore.offline.pit_join import Coverage, _existing_tables, _group_by_view, _key_dtypes
 from jstore.request import RequestFile
 from jstore.spark_submit import SparkJob, SparkJobFailed, spark_job, submit
 
@@ -163,60 +156,43 @@ def export_job(request_path: Path, run_id: str) -> SparkJob:
     )
 
 
-def export_training_set_spark(
+def spark_export(
     settings: Settings,
-    registry: Registry,
     entities_path: Path,
     out_path: Path,
-    features: list[str] | None = None,
-    service: str | None = None,
+    resolved: list[tuple[ResolvedView, FeatureSpec]],
     launch: Callable[[SparkJob], object] | None = None,
-) -> ExportResult:
-    """The export of `jstore.export.export_training_set`, joined by a Spark job into a Parquet
-    folder at `out_path`. `launch` starts the job (default: spark-submit as a subprocess)."""
-    resolved = resolve_features(registry, features, service)
-    details = {"entities": str(entities_path), "out": str(out_path), "engine": "spark"}
-    record = RunRecord(
-        run_id=new_run_id("export"), kind="export", subject=service or "*", details=details
-    )
-    run_id = registry.record_run(record)
-    try:
-        coverage = {view.table: registry.coverage(view.name, view.version) for view, _ in resolved}
-        request = build_request(settings, entities_path, out_path, resolved, coverage, run_id)
-        path = request.write(export_dir(settings, run_id))
-        Path(request.result).unlink(missing_ok=True)
-        job = export_job(path, run_id)
+) -> ExportJoin:
+    """The spark engine of `jstore.export.export_training_set`: a Spark job joins into a
+    Parquet folder at `out_path`. `launch` starts the job (default: spark-submit as a
+    subprocess)."""
+
+    def join(run_id: str, coverage: Coverage) -> tuple[int, dict[str, int]]:
         try:
-            if launch is None:
-                submit(
-                    settings, job, spark_options=spark_options(settings), description="spark export"
-                )
-            else:
-                launch(job)
-        except SparkJobFailed:
-            if Path(request.result).exists():  # the job refused the input, naming the row
-                read_outcome(Path(request.result))
-            raise
-        outcome = read_outcome(Path(request.result))
-    except Exception as e:
-        registry.finish_run(run_id, "failed", error=str(e))
-        raise
-    finally:
-        (export_dir(settings, run_id) / "entities.parquet").unlink(missing_ok=True)
-    registry.finish_run(
-        run_id,
-        "success",
-        rows=outcome.rows,
-        details={**details, "uncovered_rows": outcome.uncovered_rows},
-    )
-    columns = list(dict.fromkeys(output_column(view, spec) for view, spec in resolved))
-    return ExportResult(
-        run_id=run_id,
-        out_path=out_path,
-        rows=outcome.rows,
-        columns=columns,
-        uncovered_rows=outcome.uncovered_rows,
-    )
+            request = build_request(settings, entities_path, out_path, resolved, coverage, run_id)
+            path = request.write(export_dir(settings, run_id))
+            Path(request.result).unlink(missing_ok=True)
+            job = export_job(path, run_id)
+            try:
+                if launch is None:
+                    submit(
+                        settings,
+                        job,
+                        spark_options=spark_options(settings),
+                        description="spark export",
+                    )
+                else:
+                    launch(job)
+            except SparkJobFailed:
+                if Path(request.result).exists():  # the job refused the input, naming the row
+                    read_outcome(Path(request.result))
+                raise
+            outcome = read_outcome(Path(request.result))
+        finally:
+            (export_dir(settings, run_id) / "entities.parquet").unlink(missing_ok=True)
+        return outcome.rows, outcome.uncovered_rows
+
+    return join
 
 
 def read_outcome(path: Path) -> ExportOutcome:

@@ -361,18 +361,14 @@ def export_task(
 ) -> dict[str, Any]:
     """The export DAG's task; `launch` starts the Spark job of `engine: spark`."""
     from jstore.export import export_training_set
-    from jstore.export_spark import export_training_set_spark
 
     refs = params.feature_refs()
     with Registry(settings) as registry:
         files = (Path(params.entities), Path(params.out))
         service = params.service.strip() or None
-        if params.engine == "spark":
-            result = export_training_set_spark(
-                settings, registry, *files, features=refs, service=service, launch=launch
-            )
-        else:
-            result = export_training_set(settings, registry, *files, features=refs, service=service)
+        result = export_training_set(
+            settings, registry, *files, refs, service, engine=params.engine, launch=launch
+        )
     log.info(
         "read %d entity rows from %s; wrote %s with %d feature columns (%s); "
         "rows past coverage per view: %s",

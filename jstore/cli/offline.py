@@ -130,21 +130,17 @@ def export(
 ) -> None:
     """Point-in-time join entity rows with features into a training set."""
     from jstore.export import export_training_set
-    from jstore.export_spark import export_training_set_spark
     from jstore.spark_submit import SparkJobFailed
 
     refs = [r.strip() for r in features.split(",") if r.strip()] if features else None
     with open_registry() as registry:
-        if engine is ExportEngine.spark:
-            try:
-                result = export_training_set_spark(
-                    get_settings(), registry, entities, out, refs, service
-                )
-            except SparkJobFailed as e:
-                typer.echo(f"jstore: {e}", err=True)
-                raise typer.Exit(1) from None
-        else:
-            result = export_training_set(get_settings(), registry, entities, out, refs, service)
+        try:
+            result = export_training_set(
+                get_settings(), registry, entities, out, refs, service, engine=engine.value
+            )
+        except SparkJobFailed as e:
+            typer.echo(f"jstore: {e}", err=True)
+            raise typer.Exit(1) from None
     typer.echo(f"{result.rows} rows x {len(result.columns)} features -> {result.out_path}")
     for table, count in result.uncovered_rows.items():
         if count:

@@ -1,7 +1,7 @@
 """The offline store: one PostgreSQL/TimescaleDB table per feature view version."""
 
-from jstore.offline.pit_join import output_column, uncovered_rows
+from jstore.offline.pit_join import JoinResult, output_column
 from jstore.offline.publish import StagedRunRejected
 from jstore.offline.store import OfflineStore
 
-__all__ = ["OfflineStore", "StagedRunRejected", "output_column", "uncovered_rows"]
+__all__ = ["JoinResult", "OfflineStore", "StagedRunRejected", "output_column"]

@@ -9,28 +9,32 @@ For an entity row (join keys, `event_timestamp` T, any other columns) and a view
   empty-window values (`FeatureSpec.empty_value`: 0 for count, count_distinct and sum, else
   null). DESIGN.md "Absent means empty".
 - Otherwise: null for every feature of V, whatever is stored, because the value at T cannot be
-  known from what was computed. These rows are counted per view (`uncovered_rows`).
+  known from what was computed. These rows are counted per view and returned beside the rows
+  (`JoinResult.uncovered_rows`, `PointInTimeJoin.uncovered_rows`), never written into them.
 
 Every entity row is kept, in order, its columns unchanged; the features are appended as
 `<view>__<feature>`.
 
 How (`PointInTimeJoin`), in two passes over the entity rows, batch by batch, so that memory
 holds one batch of entity rows, not all of them:
-1. `prepare`: per view, the *spans* asked, one per key tuple and checkpoint period: the
-   period's start and the last time asked in it (an Arrow hash aggregation per batch, merged).
-   PostgreSQL returns the stored rows inside the spans (pit_candidates.py), on parallel
-   connections; they are sorted once by (key code, feature_ts) into an `AsOfIndex`.
+1. `prepare` reads only the join keys and `event_timestamp`: per view, the *spans* asked, one
+   per key tuple and checkpoint period: the period's start and the last time asked in it (an
+   Arrow hash aggregation per batch, merged). PostgreSQL returns the stored rows inside the
+   spans (pit_candidates.py), a connection per view, in parallel; they are sorted once by (key
+   code, feature_ts) into an `AsOfIndex`, which ends with two extra rows: the empty-window
+   values and nulls.
 2. `batches`: per batch of entity rows, each row's key code and one binary search find its
-   row; the features are taken from it and appended, and the batch is yielded.
+   row, or one of the two extra rows (no row in [C(T), T]; not covered); one `take` per view
+   appends its features, and the batch is yielded.
 One LATERAL … ORDER BY feature_ts DESC LIMIT 1 seek per entity row measured slower: its server
 output per entity row costs more than the candidate rows (figures in docs/offline_store.md).
 """
 
 from __future__ import annotations
 
-import json
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -46,11 +50,21 @@ from jstore.offline.pit_candidates import CODE, FIRST, LAST, fetch_candidates
 
 EVENT_TIMESTAMP = "event_timestamp"
 MAX_CONNECTIONS = 4
+JOIN_THREADS = 2
 BATCH_ROWS = 131_072
-UNCOVERED_METADATA = b"jstore.uncovered_rows"
 Coverage = dict[str, list[tuple[datetime, datetime]]]
-EntityBatches = Callable[[], Iterable[pa.RecordBatch]]
-"""Called once per pass: the entity rows, in order, in batches."""
+EntityBatches = Callable[[list[str] | None], Iterable[pa.RecordBatch]]
+"""Called once per pass: the entity rows, in order, in batches, with only the columns named
+(all of them for None)."""
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    """A joined table and, per view table, its entity rows past the published coverage."""
+
+    table: pa.Table
+    uncovered_rows: dict[str, int]
+    """Entity rows whose features of that view are null: their time is not covered."""
 
 
 @dataclass
@@ -69,26 +83,23 @@ def output_column(view: ResolvedView, feature: FeatureSpec) -> str:
     return f"{view.name}__{feature.name}"
 
 
-def uncovered_rows(joined: pa.Table) -> dict[str, int]:
-    """Per view table, how many entity rows got nulls because their time is not covered."""
-    metadata = joined.schema.metadata or {}
-    return json.loads(metadata.get(UNCOVERED_METADATA, b"{}"))
-
-
 def point_in_time_join(
     dsn: str,
     schema: str,
     entity_rows: pa.Table,
     features: Sequence[tuple[ResolvedView, FeatureSpec]],
     coverage: Coverage,
-) -> pa.Table:
+) -> JoinResult:
     """The entity rows with one column per requested feature (see the module docstring)."""
     join = PointInTimeJoin(dsn, schema, features, coverage)
-    batches = lambda: entity_rows.to_batches(max_chunksize=BATCH_ROWS)  # noqa: E731
+
+    def batches(columns: list[str] | None) -> list[pa.RecordBatch]:
+        rows = entity_rows if columns is None else entity_rows.select(columns)
+        return rows.to_batches(max_chunksize=BATCH_ROWS)
+
     join.prepare(batches, entity_rows.schema)
     joined = pa.Table.from_batches(list(join.batches(batches)), join.output_schema)
-    metadata = {**(entity_rows.schema.metadata or {}), UNCOVERED_METADATA: join.uncovered_json()}
-    return joined.replace_schema_metadata(metadata)
+    return JoinResult(joined, join.uncovered_rows)
 
 
 class PointInTimeJoin:
@@ -107,7 +118,8 @@ class PointInTimeJoin:
         self.coverage = coverage
         self.parts: list[_ViewPart] = []
         self.keys: dict[str, str] = {}
-        self.uncovered: dict[str, int] = {}
+        self.uncovered_rows: dict[str, int] = {}
+        """Per view table, the entity rows past its published coverage (set by `prepare`)."""
         self.output_schema = pa.schema([])
         self._indexes: dict[str, AsOfIndex] = {}
 
@@ -115,6 +127,8 @@ class PointInTimeJoin:
         """Pass 1: check the entity rows, collect the spans, fetch the candidate rows."""
         self.parts = _group_by_view(self.features, entity_schema.names)
         self.keys = _key_dtypes(self.parts, entity_schema.names)
+        if EVENT_TIMESTAMP not in entity_schema.names:
+            raise InputError(f"{EVENT_TIMESTAMP}: missing column in the entity rows")
         added = {}
         for view, spec in self.features:
             added.setdefault(output_column(view, spec), ARROW_TYPES[spec.dtype])
@@ -128,69 +142,68 @@ class PointInTimeJoin:
         spans: dict[tuple, _Spans] = {}  # views of the same keys and checkpoints share spans
         for part in joined:
             spans.setdefault(_span_kind(part.view), _Spans(part.view))
-        self.uncovered = {part.view.table: 0 for part in self.parts}
+        self.uncovered_rows = {part.view.table: 0 for part in self.parts}
         offset = 0
-        for batch in entity_batches():
+        for batch in entity_batches([*self.keys, EVENT_TIMESTAMP]):
             times = normalized_timestamps(batch, offset)
+            times_us = times.cast(pa.int64()).to_numpy()
             keys = {k: _cast_key(batch, k, dtype) for k, dtype in self.keys.items()}
+            check_key_text(keys, offset)
             for part in self.parts:
-                covered = _covered(times, self.coverage.get(part.view.table, []), part.view)
-                self.uncovered[part.view.table] += len(covered) - int(np.sum(covered))
+                covered = _covered(times_us, self.coverage.get(part.view.table, []), part.view)
+                self.uncovered_rows[part.view.table] += len(covered) - int(np.sum(covered))
             for collected in spans.values():
-                collected.add(keys, times)
+                collected.add(keys, times_us)
             offset += batch.num_rows
         shared: dict[tuple[str, ...], KeyCodes] = {}  # views of the same keys saw the same tuples
         with ThreadPoolExecutor(MAX_CONNECTIONS) as pool:
-            pending = {}
+            pending = []
             tables = {kind: collected.table(shared) for kind, collected in spans.items()}
             for part in joined:
                 kind = _span_kind(part.view)
-                pending[part.view.table] = (
-                    spans[kind],
-                    fetch_candidates(
-                        pool, self.dsn, self.schema, part.view, part.features, tables[kind]
-                    ),
+                fetched = fetch_candidates(
+                    pool, self.dsn, self.schema, part.view, part.features, tables[kind]
                 )
-            for name, (collected, result) in pending.items():
-                self._indexes[name] = AsOfIndex(collected.codes, result())
+                pending.append((part, spans[kind].codes, fetched))
+            for part, codes, fetched in pending:
+                self._indexes[part.view.table] = AsOfIndex(codes, fetched(), part.features)
+        for part in self.parts:  # a view never published: nothing stored
+            self._indexes.setdefault(part.view.table, AsOfIndex(None, None, part.features))
 
     def batches(self, entity_batches: EntityBatches) -> Iterator[pa.RecordBatch]:
-        """Pass 2: each batch of entity rows with the features appended, in order."""
-        for batch in entity_batches():
-            yield self._join_batch(batch)
-
-    def uncovered_json(self) -> str:
-        return json.dumps(self.uncovered)
+        """Pass 2: each batch of entity rows with the features appended, in order; JOIN_THREADS
+        batches are joined at once (numpy and Arrow release the GIL), so memory holds a fixed
+        number of batches."""
+        with ThreadPoolExecutor(JOIN_THREADS) as pool:
+            pending: deque[Future[pa.RecordBatch]] = deque()
+            for batch in entity_batches(None):
+                pending.append(pool.submit(self._join_batch, batch))
+                if len(pending) > JOIN_THREADS:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def _join_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        times = normalized_timestamps(batch)
-        times_us = times.cast(pa.int64()).to_numpy()
+        times_us = normalized_timestamps(batch).cast(pa.int64()).to_numpy()
         keys = {k: _cast_key(batch, k, dtype) for k, dtype in self.keys.items()}
         columns: dict[str, pa.Array] = {}
         codes: dict[int, np.ndarray] = {}  # per KeyCodes: views of the same keys share one
         for part in self.parts:
-            covered = pa.array(
-                _covered(times, self.coverage.get(part.view.table, []), part.view), pa.bool_()
-            )
-            index = self._indexes.get(part.view.table)
-            matched = pa.nulls(len(times_us), pa.int64())
-            if index is not None:
+            index = self._indexes[part.view.table]
+            code = np.full(len(times_us), -1, np.int64)
+            if index.codes is not None:
                 if id(index.codes) not in codes:
-                    code = index.codes.lookup([keys[k] for k in part.view.join_keys])
-                    codes[id(index.codes)] = code
+                    codes[id(index.codes)] = index.codes.lookup(
+                        [keys[k] for k in part.view.join_keys]
+                    )
                 code = codes[id(index.codes)]
-                matched = index.match(code, times_us, checkpoints_us(times_us, part.view))
-            found = matched.is_valid()
+            since_us = checkpoints_us(times_us, part.view)
+            covered = _covered(times_us, self.coverage.get(part.view.table, []), part.view)
+            row = index.match(code, times_us, since_us)
+            row = np.where(row >= 0, row, index.empty_row)
+            values = index.values.take(np.where(covered, row, index.null_row))
             for spec in part.features:
-                arrow_type = ARROW_TYPES[spec.dtype]
-                if index is None:
-                    value = pa.nulls(len(times_us), arrow_type)
-                else:
-                    value = index.rows[spec.name].take(matched)
-                filled = pc.if_else(found, value, pa.scalar(spec.empty_value, arrow_type))
-                columns[part.column(spec)] = pc.if_else(
-                    covered, filled, pa.scalar(None, arrow_type)
-                )
+                columns[part.column(spec)] = values.column(spec.name)
         arrays = list(batch.columns)
         arrays += [columns[name] for name in self.output_schema.names[batch.num_columns :]]
         return pa.RecordBatch.from_arrays(arrays, schema=self.output_schema)
@@ -246,8 +259,7 @@ class _Spans:
         self._parts: list[pa.Table] = []
         self.codes: KeyCodes | None = None
 
-    def add(self, keys: dict[str, pa.Array], times: pa.Array) -> None:
-        times_us = times.cast(pa.int64()).to_numpy()
+    def add(self, keys: dict[str, pa.Array], times_us: np.ndarray) -> None:
         columns = {k: keys[k] for k in self.view.join_keys}
         columns[FIRST] = checkpoints_us(times_us, self.view)
         columns[LAST] = times_us
@@ -292,18 +304,39 @@ def _last_per_span(table: pa.Table, keys: list[str]) -> pa.Table:
 
 class AsOfIndex:
     """A view's candidate rows sorted by (key code, feature_ts), for one binary search per
-    entity row."""
+    entity row.
 
-    def __init__(self, codes: KeyCodes | None, candidates: pa.Table):
-        assert codes is not None
+    `values` holds the features of every candidate row, then two more rows: at `empty_row` the
+    empty-window values, at `null_row` nulls, so that every entity row's features are one
+    `take`.
+    """
+
+    def __init__(
+        self, codes: KeyCodes | None, candidates: pa.Table | None, features: list[FeatureSpec]
+    ):
         self.codes = codes
+        types = {spec.name: ARROW_TYPES[spec.dtype] for spec in features}
+        if candidates is None:
+            timestamp = ARROW_TYPES["timestamp"]
+            candidates = pa.table(
+                {CODE: pa.array([], pa.int64()), "feature_ts": pa.array([], timestamp)}
+                | {name: pa.array([], t) for name, t in types.items()}
+            )
         stored_code = candidates[CODE].to_numpy().astype(np.int64)
         stored_us = candidates["feature_ts"].cast(pa.int64()).to_numpy()
-        self.rows = {
-            name: candidates[name].combine_chunks()
-            for name in candidates.column_names
-            if name not in (CODE,)
+        self.empty_row = candidates.num_rows
+        self.null_row = candidates.num_rows + 1
+        extra = {
+            name: pa.array([spec.empty_value, None], types[name])
+            for name, spec in ((spec.name, spec) for spec in features)
         }
+        self.values = pa.RecordBatch.from_arrays(
+            [
+                pa.concat_arrays([*candidates[name].cast(t).chunks, extra[name]])
+                for name, t in types.items()
+            ],
+            names=list(types),
+        )
         self._stored_us = stored_us
         # Times become ranks among the stored times, so that (code, rank) packs into one int64
         # whose order is the order of (code, time). Codes are below 2**31.
@@ -312,11 +345,11 @@ class AsOfIndex:
         self._order = np.argsort(packed)
         self._packed = packed[self._order]
 
-    def match(self, code: np.ndarray, times_us: np.ndarray, since_us: np.ndarray) -> pa.Array:
+    def match(self, code: np.ndarray, times_us: np.ndarray, since_us: np.ndarray) -> np.ndarray:
         """Per entity row, the index of the stored row with its key code and the latest
-        `since <= feature_ts <= time`; null when there is none (or its code is -1)."""
+        `since <= feature_ts <= time`; -1 when there is none (or its code is -1)."""
         if len(self._packed) == 0:
-            return pa.nulls(len(code), pa.int64())
+            return np.full(len(code), -1, np.int64)
         wanted = (np.maximum(code, 0) << 32) | np.searchsorted(self._steps, times_us, "right")
         order = np.argsort(wanted)  # sorted needles make the binary searches cache-friendly
         position = np.empty(len(wanted), np.int64)
@@ -326,7 +359,7 @@ class AsOfIndex:
         row = self._order[position]
         hit = (code >= 0) & (found >> 32 == code) & (found <= wanted)
         hit &= self._stored_us[row] >= since_us
-        return pa.array(row, pa.int64(), mask=~hit)
+        return np.where(hit, row, -1)
 
 
 def normalized_timestamps(entity_rows: pa.Table | pa.RecordBatch, offset: int = 0) -> pa.Array:
@@ -405,6 +438,19 @@ def _cast_key(entity_rows: pa.Table | pa.RecordBatch, key: str, dtype: str) -> p
         raise InputError(f"{key}: values are not {dtype} ({e})") from None
 
 
+def check_key_text(keys: dict[str, pa.Array], offset: int = 0) -> None:
+    """Refuse key text that PostgreSQL cannot hold (a NUL character), naming column and row.
+
+    `offset`: the number of entity rows before these ones (for the row the error names)."""
+    for key, column in keys.items():
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        has_nul = pc.fill_null(pc.match_substring(column, "\x00"), False)
+        if pc.any(has_nul).as_py():
+            row = offset + pc.index(has_nul, True).as_py()
+            raise InputError(f"{key}: row {row} holds a NUL character, which no key can")
+
+
 def checkpoints_us(times_us: np.ndarray, view: ResolvedView) -> np.ndarray:
     """Each time's checkpoint C(T), in microseconds since the epoch."""
     period = int(view.definition.checkpoint_period.total_seconds()) * 1_000_000
@@ -412,10 +458,9 @@ def checkpoints_us(times_us: np.ndarray, view: ResolvedView) -> np.ndarray:
 
 
 def _covered(
-    times: pa.Array, intervals: list[tuple[datetime, datetime]], view: ResolvedView
+    times_us: np.ndarray, intervals: list[tuple[datetime, datetime]], view: ResolvedView
 ) -> np.ndarray:
     """Whether [C(T), T] lies inside one published interval."""
-    times_us = times.cast(pa.int64()).to_numpy()
     since = checkpoints_us(times_us, view)
     covered = np.zeros(len(times_us), bool)
     for start, end in intervals:

@@ -156,8 +156,9 @@ class OfflineStore:
         entity_rows: pa.Table,
         features: Sequence[tuple[ResolvedView, FeatureSpec]],
         coverage: dict[str, list[tuple[datetime, datetime]]],
-    ) -> pa.Table:
-        """Entity rows plus `<view>__<feature>` columns (see pit_join.py for the semantics).
+    ) -> pit_join.JoinResult:
+        """Entity rows plus `<view>__<feature>` columns, and per view the rows past coverage
+        (see pit_join.py for the semantics).
 
         Retention drops a view's old partitions: the part of its coverage older than
         `now - retention` no longer counts as covered.
@@ -179,7 +180,7 @@ class OfflineStore:
         coverage: dict[str, list[tuple[datetime, datetime]]],
     ) -> pit_join.PointInTimeJoin:
         """The point-in-time join of a stream of entity rows, its first pass done: iterate
-        `.batches(entity_batches)` for the joined rows; `.uncovered` counts per view."""
+        `.batches(entity_batches)` for the joined rows; `.uncovered_rows` counts per view."""
         join = pit_join.PointInTimeJoin(
             self.settings.postgres_dsn.get_secret_value(),
             self.schema,

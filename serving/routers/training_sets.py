@@ -2,11 +2,15 @@
 
 Entity rows come as JSON (`entity_rows`) or as an uploaded Parquet/CSV file (multipart: file
 `entities` + field `features` with comma-separated references, or field `feature_service`).
+The entity rows past a view's published coverage (their features of that view are null) are
+counted per view table in the `JStore-Uncovered-Rows` header, a JSON object, whatever the
+format: the join is done before the body streams, and the body stays the rows alone.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from typing import Any, NamedTuple
 
 import pyarrow as pa
@@ -17,8 +21,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from jstore.client_results import UNCOVERED_HEADER
 from jstore.config import Settings
 from jstore.model import FeatureSpec, ResolvedView
+from jstore.offline import JoinResult
 from jstore.registry import Registry
 from serving.deps import ReadAccess, RegistryDep, SettingsDep
 from serving.entity_rows import entity_rows_table
@@ -66,6 +72,13 @@ class EntityUpload(NamedTuple):
     responses={
         200: {
             "description": "The training set, streamed in the format asked",
+            "headers": {
+                UNCOVERED_HEADER: {
+                    "description": "Per view table, the entity rows past its published "
+                    "coverage (their features are null), as a JSON object",
+                    "schema": {"type": "string"},
+                }
+            },
             "content": {
                 MEDIA_TYPES["json"]: {"schema": {"type": "array", "items": {"type": "object"}}},
                 MEDIA_TYPES["csv"]: {"schema": {"type": "string"}},
@@ -88,14 +101,17 @@ async def training_set(
         selection = await _from_json(request, settings)
         entities = selection.entity_rows
     try:
-        table = await to_thread.run_sync(_join, settings, registry, selection, entities)
-        check_writable(table.schema, format)
+        joined = await to_thread.run_sync(_join, settings, registry, selection, entities)
+        check_writable(joined.table.schema, format)
     except ValueError as e:
         raise HTTPException(UNPROCESSABLE, str(e)) from None
     return StreamingResponse(
-        stream_table(table, format),
+        stream_table(joined.table, format),
         media_type=MEDIA_TYPES[format],
-        headers={"Content-Disposition": f'attachment; filename="training_set.{format}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="training_set.{format}"',
+            UNCOVERED_HEADER: json.dumps(joined.uncovered_rows),
+        },
     )
 
 
@@ -176,7 +192,7 @@ def _join(
     registry: Registry,
     selection: TrainingSetRequest,
     entities: list[dict[str, Any]] | EntityUpload,
-) -> pa.Table:
+) -> JoinResult:
     from jstore.export import join_features
 
     features = registry.resolve_refs(selection.features or [], selection.feature_service)

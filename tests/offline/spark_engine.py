@@ -1,10 +1,9 @@
 """The Spark engine of the point-in-time join, called as the default engine's
-`OfflineStore.point_in_time_join` is: entity rows in, the joined table out (its uncovered rows
-in the schema's metadata), through the export job's own functions on the tests' session."""
+`OfflineStore.point_in_time_join` is: entity rows in, the joined table and its uncovered rows
+per view out, through the export job's own functions on the tests' session."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from jobs.export_training_set import export
 from jstore.config import Settings
 from jstore.export_spark import build_request
 from jstore.model import FeatureSpec, ResolvedView
-from jstore.offline.pit_join import UNCOVERED_METADATA, Coverage
+from jstore.offline.pit_join import Coverage, JoinResult
 
 
 def spark_point_in_time_join(
@@ -25,12 +24,11 @@ def spark_point_in_time_join(
     entity_rows: pa.Table,
     features: list[tuple[ResolvedView, FeatureSpec]],
     coverage: Coverage,
-) -> pa.Table:
+) -> JoinResult:
     run = uuid.uuid4().hex[:8]
     entities = folder / f"entities-{run}.parquet"
     pq.write_table(entity_rows, entities)
     out = folder / f"out-{run}.parquet"
     request = build_request(settings, entities, out, features, coverage, f"export-{run}")
     outcome = export(spark, settings, request)
-    uncovered = json.dumps(outcome.uncovered_rows).encode()
-    return pq.read_table(out).replace_schema_metadata({UNCOVERED_METADATA: uncovered})
+    return JoinResult(pq.read_table(out), outcome.uncovered_rows)

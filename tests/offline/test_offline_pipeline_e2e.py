@@ -67,4 +67,4 @@ def test_compute_stages_validates_and_publishes(settings, registry, spend_view):
     joined = join_features(
         settings, registry, entities, resolve_features(registry, ["account_spend:count_1h"], None)
     )
-    assert joined["account_spend__count_1h"].to_pylist() == [2, 0]
+    assert joined.table["account_spend__count_1h"].to_pylist() == [2, 0]

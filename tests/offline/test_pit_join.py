@@ -18,7 +18,7 @@ from jstore.model import (
     SqlFeatureView,
     WindowedFeatureView,
 )
-from jstore.offline import OfflineStore, uncovered_rows
+from jstore.offline import OfflineStore
 from jstore.repo import FeatureRepo
 from tests.factories import stage_rows
 from tests.offline.conftest import HOUR, T0, account, payments
@@ -87,7 +87,7 @@ def test_golden_rows(join, store, settings, spend_view):
         _features(spend_view, "count_1h", "amount_sum_1h", "amount_max_1h"),
         {spend_view.table: [(T0, T0 + 4 * HOUR)]},
     )
-    assert joined.column_names == [
+    assert joined.table.column_names == [
         "bank",
         "account_id",
         "event_timestamp",
@@ -96,7 +96,7 @@ def test_golden_rows(join, store, settings, spend_view):
         "account_spend__amount_sum_1h",
         "account_spend__amount_max_1h",
     ]
-    assert joined.select(["label", *joined.column_names[4:]]).to_pylist() == [
+    assert joined.table.select(["label", *joined.table.column_names[4:]]).to_pylist() == [
         {
             "label": "a",
             "account_spend__count_1h": 0,
@@ -134,7 +134,7 @@ def test_golden_rows(join, store, settings, spend_view):
             "account_spend__amount_max_1h": None,
         },
     ]
-    assert uncovered_rows(joined) == {"account_spend__v1": 1}
+    assert joined.uncovered_rows == {"account_spend__v1": 1}
 
 
 @pytest.mark.parametrize("join", ENGINES, indirect=True)
@@ -158,8 +158,8 @@ def test_checkpoints_bound_what_is_read_and_what_is_covered(join, store, setting
 
     joined = join(entities, _features(spend_view, "count_1h"), {spend_view.table: [(start, end)]})
 
-    assert joined["account_spend__count_1h"].to_pylist() == [None, None, 0]
-    assert uncovered_rows(joined) == {"account_spend__v1": 2}
+    assert joined.table["account_spend__count_1h"].to_pylist() == [None, None, 0]
+    assert joined.uncovered_rows == {"account_spend__v1": 2}
 
 
 def _covered(t, intervals, view):
@@ -253,15 +253,15 @@ def test_matches_a_brute_force_oracle(join, store, settings, spend_view, card_vi
     features = _features(spend_view, "count_1h", "amount_max_1h") + _features(card_view, "count_1d")
     joined = join(pa.Table.from_pylist(entity_rows), features, coverage)
     stored = {spend_view.table: published_spend, card_view.table: daily}
-    assert joined.to_pylist() == _oracle(entity_rows, stored, coverage, features)
-    assert {r["account_spend__count_1h"] for r in joined.to_pylist()} >= {None, 0, 1, 3}
+    assert joined.table.to_pylist() == _oracle(entity_rows, stored, coverage, features)
+    assert {r["account_spend__count_1h"] for r in joined.table.to_pylist()} >= {None, 0, 1, 3}
     expected_uncovered = {
         view.table: sum(
             not _covered(r["event_timestamp"], coverage[view.table], view) for r in entity_rows
         )
         for view in (spend_view, card_view)
     }
-    assert uncovered_rows(joined) == expected_uncovered
+    assert joined.uncovered_rows == expected_uncovered
     assert expected_uncovered[spend_view.table] > 0
 
 
@@ -291,8 +291,8 @@ def test_event_timestamps_as_text_and_naive(join, store, settings, card_view):
     joined = join(
         entities, _features(card_view, "count_1d"), {card_view.table: [(T0 - DAY, T0 + DAY)]}
     )
-    assert joined["card_daily__count_1d"].to_pylist() == [4, 4, 0]
-    assert joined["event_timestamp"].to_pylist() == entities["event_timestamp"].to_pylist()
+    assert joined.table["card_daily__count_1d"].to_pylist() == [4, 4, 0]
+    assert joined.table["event_timestamp"].to_pylist() == entities["event_timestamp"].to_pylist()
 
 
 @pytest.mark.parametrize(
@@ -318,8 +318,8 @@ def test_bad_entity_rows_are_refused_naming_the_column(store, card_view, entitie
 def test_a_view_never_published_gives_nulls(store, card_view):
     entities = pa.table({"card_id": ["c"], "event_timestamp": [T0]})
     joined = store.point_in_time_join(entities, _features(card_view, "count_1d"), {})
-    assert joined["card_daily__count_1d"].to_pylist() == [None]
-    assert uncovered_rows(joined) == {"card_daily__v1": 1}
+    assert joined.table["card_daily__count_1d"].to_pylist() == [None]
+    assert joined.uncovered_rows == {"card_daily__v1": 1}
 
 
 def test_feature_columns_follow_the_order_of_the_references(store, spend_view, card_view):
@@ -333,7 +333,7 @@ def test_feature_columns_follow_the_order_of_the_references(store, spend_view, c
         (spend_view, spend_view.feature("amount_max_1h")),
     ]
     joined = store.point_in_time_join(entities, features, {})
-    assert joined.column_names[4:] == [
+    assert joined.table.column_names[4:] == [
         "account_spend__amount_max_1h",
         "card_daily__count_1d",
         "account_spend__count_1h",
@@ -405,7 +405,7 @@ def test_every_feature_type_and_null_keys_match_the_oracle(join, store, settings
     features = [(view, spec) for spec in asked]
     joined = join(pa.Table.from_pylist(entity_rows), features, coverage)
     expected = _oracle(entity_rows, {view.table: stored}, coverage, features)
-    assert joined.to_pylist() == expected
+    assert joined.table.to_pylist() == expected
     assert any(r["bank"] is None for r in entity_rows)
     assert {r["account_profile__flagged"] for r in expected} == {True, False, None}
 
@@ -434,7 +434,7 @@ def test_a_view_of_more_than_63_features_keeps_each_null(store, settings):
     joined = store.point_in_time_join(
         entities, [(view, spec) for spec in view.features], {view.table: [(T0, T0 + HOUR)]}
     )
-    assert joined.to_pylist()[0] == {
+    assert joined.table.to_pylist()[0] == {
         "bank": "x",
         "account_id": 1,
         "event_timestamp": T0,
@@ -479,4 +479,4 @@ def test_a_timestamp_join_key_matches_to_the_microsecond(join, store, settings):
         }
     )
     joined = join(entities, [(view, view.feature("count_1h"))], {view.table: [(T0, T0 + 4 * HOUR)]})
-    assert joined["cohort_openings__count_1h"].to_pylist() == [0, 5, 9, 0]
+    assert joined.table["cohort_openings__count_1h"].to_pylist() == [0, 5, 9, 0]

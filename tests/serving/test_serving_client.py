@@ -85,21 +85,28 @@ def test_the_former_online_call_still_works_with_a_warning(reader, fresh_clicks)
 
 def test_historical_features_as_pandas_and_arrow(reader, fresh_clicks):
     rows = pd.DataFrame(
-        {"user_id": ["u2", "u1", "u9"], "event_timestamp": [JUST_BEFORE] * 3, "label": [0, 1, 0]}
+        {
+            "user_id": ["u2", "u1", "u9", "u1"],
+            "event_timestamp": [JUST_BEFORE] * 3 + [NOW_STEP],
+            "label": [0, 1, 0, 1],
+        }
     )
 
     with reader.get_historical_features(rows, features=["user_clicks:count_1h"]) as training:
         frame = training.to_df()
         table = training.to_arrow()
+        uncovered = training.uncovered_rows
 
-    assert frame.to_dict("list") == {
-        "user_id": ["u2", "u1", "u9"],
-        "event_timestamp": [pd.Timestamp(JUST_BEFORE)] * 3,
-        "label": [0, 1, 0],
-        "user_clicks__count_1h": [1, 2, 0],
-    }
+    assert frame["user_id"].tolist() == ["u2", "u1", "u9", "u1"]
+    assert frame["event_timestamp"].tolist() == [pd.Timestamp(JUST_BEFORE)] * 3 + [
+        pd.Timestamp(NOW_STEP)
+    ]
+    assert frame["label"].tolist() == [0, 1, 0, 1]
+    assert frame["user_clicks__count_1h"].tolist()[:3] == [1, 2, 0]
+    assert pd.isna(frame["user_clicks__count_1h"].tolist()[3])  # past the coverage: null
     assert table.column_names == ["user_id", "event_timestamp", "label", "user_clicks__count_1h"]
-    assert table.column("user_clicks__count_1h").to_pylist() == [1, 2, 0]
+    assert table.column("user_clicks__count_1h").to_pylist() == [1, 2, 0, None]
+    assert uncovered == {"user_clicks__v1": 1}
 
 
 def test_historical_features_of_an_arrow_table_and_of_a_list(reader, fresh_clicks):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -57,6 +58,7 @@ def test_json_rows_in_json_out(client, published):
         {**entity, **features}
         for entity, features in zip(ENTITY_ROWS, EXPECTED_FEATURES, strict=True)
     ]
+    assert json.loads(response.headers["JStore-Uncovered-Rows"]) == {"user_clicks__v1": 1}
 
 
 def test_a_feature_service_and_parquet_out(client, published):
@@ -79,6 +81,8 @@ def test_a_feature_service_and_parquet_out(client, published):
         EXPECTED_FEATURES
     )
     assert table.column("label").to_pylist() == [1, 0, 0, 1]
+    assert json.loads(response.headers["JStore-Uncovered-Rows"]) == {"user_clicks__v1": 1}
+    assert not any(key.startswith(b"jstore") for key in table.schema.metadata or {})
 
 
 def test_an_uploaded_csv_file_and_csv_out(client, published):
