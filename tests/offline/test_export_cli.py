@@ -28,7 +28,7 @@ def _jstore(settings, *args):
         "JSTORE_REGISTRY_SNAPSHOT": str(settings.registry_snapshot),
         "JSTORE_PROJECT": settings.project,
     }
-    return subprocess.run([JSTORE, *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([JSTORE, *args], env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture
