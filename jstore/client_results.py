@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from jstore.closable import Closable
 from jstore.model import FeatureRef
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def feature_names(refs: list[str], full: bool) -> list[str]:
     return names
 
 
-class TrainingSet:
+class TrainingSet(Closable):
     """The answer of `get_historical_features`, already fetched into a temporary file: what
     Feast calls a RetrievalJob. Read it as often as needed, in any of the three forms."""
 
@@ -104,9 +105,3 @@ class TrainingSet:
     def close(self) -> None:
         """Delete the temporary file now rather than when this object is collected."""
         self._file.close()
-
-    def __enter__(self) -> TrainingSet:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
