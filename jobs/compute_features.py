@@ -34,7 +34,7 @@ from jstore.request import ComputeRequest, check_interval, read_range
 from jstore.staging import StagedRun
 
 
-def compute_view(
+def changed_rows(
     spark: SparkSession,
     view: ResolvedView,
     lake_uri: str,
@@ -72,7 +72,7 @@ def stage_view(
 ) -> StagedRun:
     """Compute [start, end) and write it as a staged run (the manifest last); `retile` rebuilds
     the stored tiles of the read range from the landing zone instead of trusting them."""
-    rows = compute_view(spark, view, settings.lake_uri, start, end, retile=retile)
+    rows = changed_rows(spark, view, settings.lake_uri, start, end, retile=retile)
     path = staging_dir(settings, view.name, run_id)
     rows.write.mode("overwrite").parquet(str(path))
     staged = StagedRun(

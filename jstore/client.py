@@ -14,7 +14,8 @@ import io
 import os
 import tempfile
 import warnings
-from typing import IO, Any
+from collections.abc import Callable
+from typing import IO, Any, Generic, TypeVar
 
 import httpx
 import pandas as pd
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from jstore.client_results import OnlineResponse, TrainingSet, uncovered_rows
+from jstore.closable import Closable
 from jstore.repo import KINDS
 
 __all__ = [
@@ -53,34 +55,35 @@ class FeatureStoreError(Exception):
         self.detail = detail
 
 
-class _Base:
-    def __init__(self, url: str | None, api_key: str | None):
-        self.url = (url or os.environ.get("JSTORE_API_URL") or DEFAULT_URL).rstrip("/")
-        key = api_key if api_key is not None else os.environ.get("JSTORE_API_KEY")
-        self.headers = {"X-API-Key": key} if key else {}
+HTTP = TypeVar("HTTP", httpx.Client, httpx.AsyncClient)
 
 
-class FeatureStoreClient(_Base):
+class _Base(Generic[HTTP]):
+    """What both clients hold: the API's URL, the key's header and the httpx client they send
+    through, sync or async."""
+
+    new_http: Callable[..., HTTP]
+
     def __init__(
         self,
         url: str | None = None,
         api_key: str | None = None,
         timeout: float = 30.0,
-        http: httpx.Client | None = None,
+        http: HTTP | None = None,
     ):
         """`url` and `api_key` default to `JSTORE_API_URL` (else http://127.0.0.1:8765) and
         `JSTORE_API_KEY`. `http`: an httpx client to send through (e.g. FastAPI's TestClient)."""
-        super().__init__(url, api_key)
-        self.http = http or httpx.Client(timeout=timeout)
+        self.url = (url or os.environ.get("JSTORE_API_URL") or DEFAULT_URL).rstrip("/")
+        key = api_key if api_key is not None else os.environ.get("JSTORE_API_KEY")
+        self.headers = {"X-API-Key": key} if key else {}
+        self.http: HTTP = http or self.new_http(timeout=timeout)
+
+
+class FeatureStoreClient(Closable, _Base[httpx.Client]):
+    new_http = httpx.Client
 
     def close(self) -> None:
         self.http.close()
-
-    def __enter__(self) -> FeatureStoreClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self.http.request(method, self.url + path, headers=self.headers, **kwargs)
@@ -160,18 +163,10 @@ class FeatureStoreClient(_Base):
         return self._call("GET", f"/v1/feature-views/{view}/history", params=params).json()["rows"]
 
 
-class AsyncFeatureStoreClient(_Base):
+class AsyncFeatureStoreClient(_Base[httpx.AsyncClient]):
     """`FeatureStoreClient` for asyncio code: the same methods, awaited."""
 
-    def __init__(
-        self,
-        url: str | None = None,
-        api_key: str | None = None,
-        timeout: float = 30.0,
-        http: httpx.AsyncClient | None = None,
-    ):
-        super().__init__(url, api_key)
-        self.http = http or httpx.AsyncClient(timeout=timeout)
+    new_http = httpx.AsyncClient
 
     async def aclose(self) -> None:
         await self.http.aclose()

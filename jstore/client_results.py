@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from jstore.closable import Closable
 from jstore.model import FeatureRef
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def uncovered_rows(headers: Mapping[str, str]) -> dict[str, int]:
     return json.loads(headers.get(UNCOVERED_HEADER) or "{}")
 
 
-class TrainingSet:
+class TrainingSet(Closable):
     """The answer of `get_historical_features`, already fetched into a temporary file: what
     Feast calls a RetrievalJob. Read it as often as needed, in any of the three forms."""
 
@@ -118,9 +119,3 @@ class TrainingSet:
     def close(self) -> None:
         """Delete the temporary file now rather than when this object is collected."""
         self._file.close()
-
-    def __enter__(self) -> TrainingSet:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -137,7 +137,7 @@ def _recompute_run(
         status="failed",
     )
     try:
-        request = ComputeRequest.resolve(registry, view.name, start, end, version=view.version)
+        request = ComputeRequest.of(view, start, end)
         result = compute(settings, registry, request)
     except Exception as e:
         log.exception("recompute of %s [%s, %s) failed", view.name, start, end)

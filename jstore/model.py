@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -71,19 +71,26 @@ class _Source(Definition):
     owner: str = ""
     tags: dict[str, str] = {}
 
+    TIMESTAMP_FIELD: ClassVar[str]
+    """The field that names the event time's column: `timestamp_field` or `timestamp_column`."""
+
     @property
     def timestamp_name(self) -> str:
-        raise NotImplementedError
+        """The column that holds each event's time."""
+        return getattr(self, self.TIMESTAMP_FIELD)
 
     def dtype_of(self, column: str) -> DType | None:
         return next((f.dtype for f in self.schema_ if f.name == column), None)
 
-    def _check_timestamp(self, field: str) -> None:
+    @model_validator(mode="after")
+    def _timestamp_in_schema(self) -> Self:
         _require_unique([f.name for f in self.schema_], "schema")
         if self.dtype_of(self.timestamp_name) != "timestamp":
             raise ValueError(
-                f"{field}: {self.timestamp_name!r} must be a schema field of dtype timestamp"
+                f"{self.TIMESTAMP_FIELD}: {self.timestamp_name!r} must be a schema field of "
+                "dtype timestamp"
             )
+        return self
 
 
 class EventSource(_Source):
@@ -92,15 +99,7 @@ class EventSource(_Source):
     kind: Literal["event"] = "event"
     topic: str = Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")
     timestamp_field: Name
-
-    @property
-    def timestamp_name(self) -> str:
-        return self.timestamp_field
-
-    @model_validator(mode="after")
-    def _timestamp_in_schema(self) -> EventSource:
-        self._check_timestamp("timestamp_field")
-        return self
+    TIMESTAMP_FIELD = "timestamp_field"
 
 
 class TableSource(_Source):
@@ -110,16 +109,12 @@ class TableSource(_Source):
     table: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
     query: str | None = None
     timestamp_column: Name
-
-    @property
-    def timestamp_name(self) -> str:
-        return self.timestamp_column
+    TIMESTAMP_FIELD = "timestamp_column"
 
     @model_validator(mode="after")
     def _table_or_query(self) -> TableSource:
         if (self.table is None) == (self.query is None):
             raise ValueError("table: give exactly one of table and query")
-        self._check_timestamp("timestamp_column")
         return self
 
 

@@ -231,9 +231,8 @@ def compute_task(
     from jstore.request import ComputeRequest
 
     with Registry(settings) as registry:
-        request = ComputeRequest.resolve(
-            registry, view, start, end, run_id, version=version, retile=retile
-        )
+        resolved = registry.get_view(view, version)
+        request = ComputeRequest.of(resolved, start, end, run_id, retile=retile)
         staged = stage(settings, registry, request, launch)
     log.info(
         "staged %d rows of %s v%d [%s, %s) in %d files at %s; run %s%s",

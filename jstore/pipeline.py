@@ -111,7 +111,7 @@ def publish(settings: Settings, registry: Registry, staged: StagedRun) -> int:
     view = staged.request().view
     check_validated(registry, staged)
     record = RunRecord.of_interval("publish", view, staged.start, staged.end)
-    record.details["staged_run"] = staged.run_id
+    record.details["staged_run_id"] = staged.run_id
     with registry.run(record) as run:
         with OfflineStore(settings) as store:
             run.rows = store.publish(view, staged)

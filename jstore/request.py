@@ -1,9 +1,10 @@
 """A compute request: one view's interval, resolved and checked once, then carried as a file.
 
-The pipeline (`jstore/pipeline.py`) resolves a request from the registry once, writes it as
-`_request.json` into the staged run's folder, and starts the Spark job with
-`--request <path>`: the job reads the resolved view from that file and never opens the
-registry. Validate and publish read the same file back through `StagedRun.request()`.
+Its caller (the CLI, the compute DAG's task, recompute) looks the view up once and makes the
+request with `ComputeRequest.of`, which checks the interval once. The pipeline
+(`jstore/pipeline.py`) writes it as `_request.json` into the staged run's folder and starts the
+Spark job with `--request <path>`: the job reads the resolved view from that file and never
+opens the registry. Validate and publish read the same file back through `StagedRun.request()`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import BaseModel, field_validator
 
 from jstore.durations import as_utc, format_duration, is_aligned
 from jstore.model import ResolvedView
-from jstore.registry import Registry, new_run_id
+from jstore.registry import new_run_id
 
 REQUEST = "_request.json"
 
@@ -85,23 +86,20 @@ class ComputeRequest(RequestFile):
         return as_utc(ts)
 
     @classmethod
-    def resolve(
+    def of(
         cls,
-        registry: Registry,
-        view: str,
+        view: ResolvedView,
         start: datetime,
         end: datetime,
         run_id: str | None = None,
         *,
-        version: int | None = None,
         retile: bool = False,
     ) -> ComputeRequest:
-        """Look the view up (once) and check the interval (once): raises ValueError naming the
-        field (`start`, `end`), or the registry's NotFound."""
-        resolved = registry.get_view(view, version)
-        check_interval(resolved, start, end)
+        """The request for [start, end) of a resolved view, its interval checked (once): raises
+        ValueError naming the field (`start`, `end`). `run_id` is generated unless given."""
+        check_interval(view, start, end)
         return cls(
-            view=resolved,
+            view=view,
             start=start,
             end=end,
             run_id=run_id or new_run_id("compute"),

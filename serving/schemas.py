@@ -1,4 +1,5 @@
-"""Request and response bodies of the REST API (separate from the stored models)."""
+"""Request and response bodies of the REST API (separate from the stored documents; a
+definition, and a view's `FeatureSpec`, travels as its model's JSON)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from jstore.model import FeatureSpec
 from serving.json_values import LONE_SURROGATE, is_unicode
 
 Status = Literal["present", "expired", "fallback", "missing"]
@@ -84,14 +86,6 @@ class RegisterResponse(BaseModel):
     version: int | None = None
 
 
-class FeatureOut(BaseModel):
-    name: str
-    dtype: str
-    function: str | None = None
-    column: str | None = None
-    window: str | None = None
-
-
 class FeatureViewOut(BaseModel):
     name: str
     version: int
@@ -99,7 +93,8 @@ class FeatureViewOut(BaseModel):
     definition: dict[str, Any]
     """The view as registered (`POST /v1/feature-views` takes this shape)."""
     join_keys: list[str]
-    features: list[FeatureOut]
+    features: list[FeatureSpec]
+    """Each feature as stored and served: the window as text (`1h`), like the definition's."""
     coverage: list[tuple[str, str]]
     """Published intervals [start, end) of this version."""
 

@@ -18,6 +18,7 @@ from jstore.config import get_settings
 from jstore.durations import parse_timestamp
 from jstore.errors import InputError
 from jstore.registry import NotFound, Registry
+from jstore.registry.leases import SourceBusy
 from jstore.repo import definition_error
 
 SERVER_DOWN_EXIT_CODE = 1
@@ -29,10 +30,12 @@ class UserError(Exception):
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
+def user_errors(*refusals: type[Exception]) -> Iterator[None]:
+    """Bad input met in the block, a source whose lease another process holds, and `refusals`
+    (a verb's own), as one line: a UserError."""
     try:
         yield
-    except (InputError, NotFound, FileNotFoundError) as e:
+    except (InputError, NotFound, FileNotFoundError, SourceBusy, *refusals) as e:
         raise UserError(str(e)) from None
     except ValidationError as e:
         if e.title == "Settings":
@@ -51,11 +54,13 @@ def timestamp_option(text: str, field: str) -> datetime:
 
 
 @contextmanager
-def open_registry() -> Iterator[Registry]:
+def open_registry(*refusals: type[Exception]) -> Iterator[Registry]:
+    """The registry, closed after the block; bad input and `refusals` in the block end the
+    command with one line (`user_errors`)."""
     with user_errors():
         registry = Registry(get_settings())
     try:
-        with user_errors():
+        with user_errors(*refusals):
             yield registry
     finally:
         registry.close()

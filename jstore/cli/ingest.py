@@ -23,13 +23,9 @@ def land(
 ) -> None:
     """Land one bounded batch of a source's topic into the landing zone (exactly once)."""
     from jstore.ingest.lander import LandingError, land
-    from jstore.ingest.transaction import SourceBusy
 
-    with open_registry() as registry:
-        try:
-            result = land(get_settings(), registry, source, max_records, new_generation)
-        except (LandingError, SourceBusy) as e:
-            raise UserError(str(e)) from None
+    with open_registry(LandingError) as registry:
+        result = land(get_settings(), registry, source, max_records, new_generation)
     typer.echo(
         f"landed {result.rows} rows of {source} ({result.quarantined} quarantined, "
         f"{result.late} late) in {result.files} files, {result.duration_s:.1f}s  run "
@@ -49,14 +45,10 @@ def extract(
 ) -> None:
     """Copy a database source's rows with timestamp in [start, end) into the landing zone."""
     from jstore.ingest.extract import ExtractError, extract
-    from jstore.ingest.transaction import SourceBusy
 
     begin, finish = timestamp_option(start, "start"), timestamp_option(end, "end")
-    with open_registry() as registry:
-        try:
-            result = extract(get_settings(), registry, source, begin, finish)
-        except (ExtractError, SourceBusy) as e:
-            raise UserError(str(e)) from None
+    with open_registry(ExtractError) as registry:
+        result = extract(get_settings(), registry, source, begin, finish)
     typer.echo(
         f"extracted {result.rows} rows of {source} for [{result.start.isoformat()}, "
         f"{result.end.isoformat()}) into {result.files} files, replacing {result.replaced} "

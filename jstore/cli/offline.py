@@ -49,9 +49,7 @@ def compute(
     with phases.collecting() as timings, open_registry() as registry:
         phases.add("start", phases.process_age())  # Python, imports, the command line
         try:
-            request = ComputeRequest.resolve(
-                registry, view, *interval, run_id=run_id, retile=retile
-            )
+            request = ComputeRequest.of(registry.get_view(view), *interval, run_id, retile=retile)
         except ValueError as e:
             raise UserError(str(e)) from None
         try:
@@ -72,10 +70,13 @@ def compute(
 
 
 @contextmanager
-def staged_run(view: str, run_id: str) -> Iterator[tuple[Settings, Registry, StagedRun]]:
-    """The settings, the registry and the staged run `run_id` of `view` (`view@vN` accepted)."""
+def staged_run(
+    view: str, run_id: str, *refusals: type[Exception]
+) -> Iterator[tuple[Settings, Registry, StagedRun]]:
+    """The settings, the registry and the staged run `run_id` of `view` (`view@vN` accepted);
+    `refusals` in the block end the command with one line, as `open_registry`'s."""
     settings = get_settings()
-    with open_registry() as registry:
+    with open_registry(*refusals) as registry:
         yield settings, registry, StagedRun.find(settings, view.partition("@")[0], run_id)
 
 
@@ -103,11 +104,9 @@ def publish(view: ViewName, run_id: StagedRunId) -> None:
     from jstore.pipeline import StagedRunNotValidated
     from jstore.pipeline import publish as publish_run
 
-    with staged_run(view, run_id) as (settings, registry, staged):
-        try:
-            rows = publish_run(settings, registry, staged)
-        except (StagedRunRejected, StagedRunNotValidated) as e:
-            raise UserError(str(e)) from None
+    refusals = StagedRunRejected, StagedRunNotValidated
+    with staged_run(view, run_id, *refusals) as (settings, registry, staged):
+        rows = publish_run(settings, registry, staged)
     typer.echo(
         f"{staged.view} v{staged.version} [{staged.start.isoformat()}, {staged.end.isoformat()}): "
         f"{rows} rows published from run {staged.run_id}"

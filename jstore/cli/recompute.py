@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from jstore.cli.common import UserError, open_registry
+from jstore.cli.common import open_registry
 from jstore.config import get_settings
 
 
@@ -21,11 +21,8 @@ def recompute(
     from jstore.ingest.recovery import LandingIncomplete
     from jstore.late_events import recompute
 
-    with open_registry() as registry:
-        try:
-            runs = recompute(get_settings(), registry, views)
-        except LandingIncomplete as e:
-            raise UserError(str(e)) from None
+    with open_registry(LandingIncomplete) as registry:
+        runs = recompute(get_settings(), registry, views)
     if not runs:
         typer.echo("no late events to recompute")
     for run in runs:

@@ -60,9 +60,8 @@ from jstore.offline.tables import (
     next_month,
     partition_name,
     table_id,
-    value_columns,
 )
-from jstore.staging import StagedRun, staged_dtypes, staged_schema
+from jstore.staging import StagedRun, staged_columns, staged_dtypes, staged_schema
 
 CRASH_ENV = "JSTORE_CRASH_AT"
 SCRATCH_MARK = "__load_"
@@ -446,7 +445,7 @@ class _Counted:
 def _batches(view: ResolvedView, staged: StagedRun, piece: Piece) -> Iterator[pa.RecordBatch]:
     """The staged rows in the piece's ranges, as batches of the staged columns; a row outside
     the run's interval is refused (every load reads every row, so each one is checked)."""
-    columns = value_columns(view)
+    columns = staged_columns(view)
     schema = staged_schema(view)
     start, end = (pa.scalar(t, ARROW_TYPES["timestamp"]) for t in (staged.start, staged.end))
     everything = piece.ranges == [(staged.start, staged.end)]

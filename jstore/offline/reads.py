@@ -14,10 +14,10 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from jstore.errors import InputError
 from jstore.model import ResolvedView
 from jstore.offline.arrow_copy import copy_out_batches, select_column
 from jstore.offline.tables import PG_TYPES, table_id
-from jstore.repo import DefinitionError
 from jstore.staging import staged_dtypes
 
 
@@ -42,7 +42,7 @@ def latest_for_entities(
         return {}
     for key in keys:
         if len(key) != len(view.join_keys):
-            raise DefinitionError(
+            raise InputError(
                 f"keys: {key!r} does not match the join keys {', '.join(view.join_keys)}"
             )
     arrays = [[key[i] for key in keys] for i in range(len(view.join_keys))]
@@ -80,7 +80,7 @@ def history(
     """One entity's stored rows with start <= feature_ts < end, oldest first."""
     missing = [k for k in view.join_keys if k not in key]
     if missing:
-        raise DefinitionError(f"{missing[0]}: missing join key of feature view {view.name!r}")
+        raise InputError(f"{missing[0]}: missing join key of feature view {view.name!r}")
     conditions = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in view.join_keys]
     params: list[Any] = [key[k] for k in view.join_keys]
     if start is not None:

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 
+from jstore.closable import Closable
 from jstore.config import Settings
 from jstore.durations import as_utc
 from jstore.model import FeatureSpec, ResolvedView
@@ -25,7 +26,7 @@ from jstore.offline.tables import TableLayout
 from jstore.staging import StagedRun
 
 
-class OfflineStore:
+class OfflineStore(Closable):
     """One connection to the offline database (opened on first use; not for concurrent use)."""
 
     def __init__(self, settings: Settings):
@@ -57,12 +58,6 @@ class OfflineStore:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
-
-    def __enter__(self) -> OfflineStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def ensure_table(self, view: ResolvedView) -> None:
         """Create the view version's table (hypertable or partitioned table) if missing."""

@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from jstore.model import ResolvedView
-from jstore.staging import staged_columns, staged_dtypes
+from jstore.staging import staged_dtypes
 
 PG_TYPES = {
     "string": "text",
@@ -44,11 +44,6 @@ MAX_IDENTIFIER = 63
 
 def table_id(schema: str, view: ResolvedView) -> sql.Composed:
     return sql.Identifier(schema, view.table)
-
-
-def value_columns(view: ResolvedView) -> list[str]:
-    """The columns a staged run carries, in order: join keys, feature_ts, features."""
-    return staged_columns(view)
 
 
 def column_types(view: ResolvedView) -> dict[str, str]:

@@ -60,11 +60,8 @@ def bucket_prefix(project: str, name: str, version: int, number: int) -> str:
     return f"{project}:{{{name}:v{version}:{number}}}:"
 
 
-def value_key(project: str, view: ResolvedView, entity: str) -> str:
-    return bucket_prefix(project, view.name, view.version, bucket(entity)) + entity
-
-
 def value_keys(project: str, view: ResolvedView, entities: Sequence[str]) -> list[str]:
+    """The value key of each entity part: its bucket's prefix, then the part."""
     prefixes = [bucket_prefix(project, view.name, view.version, b) for b in range(BUCKETS)]
     return [prefixes[bucket(e)] + e for e in entities]
 

@@ -52,7 +52,7 @@ class ViewFailed(BaseModel):
     version: int
     run_id: str
     error: str
-    """`<exception type>: <message>`, as recorded on the run."""
+    """`<exception type>: <message>`, its first line (the run records the whole message)."""
 
 
 class MaterializeResult(BaseModel):
@@ -130,63 +130,67 @@ def _server_unreachable(error: Exception) -> bool:
 def _materialize_view(
     registry: Registry, offline: OfflineStore, online: OnlineStore, view: ResolvedView
 ) -> ViewMaterialized | ViewFailed:
-    run_id = registry.record_run(
-        RunRecord(
-            run_id=new_run_id("materialize"),
-            kind="materialize",
-            subject=view.name,
-            version=view.version,
-        )
+    """One view's `materialize` run; its failure is the view's own (`ViewFailed`) unless a
+    store is unreachable, which stops every view."""
+    record = RunRecord(
+        run_id=new_run_id("materialize"),
+        kind="materialize",
+        subject=view.name,
+        version=view.version,
     )
     try:
-        with offline.materialize_lock(view):
-            since = read_watermark(registry, view)
-            everything = since is None or online.get_meta(view) is None
-            synced_at = datetime.now(UTC)
-            coverage = registry.coverage(view.name, view.version)
-            written = deleted = 0
-            watermark = since
-            with (
-                offline.pending_changes(view, everything) as pending,
-                progress.task(f"materialize {view.name}", unit="rows"),
-            ):
-                for batch in pending.latest_rows():
-                    counts = online.write_batch(view, batch)
-                    progress.advance(batch.num_rows)
-                    written += counts.written
-                    deleted += counts.deleted
-                    if counts.max_computed_at and (
-                        watermark is None or counts.max_computed_at > watermark
-                    ):
-                        watermark = counts.max_computed_at
-                deleted += online.delete_entities(view, pending.gone())
-                online.set_meta(
-                    view,
-                    Meta(
-                        coverage_end=coverage[-1][1] if coverage else None,
-                        synced_at=synced_at,
-                        watermark=watermark,
-                    ),
-                )
-                pending.consume()
-            if watermark is not None and watermark != since:
-                registry.set_watermark(watermark_key(view), watermark.isoformat())
-        retired = online.drop_format1(view.name, view.version) + sum(
-            online.retire(view.name, version)
-            for version in registry.view_versions(view.name)
-            if version < view.version
-        )
+        with registry.run(record) as run:
+            pushed = _push_changes(registry, offline, online, view, run.run_id)
+            run.rows = pushed.written + pushed.deleted
+            run.details = pushed.model_dump(include={"written", "deleted", "retired_keys"})
     except Exception as e:
-        error = f"{type(e).__name__}: {e}".strip().splitlines()[0]
-        registry.finish_run(run_id, "failed", error=error)
         if _server_unreachable(e):
             raise
-        return ViewFailed(view=view.name, version=view.version, run_id=run_id, error=error)
-    registry.finish_run(
-        run_id,
-        "success",
-        rows=written + deleted,
-        details={"written": written, "deleted": deleted, "retired_keys": retired},
+        error = f"{type(e).__name__}: {e}".strip().splitlines()[0]
+        return ViewFailed(view=view.name, version=view.version, run_id=record.run_id, error=error)
+    return pushed
+
+
+def _push_changes(
+    registry: Registry, offline: OfflineStore, online: OnlineStore, view: ResolvedView, run_id: str
+) -> ViewMaterialized:
+    """Push the view's pending changes under its materialize lock, then retire older keys."""
+    with offline.materialize_lock(view):
+        since = read_watermark(registry, view)
+        everything = since is None or online.get_meta(view) is None
+        synced_at = datetime.now(UTC)
+        coverage = registry.coverage(view.name, view.version)
+        written = deleted = 0
+        watermark = since
+        with (
+            offline.pending_changes(view, everything) as pending,
+            progress.task(f"materialize {view.name}", unit="rows"),
+        ):
+            for batch in pending.latest_rows():
+                counts = online.write_batch(view, batch)
+                progress.advance(batch.num_rows)
+                written += counts.written
+                deleted += counts.deleted
+                if counts.max_computed_at and (
+                    watermark is None or counts.max_computed_at > watermark
+                ):
+                    watermark = counts.max_computed_at
+            deleted += online.delete_entities(view, pending.gone())
+            online.set_meta(
+                view,
+                Meta(
+                    coverage_end=coverage[-1][1] if coverage else None,
+                    synced_at=synced_at,
+                    watermark=watermark,
+                ),
+            )
+            pending.consume()
+        if watermark is not None and watermark != since:
+            registry.set_watermark(watermark_key(view), watermark.isoformat())
+    retired = online.drop_format1(view.name, view.version) + sum(
+        online.retire(view.name, version)
+        for version in registry.view_versions(view.name)
+        if version < view.version
     )
     return ViewMaterialized(
         view=view.name,

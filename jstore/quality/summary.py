@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from jstore.durations import iso
 from jstore.registry import Registry, RunRecord
 
 
@@ -13,9 +15,10 @@ def latest_quality_summary(
     """The latest `runs` validate runs of `view`, or of every registered view; newest first.
 
     Views never validated are left out. Each dict: view, version, run_id, staged_run_id,
-    status (running, success, failed), start, end, finished_at (ISO-8601 UTC), rows, failed,
-    statistics, drift, drift_flagged, report_path, and report_page (the page's path
-    inside the Data Docs site, which the API serves under /quality/).
+    status (running, success, failed), start, end, finished_at (ISO-8601 UTC with `Z`, as
+    every wire: `durations.iso`), rows, failed, statistics, drift, drift_flagged, report_path,
+    and report_page (the page's path inside the Data Docs site, which the API serves under
+    /quality/).
     """
     names = [view] if view else [v.name for v in registry.list_views()]
     summaries = []
@@ -33,9 +36,9 @@ def _summary(run: RunRecord) -> dict[str, Any]:
         "run_id": run.run_id,
         "staged_run_id": details.get("staged_run_id"),
         "status": run.status,
-        "start": _iso(run.start),
-        "end": _iso(run.end),
-        "finished_at": _iso(run.finished_at),
+        "start": _wire(run.start),
+        "end": _wire(run.end),
+        "finished_at": _wire(run.finished_at),
         "rows": run.rows,
         "failed": details.get("failed", []),
         "error": run.error,
@@ -47,5 +50,5 @@ def _summary(run: RunRecord) -> dict[str, Any]:
     }
 
 
-def _iso(ts: Any) -> str | None:
-    return ts.isoformat() if ts is not None else None
+def _wire(ts: datetime | None) -> str | None:
+    return None if ts is None else iso(ts)

@@ -21,6 +21,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
+from jstore.closable import Closable
 from jstore.config import Settings
 from jstore.durations import as_utc
 from jstore.model import (
@@ -46,7 +47,7 @@ class NotFound(LookupError):
     """A name (or name@version) that the registry does not hold."""
 
 
-class Registry:
+class Registry(Closable):
     def __init__(self, settings: Settings, client: MongoClient | None = None):
         self.settings = settings
         self.client = client or MongoClient(
@@ -59,12 +60,6 @@ class Registry:
 
     def close(self) -> None:
         self.client.close()
-
-    def __enter__(self) -> Registry:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def ensure_indexes(self) -> None:
         if self._indexes_ensured:

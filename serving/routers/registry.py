@@ -6,19 +6,20 @@ registering one is `Registry.register`, checked against what is stored, and need
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, status
 
-from jstore.durations import format_duration, iso, parse_timestamp
+from jstore.durations import iso, parse_timestamp
 from jstore.model import ResolvedView
 from jstore.online.lookup import entity_keys
 from jstore.registry import Registry
 from jstore.repo import parse_definition
 from serving.deps import ReadAccess, RegistryDep, SettingsDep, WriteAccess
 from serving.json_values import first_unfit
-from serving.schemas import FeatureOut, FeatureViewOut, HistoryResponse, RegisterResponse, errors
+from serving.schemas import FeatureViewOut, HistoryResponse, RegisterResponse, errors
 
 router = APIRouter(
     prefix="/v1", tags=["registry"], dependencies=[ReadAccess], responses=errors(401, 404, 422)
@@ -42,49 +43,46 @@ def _dump(definition: Any) -> dict[str, Any]:
     return definition.model_dump(mode="json", by_alias=True)
 
 
-@router.get("/entities")
-def list_entities(registry: RegistryDep) -> list[dict[str, Any]]:
-    return [_dump(e) for e in registry.list_entities()]
+def _definition_routes(
+    kind: str,
+    path: str,
+    one: str,
+    many: str,
+    listed: Callable[[Registry], list[Any]],
+    got: Callable[[Registry, str], Any],
+) -> None:
+    """List, get and register one kind of unversioned definition (entities, sources, feature
+    services): the same three routes for each, named `list_<many>`, `get_<one>` and
+    `register_<one>`."""
+
+    def list_all(registry: RegistryDep) -> list[dict[str, Any]]:
+        return [_dump(d) for d in listed(registry)]
+
+    def get_one(name: str, registry: RegistryDep) -> dict[str, Any]:
+        return _dump(got(registry, name))
+
+    def register(registry: RegistryDep, body: dict[str, Any] = Definition) -> RegisterResponse:
+        return _register(registry, kind, body)
+
+    router.add_api_route(path, list_all, methods=["GET"], name=f"list_{many}")
+    router.add_api_route(path + "/{name}", get_one, methods=["GET"], name=f"get_{one}")
+    router.add_api_route(path, register, methods=["POST"], name=f"register_{one}", **Writes)
 
 
-@router.get("/entities/{name}")
-def get_entity(name: str, registry: RegistryDep) -> dict[str, Any]:
-    return _dump(registry.get_entity(name))
-
-
-@router.post("/entities", **Writes)
-def register_entity(registry: RegistryDep, body: dict[str, Any] = Definition) -> RegisterResponse:
-    return _register(registry, "entity", body)
-
-
-@router.get("/sources")
-def list_sources(registry: RegistryDep) -> list[dict[str, Any]]:
-    return [_dump(s) for s in registry.list_sources()]
-
-
-@router.get("/sources/{name}")
-def get_source(name: str, registry: RegistryDep) -> dict[str, Any]:
-    return _dump(registry.get_source(name))
-
-
-@router.post("/sources", **Writes)
-def register_source(registry: RegistryDep, body: dict[str, Any] = Definition) -> RegisterResponse:
-    return _register(registry, "source", body)
-
-
-@router.get("/feature-services")
-def list_services(registry: RegistryDep) -> list[dict[str, Any]]:
-    return [_dump(s) for s in registry.list_services()]
-
-
-@router.get("/feature-services/{name}")
-def get_service(name: str, registry: RegistryDep) -> dict[str, Any]:
-    return _dump(registry.get_service(name))
-
-
-@router.post("/feature-services", **Writes)
-def register_service(registry: RegistryDep, body: dict[str, Any] = Definition) -> RegisterResponse:
-    return _register(registry, "feature service", body)
+_definition_routes(
+    "entity", "/entities", "entity", "entities", Registry.list_entities, Registry.get_entity
+)
+_definition_routes(
+    "source", "/sources", "source", "sources", Registry.list_sources, Registry.get_source
+)
+_definition_routes(
+    "feature service",
+    "/feature-services",
+    "service",
+    "services",
+    Registry.list_services,
+    Registry.get_service,
+)
 
 
 def _view_out(registry: Registry, view: ResolvedView) -> FeatureViewOut:
@@ -94,16 +92,7 @@ def _view_out(registry: Registry, view: ResolvedView) -> FeatureViewOut:
         versions=registry.view_versions(view.name),
         definition=_dump(view.definition),
         join_keys=view.join_keys,
-        features=[
-            FeatureOut(
-                name=f.name,
-                dtype=f.dtype,
-                function=f.function,
-                column=f.column,
-                window=format_duration(f.window) if f.window else None,
-            )
-            for f in view.features
-        ],
+        features=view.features,
         coverage=[(iso(s), iso(e)) for s, e in registry.coverage(view.name, view.version)],
     )
 

@@ -143,6 +143,6 @@ def test_dags_land_compute_materialize_and_export(
     run_dag("jstore_export_training_set", conf=conf)
     assert pq.read_table(out).column("user_purchases__count_1d").to_pylist() == [1, 2, 0]
 
-    union = ComputeRequest.resolve(registry, "user_purchases", S, S + 3 * H)
+    union = ComputeRequest.of(registry.get_view("user_purchases"), S, S + 3 * H)
     compute(settings, registry, union)  # one run over the union
     assert offline_rows(settings) == EXPECTED

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.compute_features import compute_view
+from jobs.compute_features import changed_rows
 from tests.compute.windowing_helpers import resolved, write_landing
 
 
@@ -25,7 +25,7 @@ def compute(spark, lake):
     re-tiled and from stored tiles."""
 
     def rows(rv, start: datetime, end: datetime, retile: bool) -> list[tuple]:
-        df = compute_view(spark, rv, str(lake), start, end, retile=retile)
+        df = changed_rows(spark, rv, str(lake), start, end, retile=retile)
         assert df.columns == [*rv.join_keys, "feature_ts", *(f.name for f in rv.features)]
         return sorted(tuple(r.values()) for r in df.toArrow().to_pylist())
 

@@ -43,8 +43,8 @@ def test_stage_writes_parquet_and_the_manifest(settings, registry, example_repo)
         purchases,
     )
     run_id = "manual__2024-05-01T00:00:00+00:00"
-    request = ComputeRequest.resolve(
-        registry, "merchant_sales", at("00:00"), at("4d 00:00"), run_id=run_id
+    request = ComputeRequest.of(
+        registry.get_view("merchant_sales"), at("00:00"), at("4d 00:00"), run_id=run_id
     )
     staged = stage(settings.model_copy(update={"spark_master": "local[1]"}), registry, request)
     assert staged == StagedRun.find(settings, "merchant_sales", run_id)
@@ -84,7 +84,7 @@ def test_stage_writes_parquet_and_the_manifest(settings, registry, example_repo)
 def test_a_request_refuses_an_unaligned_end_before_starting_spark(settings, registry, example_repo):
     registry.apply(example_repo)
     with pytest.raises(ValueError, match=r"^end: .* not aligned to the step 1d of merchant_sales"):
-        ComputeRequest.resolve(registry, "merchant_sales", at("00:00"), at("2d 01:00"))
+        ComputeRequest.of(registry.get_view("merchant_sales"), at("00:00"), at("2d 01:00"))
 
 
 def test_a_request_refuses_an_interval_that_ends_in_the_future(settings, registry, example_repo):
@@ -92,7 +92,7 @@ def test_a_request_refuses_an_interval_that_ends_in_the_future(settings, registr
     day = timedelta(days=1)
     tomorrow = floor_to_step(datetime.now(UTC), day) + day
     with pytest.raises(ValueError, match=r"^end: .* is in the future"):
-        ComputeRequest.resolve(registry, "merchant_sales", tomorrow - 2 * day, tomorrow)
+        ComputeRequest.of(registry.get_view("merchant_sales"), tomorrow - 2 * day, tomorrow)
 
 
 def test_stage_refuses_a_landing_zone_that_lost_part_of_a_batch(settings, registry, example_repo):
@@ -105,7 +105,7 @@ def test_stage_refuses_a_landing_zone_that_lost_part_of_a_batch(settings, regist
     journals.mkdir(parents=True)
     lost = [str(journals.parent / ".lost.tmp"), str(journals.parent / "lost.parquet")]
     (journals / "batch-1.json").write_text(json.dumps({"moves": [lost]}))
-    request = ComputeRequest.resolve(registry, "merchant_sales", at("00:00"), at("2d 00:00"))
+    request = ComputeRequest.of(registry.get_view("merchant_sales"), at("00:00"), at("2d 00:00"))
 
     def launch(job):
         raise AssertionError("Spark started on a half-written landing zone")

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.compute_features import compute_view, stage_view
+from jobs.compute_features import changed_rows, stage_view
 from jobs.lake_files import LakeFiles
 from jobs.tile_store import TileStore, blocks_of
 from jstore.arrow_types import ARROW_TYPES
@@ -86,7 +86,7 @@ def rows(spark, lake):
     """`rows(view, start, end, retile=False)`: the staged rows as sorted tuples."""
 
     def run(view, start: datetime, end: datetime, *, retile: bool = False) -> list[tuple]:
-        df = compute_view(spark, view, str(lake), start, end, retile=retile)
+        df = changed_rows(spark, view, str(lake), start, end, retile=retile)
         return sorted(tuple(r.values()) for r in df.toArrow().to_pylist())
 
     return run

@@ -42,7 +42,7 @@ def test_a_late_event_is_counted_and_recomputed_into_the_published_interval(
     registry.register(source)  # the test's topic instead of the example's
     send([(0, purchase("u1", 10.0, "2024-05-01T00:10:00Z"))])
     land(settings, registry, "purchases")
-    request = ComputeRequest.resolve(registry, "user_purchases", T0, T0 + 4 * HOUR)
+    request = ComputeRequest.of(registry.get_view("user_purchases"), T0, T0 + 4 * HOUR)
     first = compute(settings, registry, request).run_id
     assert stored(settings, registry, "u1") == [
         (T0 + HOUR, 1, 10.0, 10.0, first),

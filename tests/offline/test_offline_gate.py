@@ -42,7 +42,7 @@ def test_a_failing_suite_blocks_the_publish(settings, registry, spend_view):
     assert any("count_1h" in line for line in failed.value.report.failed)
     assert _stored(settings, spend_view) == [(T0, 1), (T0 + HOUR, 2)]
     assert registry.coverage("account_spend", 1) == [(T0, T0 + 2 * HOUR)]
-    assert [r.details["staged_run"] for r in registry.list_runs(kind="publish")] == ["good"]
+    assert [r.details["staged_run_id"] for r in registry.list_runs(kind="publish")] == ["good"]
     assert [r.status for r in registry.list_runs(kind="validate")] == ["failed", "success"]
 
 

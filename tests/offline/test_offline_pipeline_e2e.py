@@ -30,7 +30,7 @@ def test_compute_stages_validates_and_publishes(settings, registry, spend_view):
         {"bank": "x", "account_id": 1, "card_id": "c", "amount": 7.0, "ts": T0 + 150 * MINUTE},
     ]
     write_landing(settings.lake_path, events, source=payments)
-    request = ComputeRequest.resolve(registry, "account_spend", T0, T0 + 4 * HOUR, "e2e-1")
+    request = ComputeRequest.of(registry.get_view("account_spend"), T0, T0 + 4 * HOUR, "e2e-1")
     with phases.collecting() as timed:
         result = compute(settings, registry, request)
     assert list(timed) == [  # where the time went, the job's own phases read from its stdout

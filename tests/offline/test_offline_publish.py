@@ -109,7 +109,7 @@ def test_publish_records_the_run_and_extends_coverage(settings, registry, spend_
     validate_and_publish(settings, registry, staged)
     assert registry.coverage("account_spend", 1) == [(T0, T0 + 3 * HOUR)]
     runs = registry.list_runs(kind="publish", subject="account_spend")
-    assert [(r.status, r.rows, r.start, r.end, r.details["staged_run"]) for r in runs] == [
+    assert [(r.status, r.rows, r.start, r.end, r.details["staged_run_id"]) for r in runs] == [
         ("success", 1, T0 + 2 * HOUR, T0 + 3 * HOUR, "c2"),
         ("success", 1, T0, T0 + 2 * HOUR, "c1"),
     ]

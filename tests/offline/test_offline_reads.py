@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from jstore.errors import InputError
 from jstore.offline import OfflineStore
-from jstore.repo import DefinitionError
 from tests.factories import stage_rows
 from tests.offline.conftest import HOUR, T0
 
@@ -56,7 +56,7 @@ def test_latest_for_entities(store, spend_view):
         },
     }
     assert store.latest_for_entities(spend_view, []) == {}
-    with pytest.raises(DefinitionError, match=r"keys: .* does not match the join keys bank"):
+    with pytest.raises(InputError, match=r"keys: .* does not match the join keys bank"):
         store.latest_for_entities(spend_view, [("x",)])
 
 
@@ -65,7 +65,7 @@ def test_history_is_one_entitys_rows_in_the_range(store, spend_view):
     assert [(r["feature_ts"], r["count_1h"], r["_run_id"]) for r in rows] == [(T0, 1, "r1")]
     everything = store.history(spend_view, {"bank": "x", "account_id": 1})
     assert [r["feature_ts"] for r in everything] == [T0, T0 + 2 * HOUR]
-    with pytest.raises(DefinitionError, match="account_id: missing join key"):
+    with pytest.raises(InputError, match="account_id: missing join key"):
         store.history(spend_view, {"bank": "x"})
 
 

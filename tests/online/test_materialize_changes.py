@@ -14,7 +14,7 @@ from psycopg import sql
 from jstore.offline import OfflineStore
 from jstore.offline.changes import PUBLISHED, REMOVED, materialize_lock, queue_id
 from jstore.online import materialize
-from jstore.online.layout import value_key
+from jstore.online.layout import value_keys
 from jstore.registry import Registry
 from tests.online.online_helpers import HOUR, T0, apply_clicks, publish_rows, row
 from tests.online.test_online_materialize import stored
@@ -73,7 +73,7 @@ def test_a_republish_that_removes_an_entitys_latest_row_rewrites_or_deletes_its_
         "u3": ["2024-05-01T10:00:00Z", 1, 1.0, 1.0],  # untouched
     }
     r = redis.Redis.from_url(settings.redis_url)
-    assert r.exists(value_key(settings.project, view, "u2")) == 0
+    assert r.exists(*value_keys(settings.project, view, ["u2"])) == 0
     r.close()
 
     again = materialize(settings, registry, offline=offline).views[0]

@@ -20,7 +20,7 @@ from jstore.config import Settings
 from jstore.durations import floor_to_step, iso
 from jstore.model import Aggregation, WindowedFeatureView
 from jstore.online import OnlineStore, materialize
-from jstore.online.layout import BUCKETS, value_key
+from jstore.online.layout import BUCKETS, value_keys
 from jstore.registry import Registry
 from jstore.repo import FeatureRepo
 from serving.app import create_app
@@ -173,7 +173,7 @@ def test_drained_and_gone_entities_lose_their_keys_on_a_cluster(
         "u3": ["2024-05-01T10:00:00Z", 1, 1.0, 1.0],
     }
     cluster = redis_cluster.client()
-    assert cluster.exists(value_key(on_cluster.project, view, "u2")) == 0
+    assert cluster.exists(*value_keys(on_cluster.project, view, ["u2"])) == 0
     cluster.close()
 
 

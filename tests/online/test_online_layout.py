@@ -20,7 +20,6 @@ from jstore.online.layout import (
     packed_values,
     request_entity_parts,
     unpack,
-    value_key,
     value_keys,
 )
 from jstore.repo import FeatureRepo
@@ -69,7 +68,6 @@ def test_key_names(view):
     of the entity part modulo 16), then the entity part of its key columns."""
     (entity,) = entity_parts([pa.array(["s1"]), pa.array([7], pa.int64())], ["string", "int64"])
     assert (BUCKETS, bucket(entity), bucket("u1"), bucket("a%7Cb|-1")) == (16, 12, 6, 2)
-    assert value_key("acme", view, entity) == "acme:{shop_orders:v3:12}:s1|7"
     assert value_keys("acme", view, [entity, "a%7Cb|-1"]) == [
         "acme:{shop_orders:v3:12}:s1|7",
         "acme:{shop_orders:v3:2}:a%7Cb|-1",

@@ -6,7 +6,7 @@ import redis
 
 from jstore.model import Aggregation
 from jstore.online import OnlineStore, materialize
-from jstore.online.layout import BUCKETS, index_key, unpack, value_key
+from jstore.online.layout import BUCKETS, index_key, unpack, value_keys
 from jstore.repo import FeatureRepo
 from tests.online.online_helpers import (
     HOUR,
@@ -126,7 +126,7 @@ def test_a_drained_entity_loses_its_key(settings, registry, offline):
     assert (result.written, result.deleted) == (0, 1)
     assert stored(settings, view) == {"u2": ["2024-05-01T10:00:00Z", 1, 3.0, 3.0]}
     r = redis.Redis.from_url(settings.redis_url)
-    assert r.exists(value_key(settings.project, view, "u1")) == 0
+    assert r.exists(*value_keys(settings.project, view, ["u1"])) == 0
     r.close()
 
 

@@ -29,8 +29,8 @@ def test_the_latest_runs_show_status_failures_and_report(settings, registry, use
         "run_id": report.run_id,
         "staged_run_id": "compute-x",
         "status": "failed",
-        "start": "2024-05-01T00:00:00+00:00",
-        "end": "2024-05-01T06:00:00+00:00",
+        "start": "2024-05-01T00:00:00Z",
+        "end": "2024-05-01T06:00:00Z",
         "finished_at": None,
         "rows": 2,
         "failed": report.failed,
@@ -46,7 +46,7 @@ def test_the_latest_runs_show_status_failures_and_report(settings, registry, use
     shown = jstore(settings, "quality", "user_purchases", "--runs", "3")
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines() == [
-        "user_purchases v1  FAILED   [2024-05-01T00:00:00+00:00, 2024-05-01T06:00:00+00:00)  "
+        "user_purchases v1  FAILED   [2024-05-01T00:00:00Z, 2024-05-01T06:00:00Z)  "
         f"2 rows  {report.run_id} (staged run compute-x)",
         f"  failed: {report.failed[0]}",
         f"  report: {report.report_path}",
