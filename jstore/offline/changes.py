@@ -4,11 +4,12 @@
 - `<table>__removed(join keys…, _computed_at)`: the entities a publish deleted rows of in its
   interval and did not put a row back for in that interval.
 
-Publish appends to both in its own transaction (`replace_interval`), so a row is in a queue
-exactly when the publish is committed. The materializer, holding its lock (one at a time per
-table), reads the queues and the rows in ONE repeatable-read snapshot, pushes to Redis, then
-deletes the queue rows it read, in that same transaction (`PendingChanges.consume`): rows a
-publish commits meanwhile are not in the snapshot, so the delete leaves them for the next run.
+Publish appends to both in its own transaction (`queue_changes`, or the partition swap), so a
+row is in a queue exactly when the publish is committed. The materializer, holding its lock
+(one at a time per table), reads the queues and the rows in ONE repeatable-read snapshot,
+pushes to Redis, then deletes the queue rows it read, in that same transaction
+(`PendingChanges.consume`): rows a publish commits meanwhile are not in the snapshot, so the
+delete leaves them for the next run.
 
 Why queues and not "`_computed_at` greater than the last one pushed": `_computed_at` is a clock
 reading taken before the commit, and commit order is what a reader sees. A watermark on it is
@@ -32,7 +33,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from jstore.model import ResolvedView
-from jstore.offline.arrow_copy import copy_out, from_epoch_us, select_column
+from jstore.offline.arrow_copy import copy_out, select_column
 from jstore.offline.reads import latest_rows
 from jstore.offline.tables import MAX_IDENTIFIER, PG_TYPES, table_id
 
@@ -91,51 +92,81 @@ def _exists(conn: psycopg.Connection, table: sql.Identifier) -> bool:
     return bool(row and row[0])
 
 
-def replace_interval(
-    conn: psycopg.Connection,
+def delete_ranges(
     schema: str,
     view: ResolvedView,
-    start: datetime,
-    end: datetime,
-    computed_at: datetime,
-    staged: sql.Identifier,
-) -> None:
-    """Delete the table's rows in [start, end) and queue the change for the materializer.
-
-    Runs inside the publish's transaction, before the staged rows (in the temporary table
-    `staged`, timestamps as epoch µs) are inserted with `computed_at`: entities deleted here that
-    have no staged row go to `__removed`; every other changed entity has a row stamped
-    `computed_at`, which `__published` lists.
+    ranges: list[tuple[datetime, datetime]],
+    gone: sql.Identifier,
+) -> list[sql.Composed]:
+    """Statements deleting the table's rows in `ranges` and keeping their distinct keys in the
+    temporary table `gone` (dropped at the commit), for `queue_changes` once the new rows are in.
     """
     keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
-    match = sql.SQL(" AND ").join(
-        sql.SQL("{} = {}").format(
-            sql.Identifier("gone", k),
-            from_epoch_us(sql.Identifier("s", k))
-            if view.key_dtypes[k] == "timestamp"
-            else sql.Identifier("s", k),
-        )
-        for k in view.join_keys
-    )
-    conn.execute(
+    table = table_id(schema, view)
+    statements = [
         sql.SQL(
-            "WITH gone AS (DELETE FROM {table} WHERE feature_ts >= %s AND feature_ts < %s "
-            "RETURNING {keys}) "
-            "INSERT INTO {removed} ({keys}, _computed_at) SELECT DISTINCT {keys}, %s::timestamptz "
-            "FROM gone WHERE NOT EXISTS (SELECT 1 FROM {staged} s WHERE {match})"
+            "CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
+        ).format(gone, keys, table)
+    ]
+    for start, end in ranges:
+        statements.append(
+            sql.SQL(
+                "WITH deleted AS (DELETE FROM {table} WHERE feature_ts >= {start} "
+                "AND feature_ts < {end} RETURNING {keys}) "
+                "INSERT INTO {gone} SELECT DISTINCT {keys} FROM deleted"
+            ).format(
+                table=table, start=sql.Literal(start), end=sql.Literal(end), keys=keys, gone=gone
+            )
+        )
+    statements.append(sql.SQL("ANALYZE {}").format(gone))
+    return statements
+
+
+def queue_changes(
+    schema: str,
+    view: ResolvedView,
+    ranges: list[tuple[datetime, datetime]],
+    computed_at: datetime,
+    gone: sql.Identifier,
+) -> list[sql.Composed]:
+    """Statements queueing a delete-and-insert replace of `ranges` for the materializer.
+
+    Run inside the publish's transaction after the new rows (stamped `computed_at`) are in:
+    the entities `delete_ranges` kept in `gone` that have no row in `ranges` now go to
+    `__removed` (one probe of the primary key per entity); every other changed entity has a
+    row stamped `computed_at`, which `__published` lists.
+    """
+    table = table_id(schema, view)
+    keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
+    match = sql.SQL(" AND ").join(
+        sql.SQL("t.{k} = g.{k}").format(k=sql.Identifier(k)) for k in view.join_keys
+    )
+    in_ranges = sql.SQL(" OR ").join(
+        sql.SQL("(t.feature_ts >= {} AND t.feature_ts < {})").format(
+            sql.Literal(start), sql.Literal(end)
+        )
+        for start, end in ranges
+    )
+    stamp = sql.Literal(computed_at)
+    return [
+        sql.SQL(
+            "INSERT INTO {removed} ({keys}, _computed_at) "
+            "SELECT DISTINCT {g_keys}, {stamp}::timestamptz FROM {gone} g "
+            "WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match} AND ({in_ranges}))"
         ).format(
-            table=table_id(schema, view),
-            keys=keys,
             removed=queue_id(schema, view, REMOVED),
-            staged=staged,
+            keys=keys,
+            g_keys=sql.SQL(", ").join(sql.Identifier("g", k) for k in view.join_keys),
+            stamp=stamp,
+            gone=gone,
+            table=table,
             match=match,
+            in_ranges=in_ranges,
         ),
-        [start, end, computed_at],
-    )
-    conn.execute(
-        sql.SQL("INSERT INTO {} VALUES (%s)").format(queue_id(schema, view, PUBLISHED)),
-        [computed_at],
-    )
+        sql.SQL("INSERT INTO {} VALUES ({}::timestamptz)").format(
+            queue_id(schema, view, PUBLISHED), stamp
+        ),
+    ]
 
 
 class PendingChanges:
