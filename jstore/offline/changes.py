@@ -99,15 +99,11 @@ def delete_ranges(
     gone: sql.Identifier,
 ) -> list[sql.Composed]:
     """Statements deleting the table's rows in `ranges` and keeping their distinct keys in the
-    temporary table `gone` (dropped at the commit), for `queue_changes` once the new rows are in.
+    temporary table `gone` (dropped at the commit), for `queue_changes`.
     """
     keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
     table = table_id(schema, view)
-    statements = [
-        sql.SQL(
-            "CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
-        ).format(gone, keys, table)
-    ]
+    statements = [keys_table(schema, view, gone)]
     for start, end in ranges:
         statements.append(
             sql.SQL(
@@ -118,50 +114,41 @@ def delete_ranges(
                 table=table, start=sql.Literal(start), end=sql.Literal(end), keys=keys, gone=gone
             )
         )
-    statements.append(sql.SQL("ANALYZE {}").format(gone))
     return statements
+
+
+def keys_table(schema: str, view: ResolvedView, name: sql.Identifier) -> sql.Composed:
+    """A temporary table (dropped at the commit) with the table's join key columns."""
+    return sql.SQL(
+        "CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
+    ).format(name, sql.SQL(", ").join(map(sql.Identifier, view.join_keys)), table_id(schema, view))
 
 
 def queue_changes(
     schema: str,
     view: ResolvedView,
-    ranges: list[tuple[datetime, datetime]],
     computed_at: datetime,
     gone: sql.Identifier,
+    staged_keys: sql.Identifier,
 ) -> list[sql.Composed]:
-    """Statements queueing a delete-and-insert replace of `ranges` for the materializer.
-
-    Run inside the publish's transaction after the new rows (stamped `computed_at`) are in:
-    the entities `delete_ranges` kept in `gone` that have no row in `ranges` now go to
-    `__removed` (one probe of the primary key per entity); every other changed entity has a
+    """Statements queueing a delete-and-insert replace for the materializer, in the publish's
+    transaction: the entities `delete_ranges` kept in `gone` that are not among the staged
+    rows' distinct keys (`staged_keys`, a table of `keys_table`'s shape) go to `__removed`, by
+    EXCEPT (one hashed pass over each, both a row per entity); every other changed entity has a
     row stamped `computed_at`, which `__published` lists.
     """
-    table = table_id(schema, view)
     keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
-    match = sql.SQL(" AND ").join(
-        sql.SQL("t.{k} = g.{k}").format(k=sql.Identifier(k)) for k in view.join_keys
-    )
-    in_ranges = sql.SQL(" OR ").join(
-        sql.SQL("(t.feature_ts >= {} AND t.feature_ts < {})").format(
-            sql.Literal(start), sql.Literal(end)
-        )
-        for start, end in ranges
-    )
     stamp = sql.Literal(computed_at)
     return [
         sql.SQL(
-            "INSERT INTO {removed} ({keys}, _computed_at) "
-            "SELECT DISTINCT {g_keys}, {stamp}::timestamptz FROM {gone} g "
-            "WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match} AND ({in_ranges}))"
+            "INSERT INTO {removed} ({keys}, _computed_at) SELECT {keys}, {stamp}::timestamptz "
+            "FROM (SELECT {keys} FROM {gone} EXCEPT SELECT {keys} FROM {staged}) AS removed"
         ).format(
             removed=queue_id(schema, view, REMOVED),
             keys=keys,
-            g_keys=sql.SQL(", ").join(sql.Identifier("g", k) for k in view.join_keys),
             stamp=stamp,
             gone=gone,
-            table=table,
-            match=match,
-            in_ranges=in_ranges,
+            staged=staged_keys,
         ),
         sql.SQL("INSERT INTO {} VALUES ({}::timestamptz)").format(
             queue_id(schema, view, PUBLISHED), stamp

@@ -54,6 +54,7 @@ from jstore.offline.changes import (
     PUBLISHED,
     REMOVED,
     delete_ranges,
+    keys_table,
     queue_changes,
     queue_id,
 )
@@ -73,6 +74,8 @@ CRASH_ENV = "JSTORE_CRASH_AT"
 SCRATCH_MARK = "__load_"
 GONE = "jstore_gone"
 """The temporary table of the keys a delete-and-insert publish deleted rows of."""
+STAGED_KEYS = "jstore_staged_keys"
+"""The temporary table of the distinct keys of the rows a delete-and-insert publish copies."""
 BATCH_ROWS = 65_536
 INDEX_MEMORY = "256MB"
 SWAP_SHARE = 0.5
@@ -358,18 +361,20 @@ def _replace_rows(
     The rows are sent with the run id and `_computed_at` as constant columns: a column default
     on the live table would need its ACCESS EXCLUSIVE lock for the whole load.
     """
-    gone = sql.Identifier(GONE)
+    gone, staged_keys = sql.Identifier(GONE), sql.Identifier(STAGED_KEYS)
     for statement in delete_ranges(schema, view, piece.ranges, gone):
         run(statement)
     crash_point("publish:after_delete")
-    counted = _Counted(
-        _with_run_columns(b, staged.run_id, computed_at) for b in _batches(view, staged, piece)
-    )
+    keys = _DistinctKeys(view.join_keys, _batches(view, staged, piece))
+    counted = _Counted(_with_run_columns(b, staged.run_id, computed_at) for b in keys)
     reader = pa.RecordBatchReader.from_batches(_live_schema(view), iter(counted))
     run.cursor.adbc_ingest(view.table, reader, mode="append", db_schema_name=schema)
     if counted.rejected is not None:
         raise counted.rejected
-    for statement in queue_changes(schema, view, piece.ranges, computed_at, gone):
+    run(keys_table(schema, view, staged_keys))
+    if keys.seen():
+        run.cursor.adbc_ingest(STAGED_KEYS, keys.table(), mode="append", temporary=True)
+    for statement in queue_changes(schema, view, computed_at, gone, staged_keys):
         run(statement)
     return counted.rows
 
@@ -449,6 +454,30 @@ class _Statements:
 
     def __call__(self, statement: sql.Composable) -> None:
         self.cursor.execute(statement.as_string(self.conn))
+
+
+class _DistinctKeys:
+    """Batches passed through, keeping the distinct join keys they hold (a row per entity)."""
+
+    def __init__(self, keys: list[str], batches: Iterator[pa.RecordBatch]):
+        self._keys = keys
+        self._batches = batches
+        self._seen: list[pa.Table] = []
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in self._batches:
+            self._seen.append(self._distinct(pa.Table.from_batches([batch])))
+            yield batch
+
+    def seen(self) -> bool:
+        return bool(self._seen)
+
+    def table(self) -> pa.Table:
+        """The distinct keys of every batch passed (once the batches are consumed)."""
+        return self._distinct(pa.concat_tables(self._seen))
+
+    def _distinct(self, table: pa.Table) -> pa.Table:
+        return table.select(self._keys).group_by(self._keys).aggregate([])
 
 
 class _Counted:
