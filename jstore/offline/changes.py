@@ -4,11 +4,12 @@
 - `<table>__removed(join keys…, _computed_at)`: the entities a publish deleted rows of in its
   interval and did not put a row back for in that interval.
 
-Publish appends to both in its own transaction (`replace_interval`), so a row is in a queue
-exactly when the publish is committed. The materializer, holding its lock (one at a time per
-table), reads the queues and the rows in ONE repeatable-read snapshot, pushes to Redis, then
-deletes the queue rows it read, in that same transaction (`PendingChanges.consume`): rows a
-publish commits meanwhile are not in the snapshot, so the delete leaves them for the next run.
+Publish appends to both in its own transaction (`queue_changes`, or the partition swap), so a
+row is in a queue exactly when the publish is committed. The materializer, holding its lock
+(one at a time per table), reads the queues and the rows in ONE repeatable-read snapshot,
+pushes to Redis, then deletes the queue rows it read, in that same transaction
+(`PendingChanges.consume`): rows a publish commits meanwhile are not in the snapshot, so the
+delete leaves them for the next run.
 
 Why queues and not "`_computed_at` greater than the last one pushed": `_computed_at` is a clock
 reading taken before the commit, and commit order is what a reader sees. A watermark on it is
@@ -32,7 +33,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from jstore.model import ResolvedView
-from jstore.offline.arrow_copy import copy_out, from_epoch_us, select_column
+from jstore.offline.arrow_copy import copy_out, select_column
 from jstore.offline.reads import latest_rows
 from jstore.offline.tables import MAX_IDENTIFIER, PG_TYPES, table_id
 
@@ -91,51 +92,68 @@ def _exists(conn: psycopg.Connection, table: sql.Identifier) -> bool:
     return bool(row and row[0])
 
 
-def replace_interval(
-    conn: psycopg.Connection,
+def delete_ranges(
     schema: str,
     view: ResolvedView,
-    start: datetime,
-    end: datetime,
-    computed_at: datetime,
-    staged: sql.Identifier,
-) -> None:
-    """Delete the table's rows in [start, end) and queue the change for the materializer.
-
-    Runs inside the publish's transaction, before the staged rows (in the temporary table
-    `staged`, timestamps as epoch µs) are inserted with `computed_at`: entities deleted here that
-    have no staged row go to `__removed`; every other changed entity has a row stamped
-    `computed_at`, which `__published` lists.
+    ranges: list[tuple[datetime, datetime]],
+    gone: sql.Identifier,
+) -> list[sql.Composed]:
+    """Statements deleting the table's rows in `ranges` and keeping their distinct keys in the
+    temporary table `gone` (dropped at the commit), for `queue_changes`.
     """
     keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
-    match = sql.SQL(" AND ").join(
-        sql.SQL("{} = {}").format(
-            sql.Identifier("gone", k),
-            from_epoch_us(sql.Identifier("s", k))
-            if view.key_dtypes[k] == "timestamp"
-            else sql.Identifier("s", k),
+    table = table_id(schema, view)
+    statements = [keys_table(schema, view, gone)]
+    for start, end in ranges:
+        statements.append(
+            sql.SQL(
+                "WITH deleted AS (DELETE FROM {table} WHERE feature_ts >= {start} "
+                "AND feature_ts < {end} RETURNING {keys}) "
+                "INSERT INTO {gone} SELECT DISTINCT {keys} FROM deleted"
+            ).format(
+                table=table, start=sql.Literal(start), end=sql.Literal(end), keys=keys, gone=gone
+            )
         )
-        for k in view.join_keys
-    )
-    conn.execute(
+    return statements
+
+
+def keys_table(schema: str, view: ResolvedView, name: sql.Identifier) -> sql.Composed:
+    """A temporary table (dropped at the commit) with the table's join key columns."""
+    return sql.SQL(
+        "CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
+    ).format(name, sql.SQL(", ").join(map(sql.Identifier, view.join_keys)), table_id(schema, view))
+
+
+def queue_changes(
+    schema: str,
+    view: ResolvedView,
+    computed_at: datetime,
+    gone: sql.Identifier,
+    staged_keys: sql.Identifier,
+) -> list[sql.Composed]:
+    """Statements queueing a delete-and-insert replace for the materializer, in the publish's
+    transaction: the entities `delete_ranges` kept in `gone` that are not among the staged
+    rows' distinct keys (`staged_keys`, a table of `keys_table`'s shape) go to `__removed`, by
+    EXCEPT (one hashed pass over each, both a row per entity); every other changed entity has a
+    row stamped `computed_at`, which `__published` lists.
+    """
+    keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
+    stamp = sql.Literal(computed_at)
+    return [
         sql.SQL(
-            "WITH gone AS (DELETE FROM {table} WHERE feature_ts >= %s AND feature_ts < %s "
-            "RETURNING {keys}) "
-            "INSERT INTO {removed} ({keys}, _computed_at) SELECT DISTINCT {keys}, %s::timestamptz "
-            "FROM gone WHERE NOT EXISTS (SELECT 1 FROM {staged} s WHERE {match})"
+            "INSERT INTO {removed} ({keys}, _computed_at) SELECT {keys}, {stamp}::timestamptz "
+            "FROM (SELECT {keys} FROM {gone} EXCEPT SELECT {keys} FROM {staged}) AS removed"
         ).format(
-            table=table_id(schema, view),
-            keys=keys,
             removed=queue_id(schema, view, REMOVED),
-            staged=staged,
-            match=match,
+            keys=keys,
+            stamp=stamp,
+            gone=gone,
+            staged=staged_keys,
         ),
-        [start, end, computed_at],
-    )
-    conn.execute(
-        sql.SQL("INSERT INTO {} VALUES (%s)").format(queue_id(schema, view, PUBLISHED)),
-        [computed_at],
-    )
+        sql.SQL("INSERT INTO {} VALUES ({}::timestamptz)").format(
+            queue_id(schema, view, PUBLISHED), stamp
+        ),
+    ]
 
 
 class PendingChanges:

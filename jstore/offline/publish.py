@@ -1,26 +1,26 @@
 """Publish a staged run: its rows replace the view's rows in [start, end), in one transaction.
 
-The staged rows go to PostgreSQL by binary COPY straight from Arrow (ADBC's `adbc_ingest`, on a
-connection of its own) into unindexed scratch tables of the view's schema, before the
-transaction; the transaction then swaps them in. Holding the table's advisory lock (a session
-lock, from before the load until after the commit, so publishes of one table run one at a time
-and `_computed_at` grows in commit order):
+The staged rows go to PostgreSQL by binary COPY straight from Arrow (ADBC's `adbc_ingest`), on
+the ADBC connection that also runs the publish's transaction. Holding the table's advisory lock
+(a session lock on `conn`, from before the load until after the commit, so publishes of one
+table run one at a time and `_computed_at` grows in commit order):
 
 1. The monthly partitions the interval needs are created (plain PostgreSQL; a short transaction
    of its own).
 2. The interval is cut into pieces. On plain PostgreSQL, each calendar month the interval
-   covers at least half of (SWAP_SHARE) is rebuilt: its staged rows are loaded, already stamped
-   with the run id and `_computed_at`, into a fresh table, the month's stored rows outside the
-   interval are copied next to them (meanwhile, on another connection), then the primary key is
-   built by one sort, which costs a fraction of inserting the rows one by one into a live index;
-   the `_computed_at` index and the keys of the entities the month loses are built beside it.
-   The rest (short ends of the interval inside a month, and everything on TimescaleDB) is one
-   piece loaded into an unlogged scratch table, timestamps as epoch µs.
-3. One transaction: that rest's ranges are deleted and its rows inserted from the scratch
-   table; each rebuilt month's old partition is detached and dropped and its fresh table
-   attached in its place (a CHECK constraint on `feature_ts` spares the attach a scan). The
-   entities a piece removes (rows deleted in its range, none put back) are queued for the
-   materializer (changes.py) in the same transaction.
+   covers at least half of (SWAP_SHARE) is rebuilt before the transaction: its staged rows are
+   loaded, already stamped with the run id and `_computed_at`, into a fresh table, the month's
+   stored rows outside the interval are copied next to them (meanwhile, on another
+   connection), then the primary key is built by one sort, which costs a fraction of inserting
+   the rows one by one into a live index; the `_computed_at` index and the keys of the
+   entities the month loses are built beside it. The rest (short ends of the interval inside a
+   month, and everything on TimescaleDB) is one piece, replaced inside the transaction.
+3. One transaction, on the ADBC connection: the rest's ranges are deleted (the deleted keys,
+   distinct, kept in a temporary table) and its rows copied straight into the live table with
+   the run columns as constant columns; the deleted entities with no row back in the ranges
+   are queued as removed (changes.py). Then each rebuilt month's old partition is detached and
+   dropped and its fresh table attached in its place (a CHECK constraint on `feature_ts`
+   spares the attach a scan), its removed entities queued likewise.
 
 A crash anywhere before the commit leaves the previous rows untouched (the transaction rolls
 back; scratch tables left by a killed publish are dropped by the next publish of the table).
@@ -50,8 +50,14 @@ from psycopg import sql
 from jstore.arrow_types import ARROW_TYPES
 from jstore.durations import iso
 from jstore.model import ResolvedView
-from jstore.offline.arrow_copy import from_epoch_us, wire_type
-from jstore.offline.changes import PUBLISHED, REMOVED, queue_id, replace_interval
+from jstore.offline.changes import (
+    PUBLISHED,
+    REMOVED,
+    delete_ranges,
+    keys_table,
+    queue_changes,
+    queue_id,
+)
 from jstore.offline.tables import (
     MAX_IDENTIFIER,
     TableLayout,
@@ -61,10 +67,14 @@ from jstore.offline.tables import (
     partition_name,
     table_id,
 )
-from jstore.staging import StagedRun, staged_columns, staged_dtypes, staged_schema
+from jstore.staging import StagedRun, staged_columns, staged_schema
 
 CRASH_ENV = "JSTORE_CRASH_AT"
 SCRATCH_MARK = "__load_"
+GONE = "jstore_gone"
+"""The temporary table of the keys a delete-and-insert publish deleted rows of."""
+STAGED_KEYS = "jstore_staged_keys"
+"""The temporary table of the distinct keys of the rows a delete-and-insert publish copies."""
 BATCH_ROWS = 65_536
 INDEX_MEMORY = "256MB"
 SWAP_SHARE = 0.5
@@ -84,16 +94,17 @@ def crash_point(name: str) -> None:
 
 @dataclass(frozen=True)
 class Piece:
-    """Parts [start, end) of the interval, with the scratch table their rows are loaded into.
+    """Parts [start, end) of the interval.
 
     A piece with a `month` (plain PostgreSQL) replaces that month's partition, named
-    `partition`, and has one range, the part of the month the interval covers; the keys of the
-    entities it removes go to the scratch table `removed` first. The piece without is the rest
-    of the interval, deleted and inserted.
+    `partition`, by the table `scratch` its rows are loaded into, and has one range, the part of
+    the month the interval covers; the keys of the entities it removes go to the scratch table
+    `removed` first. The piece without is the rest of the interval: its ranges are deleted and
+    its rows copied into the live table, in the publish's transaction.
     """
 
     ranges: list[tuple[datetime, datetime]]
-    scratch: str
+    scratch: str | None = None
     month: tuple[datetime, datetime] | None = None
     partition: str | None = None
     removed: str | None = None
@@ -122,14 +133,24 @@ def publish_interval(
         layout.ensure_partitions(conn, view, staged.start, staged.end)
         computed_at = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
         pieces = _pieces(layout, view, staged)
-        rows = _load(conn, layout.schema, view, staged, pieces, computed_at, dsn)
-        with conn.transaction():
-            conn.execute("SET LOCAL jit = off")  # compiling these plans costs more than it saves
-            for piece in pieces:
-                if piece.month is None:
-                    _replace_rows(conn, layout.schema, view, staged, piece, computed_at)
-                else:
-                    _swap_partition(conn, layout.schema, view, piece, computed_at)
+        with adbc.connect(dsn) as loader:
+            rows = _load(conn, layout.schema, view, staged, pieces, computed_at, dsn, loader)
+            with loader.cursor() as cursor:
+                run = _Statements(cursor, conn)
+                try:
+                    run(sql.SQL("SET LOCAL jit = off"))  # compiling these plans costs more
+                    for piece in pieces:  # the rest first: the swaps lock the table until the end
+                        if piece.month is None:
+                            rows += _replace_rows(
+                                run, layout.schema, view, staged, piece, computed_at
+                            )
+                    for piece in pieces:
+                        if piece.month is not None:
+                            _swap_partition(run, layout.schema, view, piece, computed_at)
+                    loader.commit()
+                except BaseException:
+                    loader.rollback()
+                    raise
     finally:
         _drop_scratch(conn, layout.schema, view)
         conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
@@ -140,7 +161,7 @@ def _pieces(layout: TableLayout, view: ResolvedView, staged: StagedRun) -> list[
     """The months the interval covers at least SWAP_SHARE of (plain PostgreSQL), then one
     piece for the rest, if any."""
     if layout.hypertables:
-        return [Piece([(staged.start, staged.end)], _scratch_name(view))]
+        return [Piece([(staged.start, staged.end)])]
     pieces, rest = [], []
     for month in months_between(staged.start, staged.end):
         bounds = (month, next_month(month))
@@ -150,7 +171,7 @@ def _pieces(layout: TableLayout, view: ResolvedView, staged: StagedRun) -> list[
             pieces.append(Piece([covered], _scratch_name(view), bounds, name, _scratch_name(view)))
         else:
             rest.append(covered)
-    return pieces + ([Piece(rest, _scratch_name(view))] if rest else [])
+    return pieces + ([Piece(rest)] if rest else [])
 
 
 def _scratch_name(view: ResolvedView) -> str:
@@ -178,61 +199,45 @@ def _load(
     pieces: list[Piece],
     computed_at: datetime,
     dsn: str,
+    loader: adbc.Connection,
 ) -> int:
-    """Create each piece's scratch table and fill it by binary COPY; returns the rows loaded.
+    """Load each month piece's table by binary COPY and index it; returns the rows loaded.
 
     A month's table gets the table's own columns, a CHECK on its month, the run's id and
     `_computed_at` as column defaults while it loads (constants filled in by the server, not
     sent with every row), the month's stored rows outside the interval copied in by the server
     meanwhile (on a connection of its own: both only append to the table) and, after the load,
     the table's indexes: it is ready to be attached.
-    The other piece's table is unlogged and has only the staged columns (timestamps as epoch
-    µs), which `replace_interval` matches against.
     """
     target = table_id(schema, view)
     rows = 0
-    with adbc.connect(dsn) as loader:
-        for piece in pieces:
-            scratch = sql.Identifier(schema, piece.scratch)
-            if piece.month is None:
-                conn.execute(
-                    sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
-                        scratch,
-                        sql.SQL(", ").join(
-                            sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(wire_type(d)))
-                            for c, d in staged_dtypes(view).items()
-                        ),
-                    )
-                )
-                batches = (_timestamps_as_int(b) for b in _batches(view, staged, piece))
-                schema_out = _wire_schema(view)
-            else:
-                conn.execute(
-                    sql.SQL(
-                        "CREATE TABLE {} (LIKE {}, CHECK (feature_ts >= {} AND feature_ts < {}))"
-                    ).format(scratch, target, *map(sql.Literal, piece.month))
-                )
-                _run_defaults(
-                    conn, scratch, {"_run_id": staged.run_id, "_computed_at": computed_at}
-                )
-                batches = _batches(view, staged, piece)
-                schema_out = staged_schema(view)
-            counted = _Counted(batches)
-            reader = pa.RecordBatchReader.from_batches(schema_out, iter(counted))
-            keep = _keep_other_rows(schema, piece)
-            with ThreadPoolExecutor(1) as pool:
-                kept = pool.submit(_run_apart, dsn, keep) if keep else None
-                with loader.cursor() as cursor:
-                    cursor.adbc_ingest(piece.scratch, reader, mode="append", db_schema_name=schema)
-                if kept is not None:
-                    kept.result()
-            if counted.rejected is not None:
-                raise counted.rejected
-            loader.commit()
-            rows += counted.rows
-            if piece.month is not None:
-                _run_defaults(conn, scratch, {"_run_id": None, "_computed_at": None})
-                _index_and_find_removed(conn, schema, view, piece, dsn)
+    for piece in pieces:
+        if piece.month is None:
+            continue
+        assert piece.scratch is not None
+        scratch = sql.Identifier(schema, piece.scratch)
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} (LIKE {}, CHECK (feature_ts >= {} AND feature_ts < {}))"
+            ).format(scratch, target, *map(sql.Literal, piece.month))
+        )
+        _run_defaults(conn, scratch, {"_run_id": staged.run_id, "_computed_at": computed_at})
+        counted = _Counted(_batches(view, staged, piece))
+        reader = pa.RecordBatchReader.from_batches(staged_schema(view), iter(counted))
+        keep = _keep_other_rows(schema, piece)
+        with ThreadPoolExecutor(1) as pool:
+            kept = pool.submit(_run_apart, dsn, keep) if keep else None
+            with loader.cursor() as cursor:
+                cursor.adbc_ingest(piece.scratch, reader, mode="append", db_schema_name=schema)
+            if kept is not None:
+                kept.result()
+        if counted.rejected is not None:
+            loader.rollback()
+            raise counted.rejected
+        loader.commit()
+        rows += counted.rows
+        _run_defaults(conn, scratch, {"_run_id": None, "_computed_at": None})
+        _index_and_find_removed(conn, schema, view, piece, dsn)
     return rows
 
 
@@ -342,36 +347,39 @@ def _run_apart(dsn: str, statements: list[sql.Composed]) -> None:
 
 
 def _replace_rows(
-    conn: psycopg.Connection,
+    run: _Statements,
     schema: str,
     view: ResolvedView,
     staged: StagedRun,
     piece: Piece,
     computed_at: datetime,
-) -> None:
-    """Delete the piece's ranges (queueing what that removes) and insert its scratch rows."""
-    scratch = sql.Identifier(schema, piece.scratch)
-    dtypes = staged_dtypes(view)
-    for start, end in piece.ranges:  # the DELETE, and what it removed queued for materialize
-        replace_interval(conn, schema, view, start, end, computed_at, scratch)
+) -> int:
+    """Delete the piece's ranges, COPY its rows straight into the live table, and queue what
+    that changes; returns the rows copied.
+
+    The rows are sent with the run id and `_computed_at` as constant columns: a column default
+    on the live table would need its ACCESS EXCLUSIVE lock for the whole load.
+    """
+    gone, staged_keys = sql.Identifier(GONE), sql.Identifier(STAGED_KEYS)
+    for statement in delete_ranges(schema, view, piece.ranges, gone):
+        run(statement)
     crash_point("publish:after_delete")
-    values = sql.SQL(", ").join(
-        from_epoch_us(sql.Identifier(c)) if d == "timestamp" else sql.Identifier(c)
-        for c, d in dtypes.items()
-    )
-    conn.execute(
-        sql.SQL("INSERT INTO {} ({}, _run_id, _computed_at) SELECT {}, %s, %s FROM {}").format(
-            table_id(schema, view),
-            sql.SQL(", ").join(map(sql.Identifier, dtypes)),
-            values,
-            scratch,
-        ),
-        [staged.run_id, computed_at],
-    )
+    keys = _DistinctKeys(view.join_keys, _batches(view, staged, piece))
+    counted = _Counted(_with_run_columns(b, staged.run_id, computed_at) for b in keys)
+    reader = pa.RecordBatchReader.from_batches(_live_schema(view), iter(counted))
+    run.cursor.adbc_ingest(view.table, reader, mode="append", db_schema_name=schema)
+    if counted.rejected is not None:
+        raise counted.rejected
+    run(keys_table(schema, view, staged_keys))
+    if keys.seen():
+        run.cursor.adbc_ingest(STAGED_KEYS, keys.table(), mode="append", temporary=True)
+    for statement in queue_changes(schema, view, computed_at, gone, staged_keys):
+        run(statement)
+    return counted.rows
 
 
 def _swap_partition(
-    conn: psycopg.Connection,
+    run: _Statements,
     schema: str,
     view: ResolvedView,
     piece: Piece,
@@ -383,45 +391,92 @@ def _swap_partition(
     at once: nothing is scanned or built while it is held.
     """
     assert piece.partition is not None and piece.month is not None and piece.removed is not None
+    assert piece.scratch is not None
     target = table_id(schema, view)
     old = sql.Identifier(schema, piece.partition)
     new = sql.Identifier(schema, piece.scratch)
     keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
-    conn.execute(
-        sql.SQL("INSERT INTO {} ({}, _computed_at) SELECT {}, %s FROM {}").format(
-            queue_id(schema, view, REMOVED), keys, keys, sql.Identifier(schema, piece.removed)
-        ),
-        [computed_at],
+    stamp = sql.Literal(computed_at)
+    run(
+        sql.SQL("INSERT INTO {} ({}, _computed_at) SELECT {}, {}::timestamptz FROM {}").format(
+            queue_id(schema, view, REMOVED),
+            keys,
+            keys,
+            stamp,
+            sql.Identifier(schema, piece.removed),
+        )
     )
-    conn.execute(
-        sql.SQL("INSERT INTO {} VALUES (%s)").format(queue_id(schema, view, PUBLISHED)),
-        [computed_at],
+    run(
+        sql.SQL("INSERT INTO {} VALUES ({}::timestamptz)").format(
+            queue_id(schema, view, PUBLISHED), stamp
+        )
     )
-    conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(target, old))
-    conn.execute(sql.SQL("DROP TABLE {}").format(old))
+    run(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(target, old))
+    run(sql.SQL("DROP TABLE {}").format(old))
     crash_point("publish:after_delete")
-    conn.execute(
-        sql.SQL("ALTER TABLE {} RENAME TO {}").format(new, sql.Identifier(piece.partition))
-    )
-    conn.execute(  # `old` names the new table now
+    run(sql.SQL("ALTER TABLE {} RENAME TO {}").format(new, sql.Identifier(piece.partition)))
+    run(  # `old` names the new table now
         sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
             target, old, *map(sql.Literal, piece.month)
         )
     )
 
 
-def _wire_schema(view: ResolvedView) -> pa.Schema:
-    return pa.schema(
-        [
-            (c, pa.int64() if d == "timestamp" else ARROW_TYPES[d])
-            for c, d in staged_dtypes(view).items()
-        ]
+def _live_schema(view: ResolvedView) -> pa.Schema:
+    """The staged columns, then the run columns: what is copied into the live table."""
+    return (
+        staged_schema(view)
+        .append(pa.field("_run_id", pa.string()))
+        .append(pa.field("_computed_at", ARROW_TYPES["timestamp"]))
     )
 
 
-def _timestamps_as_int(batch: pa.RecordBatch) -> pa.RecordBatch:
-    arrays = [c.cast(pa.int64()) if pa.types.is_timestamp(c.type) else c for c in batch.columns]
-    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+def _with_run_columns(batch: pa.RecordBatch, run_id: str, computed_at: datetime) -> pa.RecordBatch:
+    n = batch.num_rows
+    return pa.RecordBatch.from_arrays(
+        [
+            *batch.columns,
+            pa.repeat(pa.scalar(run_id, pa.string()), n),
+            pa.repeat(pa.scalar(computed_at, ARROW_TYPES["timestamp"]), n),
+        ],
+        names=[*batch.schema.names, "_run_id", "_computed_at"],
+    )
+
+
+class _Statements:
+    """Runs statements composed with psycopg (rendered by its connection `conn`) on the ADBC
+    cursor whose connection holds the publish's transaction."""
+
+    def __init__(self, cursor: adbc.Cursor, conn: psycopg.Connection):
+        self.cursor = cursor
+        self.conn = conn
+
+    def __call__(self, statement: sql.Composable) -> None:
+        self.cursor.execute(statement.as_string(self.conn))
+
+
+class _DistinctKeys:
+    """Batches passed through, keeping the distinct join keys they hold (a row per entity)."""
+
+    def __init__(self, keys: list[str], batches: Iterator[pa.RecordBatch]):
+        self._keys = keys
+        self._batches = batches
+        self._seen: list[pa.Table] = []
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in self._batches:
+            self._seen.append(self._distinct(pa.Table.from_batches([batch])))
+            yield batch
+
+    def seen(self) -> bool:
+        return bool(self._seen)
+
+    def table(self) -> pa.Table:
+        """The distinct keys of every batch passed (once the batches are consumed)."""
+        return self._distinct(pa.concat_tables(self._seen))
+
+    def _distinct(self, table: pa.Table) -> pa.Table:
+        return table.select(self._keys).group_by(self._keys).aggregate([])
 
 
 class _Counted:

@@ -9,8 +9,10 @@ import sys
 import textwrap
 
 import pytest
+from psycopg import sql
 
 from jstore.offline import OfflineStore, StagedRunRejected
+from jstore.offline.changes import REMOVED, queue_id
 from jstore.pipeline import validate
 from tests.factories import stage_rows, validate_and_publish
 from tests.offline.conftest import HOUR, T0
@@ -97,6 +99,21 @@ def test_rows_outside_the_interval_are_refused(store, settings, spend_view):
     ):
         store.publish(spend_view, late)
     assert _stored(store, spend_view) == [(T0, 1, "r1")]
+
+
+def test_the_entities_a_replace_removes_are_queued(store, settings, spend_view):
+    first = [_row(1, 0, 1), _row(1, 2, 1), _row(2, 1, 1), _row(3, 1, 1), _row(4, 3, 1)]
+    store.publish(spend_view, stage_rows(settings, spend_view, first, T0, T0 + 4 * HOUR, "r1"))
+    queue = queue_id(store.schema, spend_view, REMOVED)
+    store.conn.execute(sql.SQL("DELETE FROM {}").format(queue))
+    # account 1 keeps a row in [1h, 3h) (another hour), 2 loses its only one there, 3 has one
+    # back, 4 had none there
+    again = [_row(1, 1, 5), _row(3, 1, 5)]
+    store.publish(
+        spend_view, stage_rows(settings, spend_view, again, T0 + HOUR, T0 + 3 * HOUR, "r2")
+    )
+    removed = store.conn.execute(sql.SQL("SELECT bank, account_id FROM {}").format(queue))
+    assert removed.fetchall() == [("b", 2)]
 
 
 def test_publish_records_the_run_and_extends_coverage(settings, registry, spend_view):
