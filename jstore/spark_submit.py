@@ -2,9 +2,9 @@
 
 Spark is not imported here: a job runs in its own process. `spark_job` builds what spark-submit
 is given (the script, its arguments, the environment of the driver and workers) in one place,
-for the CLI's launcher (`submit`, `run_spark_job`) and the compute DAG's SparkSubmitOperator
-alike. The launcher adds the JSTORE_* environment of its settings (the job rebuilds them with
-`Settings()`); under Airflow the worker's own JSTORE_* environment is inherited.
+for the CLI's launcher (`submit`) and the DAGs' SparkSubmitOperators alike. The launcher adds
+the JSTORE_* environment of its settings (the job rebuilds them with `Settings()`); so does a
+DAG task, with its settings taken from Airflow Connections (jstore/connections.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tempfile
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -52,6 +52,8 @@ class SparkJob:
     env_vars: dict[str, str] = field(default_factory=dict)
     """The Python of driver and workers (this one) and the folder `jobs` and `jstore` are in."""
     conf: dict[str, str] = field(default_factory=lambda: dict(PROGRESS_CONF))
+    jars: str = ""
+    """Jars on the driver's and executors' classpath (`--jars`): see `with_jdbc_driver`."""
 
 
 def job_script(name: str) -> Path:
@@ -100,10 +102,9 @@ def submit(
     settings: Settings,
     job: SparkJob,
     *,
-    spark_options: Sequence[str] = (),
     description: str,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `spark-submit --master <settings.spark_master> [spark_options] <job>` and wait for it.
+    """Run `spark-submit --master <settings.spark_master> <job>` and wait for it.
 
     Spark's stage progress is counted live (`jstore.progress`: a bar in the CLI, log lines in
     a task) as `<description>: stage N` in tasks. Raises SparkJobFailed("<description> failed
@@ -118,7 +119,7 @@ def submit(
         "--name",
         job.name,
         *confs,
-        *spark_options,
+        *(["--jars", job.jars] if job.jars else []),
         job.application,
         *job.application_args,
     ]
@@ -174,14 +175,14 @@ def _count_stages(lines: Iterator[str], description: str) -> deque[str]:
     return tail
 
 
-def run_spark_job(
-    settings: Settings,
-    script: Path,
-    args: Sequence[str],
-    *,
-    spark_options: Sequence[str] = (),
-    description: str,
-) -> subprocess.CompletedProcess[str]:
-    """`submit` the job `jobs/<script.name> args` (the extract's launcher)."""
-    job = spark_job(Path(script).name, args, f"jstore-{Path(script).stem}")
-    return submit(settings, job, spark_options=spark_options, description=description)
+JDBC_CONF = {"spark.driver.extraJavaOptions": "-Duser.timezone=UTC"}
+"""The driver JVM in UTC, as the session's time zone, for the timestamps JDBC reads."""
+
+
+def with_jdbc_driver(job: SparkJob, settings: Settings) -> SparkJob:
+    """`job` with the PostgreSQL JDBC driver, for jobs that read PostgreSQL (extract, export).
+
+    The jar goes in `jars` (spark-submit's `--jars`, SparkSubmitOperator's `jars`): `spark.jars`
+    set by the job's own session is too late for the driver spark-submit has already started.
+    """
+    return replace(job, jars=settings.jdbc_jar, conf={**job.conf, **JDBC_CONF})
