@@ -68,7 +68,7 @@ def crm(settings: Settings) -> Iterator[Database]:
 
 
 def crm_customers(
-    table: str = "sales.customers", timestamp_column: str = "updated_at", **database: str
+    table: str | None = "sales.customers", timestamp_column: str = "updated_at", **database: str
 ) -> TableSource:
     return TableSource(
         name="crm_customers",
@@ -176,6 +176,22 @@ def test_a_missing_timestamp_column_is_refused_naming_it(
         ),
     ):
         extract(settings, registry, "crm_customers", at(1), at(2))
+
+
+def test_a_timestamp_column_of_another_type_is_refused_naming_it(
+    settings: Settings, registry: Registry, crm: Database, monkeypatch
+) -> None:
+    monkeypatch.setenv("CRM_DSN", crm.dsn)
+    query = "SELECT user_id, tier, tier AS changed_at FROM sales.customers"
+    registry.register(
+        crm_customers(table=None, query=query, timestamp_column="changed_at", dsn_env="CRM_DSN")
+    )
+    with pytest.raises(ExtractError) as refused:
+        extract(settings, registry, "crm_customers", at(1), at(2))
+    assert str(refused.value) == (
+        "source 'crm_customers': timestamp_column: 'changed_at' of its query is of type text, "
+        "not a timestamp"
+    )
 
 
 def test_a_missing_table_is_refused_naming_it(
