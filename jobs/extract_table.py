@@ -1,7 +1,7 @@
 """Spark job: a table source's rows with timestamp in [start, end) into the landing zone.
 
     spark-submit --jars <jdbc jar> jobs/extract_table.py SOURCE --start ISO --end ISO
-        [--result-file PATH] --lease-token N
+        [--result-file PATH] --lease-token N [--snapshot ID]
 
 Settings come from the JSTORE_* environment; the source from the registry; the DSN of the
 source's database from EXTRACT_SOURCE_DSN (resolved by the launcher; never on the command line).
@@ -28,7 +28,7 @@ from jobs.spark import spark_session
 from jstore.config import Settings
 from jstore.durations import as_utc, parse_timestamp
 from jstore.ingest.extract import ExtractPlan, commit_extract, plan_extract, read_partitions
-from jstore.ingest.table_database import SOURCE_DSN_ENV, source_dsn
+from jstore.ingest.table_database import SOURCE_DSN_ENV, snapshot_statement, source_dsn
 from jstore.ingest.transaction import spark_output_dir
 from jstore.model import TableSource
 from jstore.registry import Registry
@@ -63,15 +63,25 @@ def read_table(
     start: datetime,
     end: datetime,
     dsn: str,
+    snapshot: str | None = None,
 ) -> DataFrame:
     """The source's rows with `start <= timestamp < end`, typed, with the lineage columns and
     `event_date`, read in `read_partitions` range partitions of the timestamp column. Spark's
     partitions are disjoint and cover every value (the first takes all below its upper bound,
-    the last all above its lower one); the interval's filter is pushed down to each."""
+    the last all above its lower one); the interval's filter is pushed down to each. With a
+    `snapshot` (jstore.ingest.table_database.exported_snapshot) every partition reads it.
+
+    A `fetchsize` streams each partition through a cursor, and makes Spark turn autocommit off
+    before the session statement, which so opens the transaction the partition's query runs in.
+    """
+    options = jdbc_options(settings, dsn)
+    if snapshot is not None:
+        statements = (snapshot_statement(snapshot), options["sessionInitStatement"])
+        options["sessionInitStatement"] = "; ".join(statements)
     relation = source.table or f"({source.query}) AS source"
     reader = (
         spark.read.format("jdbc")
-        .options(**jdbc_options(settings, dsn))
+        .options(**options)
         .option("dbtable", relation)
         .option("fetchsize", str(FETCH_ROWS))
     )
@@ -107,15 +117,15 @@ def extract_to_landing(
     end: datetime,
     lease_token: int,
     dsn: str | None = None,
+    snapshot: str | None = None,
 ) -> dict:
     """Read the planned interval, write it partitioned by event date, swap it in; returns the
     fields of ExtractResult that the job knows. `dsn`: the source's database (default: resolved
-    from its definition)."""
+    from its definition); `snapshot`: the database snapshot every partition reads."""
     plan: ExtractPlan = plan_extract(settings, source.name, start, end)
     output = spark_output_dir(settings, source.name)
-    frame = read_table(
-        spark, settings, source, plan.start, plan.end, dsn or source_dsn(settings, source)
-    )
+    dsn = dsn or source_dsn(settings, source)
+    frame = read_table(spark, settings, source, plan.start, plan.end, dsn, snapshot)
     frame.write.mode("overwrite").partitionBy("event_date").parquet(str(output))
     rows = sum(pq.ParquetFile(p).metadata.num_rows for p in output.glob("event_date=*/*.parquet"))
     with Registry(settings) as registry:
@@ -141,6 +151,7 @@ def main() -> None:
     parser.add_argument("--end", required=True, type=parse_timestamp)
     parser.add_argument("--result-file")
     parser.add_argument("--lease-token", required=True, type=int)
+    parser.add_argument("--snapshot", help="A pg_export_snapshot() id every partition reads.")
     args = parser.parse_args()
     settings = Settings()
     registry = Registry(settings)
@@ -160,6 +171,7 @@ def main() -> None:
             args.end,
             args.lease_token,
             os.environ.get(SOURCE_DSN_ENV),
+            args.snapshot,
         )
     finally:
         spark.stop()

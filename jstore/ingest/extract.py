@@ -13,7 +13,9 @@ DSN travels in the job's environment, never on its command line.
 Partitioned reads. The job reads the interval in `read_partitions` JDBC partitions, split evenly
 on the timestamp column between the interval's ends (Spark's partitionColumn, lowerBound,
 upperBound): every row falls in exactly one partition, and the interval's own filter is pushed
-down to every partition's query, so each row of [start, end) is read once.
+down to every partition's query, so each row of [start, end) is read once. The partitions are
+separate queries, so the launcher holds a snapshot of the database open while the job runs
+(`exported_snapshot`) and every partition reads that one snapshot, as a single query would.
 
 The replacement rule. Landed extract intervals never overlap. Extracting [s, e) first widens it
 to cover every landed extract interval it overlaps (repeatedly, as widening can reach more),
@@ -53,6 +55,7 @@ from jstore.ingest.table_database import (
     SOURCE_DSN_ENV,
     SourceDatabaseError,
     check_source_table,
+    exported_snapshot,
     source_dsn,
 )
 from jstore.ingest.transaction import LandingTransaction, recover_source
@@ -70,7 +73,8 @@ PARTITION_SPAN = timedelta(hours=1)
 
 
 class ExtractError(Exception):
-    """The extract cannot run: not a table source, an empty interval, or the Spark job failed."""
+    """The extract cannot run: not a table source, an empty interval, its database cannot be
+    resolved or read (jstore/ingest/table_database.py), or the Spark job failed."""
 
 
 class ExtractPlan(BaseModel):
@@ -177,11 +181,14 @@ def extract_job(
     result_file: Path,
     lease_token: int,
     dsn: str,
+    snapshot: str,
 ) -> SparkJob:
     """`spark-submit --jars <jdbc jar> jobs/extract_table.py SOURCE --start --end --result-file
-    --lease-token`, the source database's DSN in the job's environment (`SOURCE_DSN_ENV`)."""
+    --lease-token --snapshot`, the source database's DSN in the job's environment
+    (`SOURCE_DSN_ENV`)."""
     args = [source, "--start", as_utc(start).isoformat(), "--end", as_utc(end).isoformat()]
     args += ["--result-file", str(result_file), "--lease-token", str(lease_token)]
+    args += ["--snapshot", snapshot]
     job = with_jdbc_driver(
         spark_job("extract_table.py", args, f"jstore-extract-{source}"), settings
     )
@@ -223,12 +230,15 @@ def extract(
         with registry.run(run):
             started = time.monotonic()
             result_file = landing_dir(settings, source) / f"_extract_result_{run.run_id}.json"
-            job = extract_job(settings, source, start, end, result_file, lease.token, dsn)
             try:
-                if launch is None:
-                    submit(settings, job, description=f"extract of {source}")
-                else:
-                    launch(job)
+                with exported_snapshot(dsn) as snapshot:
+                    job = extract_job(
+                        settings, source, start, end, result_file, lease.token, dsn, snapshot
+                    )
+                    if launch is None:
+                        submit(settings, job, description=f"extract of {source}")
+                    else:
+                        launch(job)
             except Exception as e:
                 forget_batch(registry, run.run_id)  # nothing landed: nothing to recompute
                 if isinstance(e, SparkJobFailed):

@@ -9,11 +9,18 @@ its DSN with the password masked (`masked`).
 `check_source_table` connects once and reads no row (`LIMIT 0`): an unreachable database, a
 missing table and a missing or mistyped timestamp column are refused with a message naming them
 instead of failing inside a Spark task.
+
+`exported_snapshot` holds one snapshot of the database open while the job runs: every JDBC
+partition of the read imports it (`SET TRANSACTION SNAPSHOT`), so the partitions, separate
+queries on separate connections, see the table as of one instant, as a single query would.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import psycopg
@@ -29,6 +36,10 @@ CONNECT_TIMEOUT_S = 10
 
 TIMESTAMP_TYPES = {"timestamptz", "timestamp", "date"}
 """Column types a JDBC read can be partitioned on as time."""
+
+
+SNAPSHOT_ID = re.compile(r"^[0-9A-F]+(-[0-9A-F]+)+$")
+"""What `pg_export_snapshot()` returns, e.g. `00000003-0000001B-1`."""
 
 
 class SourceDatabaseError(ValueError):
@@ -112,3 +123,25 @@ def check_source_table(dsn: str, source: TableSource) -> None:
             f"source {source.name!r}: timestamp_column: {column!r} of {what} is of type "
             f"{type_name}, not a timestamp"
         )
+
+
+@contextmanager
+def exported_snapshot(dsn: str) -> Iterator[str]:
+    """The id of a snapshot of the database, importable by other sessions until the block ends
+    (a read-only repeatable-read transaction kept open meanwhile)."""
+    with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        assert row is not None
+        yield row[0]
+        conn.rollback()
+
+
+def snapshot_statement(snapshot: str) -> str:
+    """The statements that make a new transaction read `snapshot` (before its first query)."""
+    if not SNAPSHOT_ID.match(snapshot):
+        raise ValueError(f"snapshot: {snapshot!r} is not a snapshot id of pg_export_snapshot()")
+    return (
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
+        f"SET TRANSACTION SNAPSHOT '{snapshot}'"
+    )

@@ -308,7 +308,9 @@ def test_the_extract_is_submitted_through_spark_default_with_the_jdbc_driver(
     assert extract._conn_id == "spark_default"
     settings = Settings(postgres_dsn="postgresql://u:secret@db:5432/shop")
     dsn = "postgresql://crm:crm-secret@crm-db:5432/crm"
-    job = extract_job(settings, "customers", START, START + HOUR, tmp_path / "r.json", 7, dsn)
+    job = extract_job(
+        settings, "customers", START, START + HOUR, tmp_path / "r.json", 7, dsn, "00000003-1B-1"
+    )
 
     submit_job(extract, job, context={}, settings=settings)
 
@@ -318,6 +320,7 @@ def test_the_extract_is_submitted_through_spark_default_with_the_jdbc_driver(
         "customers",
         *("--start", "2024-05-01T00:00:00+00:00", "--end", "2024-05-01T01:00:00+00:00"),
         *("--result-file", str(tmp_path / "r.json"), "--lease-token", "7"),
+        *("--snapshot", "00000003-1B-1"),
     ]
     assert extract.jars == Settings().jdbc_jar
     assert extract.env_vars[SOURCE_DSN_ENV] == dsn

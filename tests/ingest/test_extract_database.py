@@ -24,7 +24,7 @@ from psycopg import sql
 from jstore.config import Settings
 from jstore.ingest.extract import ExtractError, extract, read_partitions
 from jstore.ingest.landing import read_landing
-from jstore.ingest.table_database import SOURCE_DSN_ENV, masked
+from jstore.ingest.table_database import SOURCE_DSN_ENV, exported_snapshot, masked
 from jstore.model import FieldSpec, TableSource
 from jstore.registry import Registry
 
@@ -287,3 +287,21 @@ def test_the_read_is_split_on_the_timestamp_column_and_keeps_every_row_once(
 
     assert frame.rdd.getNumPartitions() == 3
     assert sorted(r.user_id for r in frame.collect()) == ["u0", "u1", "u2", "u_half"]
+
+
+@pytest.mark.spark
+def test_every_partition_reads_one_snapshot_of_the_table(
+    spark, settings: Settings, crm: Database
+) -> None:
+    """Rows written after the extract's snapshot was taken are not read by any partition, even
+    by the partitions whose queries start after the write."""
+    from jobs.extract_table import read_table
+
+    source = crm_customers(dsn_env="CRM_DSN")
+    insert(crm, [("u0", "gold", at(1)), ("u2", "gold", at(1, 2))])
+    with exported_snapshot(crm.dsn) as snapshot:
+        insert(crm, [("late0", "gold", at(1, 0, 30)), ("late2", "gold", at(1, 2, 30))])
+        frame = read_table(spark, settings, source, at(1), at(1, 3), crm.dsn, snapshot)
+        assert sorted(r.user_id for r in frame.collect()) == ["u0", "u2"]
+    fresh = read_table(spark, settings, source, at(1), at(1, 3), crm.dsn)
+    assert sorted(r.user_id for r in fresh.collect()) == ["late0", "late2", "u0", "u2"]
