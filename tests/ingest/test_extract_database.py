@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlparse
 
 import psycopg
@@ -27,6 +30,8 @@ from jstore.ingest.landing import read_landing
 from jstore.ingest.table_database import SOURCE_DSN_ENV, exported_snapshot, masked
 from jstore.model import FieldSpec, TableSource
 from jstore.registry import Registry
+
+JSTORE = Path(sys.executable).parent / "jstore"
 
 
 def at(day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
@@ -145,6 +150,21 @@ def test_a_database_that_is_not_defined_is_refused_naming_it(
         extract(settings, registry, "crm_customers", at(1), at(2))
     assert str(refused.value) == f"source 'crm_customers': {message}"
     assert registry.list_runs(subject="crm_customers") == []  # refused before any run
+
+
+def test_the_cli_says_so_in_one_line(settings: Settings, registry: Registry, tmp_path) -> None:
+    registry.register(crm_customers(connection="crm_nowhere"))
+    env = {**os.environ, "JSTORE_MONGO_DB": settings.mongo_db, "JSTORE_LAKE_URI": settings.lake_uri}
+    env["AIRFLOW_HOME"] = str(tmp_path / "airflow")
+    argv = ["extract", "crm_customers", "--start", "2024-05-01", "--end", "2024-05-02"]
+
+    done = subprocess.run([str(JSTORE), *argv], env=env, capture_output=True, text=True)
+
+    assert (done.returncode, done.stderr.strip()) == (
+        2,
+        "jstore: source 'crm_customers': connection: 'crm_nowhere' is not defined "
+        "(no Airflow Connection of that id)",
+    )
 
 
 def test_a_dsn_that_fails_is_refused_naming_it_without_its_password(
