@@ -161,19 +161,19 @@ def submit_job(
     operator: SparkSubmitOperator, job: SparkJob, context: Any, settings: Settings
 ) -> None:
     """Submit `job` (`jstore.spark_submit.spark_job`'s description) through the operator's
-    connection, with its Spark conf (the console progress bar the task log streams) and jars,
-    and the task's `settings` in its environment (the job rebuilds them with `Settings()`)."""
+    connection, with its Spark conf (the console progress bar the task log streams; the JDBC
+    driver of `with_jdbc_driver`) and the task's `settings` in its environment (the job
+    rebuilds them with `Settings()`)."""
     operator.name, operator.application = job.name, job.application
     operator.application_args = job.application_args
     operator.env_vars = {**job_environment(settings), **job.env_vars}
     operator.conf = {**(operator.conf or {}), **job.conf}
-    operator.jars = job.jars or operator.jars
     SparkSubmitOperator.execute(operator, context)
 
 
 class ExtractOperator(SparkSubmitOperator):
     """The extract task: `jstore.ingest.extract.extract` of the run's interval, its Spark job
-    (`extract_job`, with the JDBC driver in `jars`) submitted through the `spark_default`
+    (`extract_job`, with the JDBC driver as `spark.jars`) submitted through the `spark_default`
     connection, as compute's is."""
 
     def __init__(self, *, source: str, step: timedelta, **kwargs: Any) -> None:

@@ -52,8 +52,6 @@ class SparkJob:
     env_vars: dict[str, str] = field(default_factory=dict)
     """The Python of driver and workers (this one) and the folder `jobs` and `jstore` are in."""
     conf: dict[str, str] = field(default_factory=lambda: dict(PROGRESS_CONF))
-    jars: str = ""
-    """Jars on the driver's and executors' classpath (`--jars`): see `with_jdbc_driver`."""
 
 
 def job_script(name: str) -> Path:
@@ -102,9 +100,10 @@ def submit(
     settings: Settings,
     job: SparkJob,
     *,
+    spark_options: Sequence[str] = (),
     description: str,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `spark-submit --master <settings.spark_master> <job>` and wait for it.
+    """Run `spark-submit --master <settings.spark_master> [spark_options] <job>` and wait for it.
 
     Spark's stage progress is counted live (`jstore.progress`: a bar in the CLI, log lines in
     a task) as `<description>: stage N` in tasks. Raises SparkJobFailed("<description> failed
@@ -119,7 +118,7 @@ def submit(
         "--name",
         job.name,
         *confs,
-        *(["--jars", job.jars] if job.jars else []),
+        *spark_options,
         job.application,
         *job.application_args,
     ]
@@ -175,14 +174,13 @@ def _count_stages(lines: Iterator[str], description: str) -> deque[str]:
     return tail
 
 
-JDBC_CONF = {"spark.driver.extraJavaOptions": "-Duser.timezone=UTC"}
-"""The driver JVM in UTC, as the session's time zone, for the timestamps JDBC reads."""
-
-
 def with_jdbc_driver(job: SparkJob, settings: Settings) -> SparkJob:
-    """`job` with the PostgreSQL JDBC driver, for jobs that read PostgreSQL (extract, export).
+    """`job` with the PostgreSQL JDBC driver, for jobs that read PostgreSQL (extract, export),
+    and the driver JVM in UTC (the session's time zone) for the timestamps JDBC reads.
 
-    The jar goes in `jars` (spark-submit's `--jars`, SparkSubmitOperator's `jars`): `spark.jars`
-    set by the job's own session is too late for the driver spark-submit has already started.
+    The jar is given to spark-submit (`--conf spark.jars=…`, as `--jars` sets it, from the CLI's
+    `submit` and the DAGs' SparkSubmitOperator alike): `spark.jars` set by the job's own session
+    comes too late for the driver JVM that spark-submit has already started.
     """
-    return replace(job, jars=settings.jdbc_jar, conf={**job.conf, **JDBC_CONF})
+    jdbc = {"spark.jars": settings.jdbc_jar, "spark.driver.extraJavaOptions": "-Duser.timezone=UTC"}
+    return replace(job, conf={**job.conf, **jdbc})

@@ -322,7 +322,7 @@ def test_the_extract_is_submitted_through_spark_default_with_the_jdbc_driver(
         *("--result-file", str(tmp_path / "r.json"), "--lease-token", "7"),
         *("--snapshot", "00000003-1B-1"),
     ]
-    assert extract.jars == Settings().jdbc_jar
+    assert extract.conf["spark.jars"] == Settings().jdbc_jar  # on spark-submit's command line
     assert extract.env_vars[SOURCE_DSN_ENV] == dsn
     assert extract.env_vars["JSTORE_POSTGRES_DSN"] == "postgresql://u:secret@db:5432/shop"
     assert not any("secret" in arg for arg in extract.application_args)

@@ -59,7 +59,7 @@ def test_the_extract_task_submits_through_spark_default_and_lands_exactly(
         "2024-05-01T03:00:00Z",
     )
     assert sorted(r["user_id"] for r in read_landing(settings, source).to_pylist()) == ["u1", "u2"]
-    assert task.jars == settings.jdbc_jar
+    assert task.conf["spark.jars"] == settings.jdbc_jar
     assert task.env_vars[SOURCE_DSN_ENV].endswith(f"/{crm.name}")
     out, err = capfd.readouterr()
     logs = caplog.text + out + err  # the task's own log lines, the hook's and spark-submit's

@@ -281,7 +281,7 @@ def test_a_table_in_its_own_database_lands_exactly_with_its_password_kept_secret
     )
     assert (result.rows, result.table) == (5, "sales.customers")
     (argv, env), *_ = [c for c in spawned if c[0][0].endswith("spark-submit")]
-    assert "--jars" in argv and argv[argv.index("--jars") + 1] == settings.jdbc_jar
+    assert f"spark.jars={settings.jdbc_jar}" in argv
     assert env[SOURCE_DSN_ENV].startswith(f"postgresql://{crm.role}:{crm.password}@")
     assert not any(crm.password in arg for call_argv, _ in spawned for arg in call_argv)
     out, err = capfd.readouterr()
