@@ -175,7 +175,7 @@ def _count_stages(lines: Iterator[str], description: str) -> deque[str]:
 
 
 def with_jdbc_driver(job: SparkJob, settings: Settings) -> SparkJob:
-    """`job` with the PostgreSQL JDBC driver, for jobs that read PostgreSQL (extract, export),
+    """`job` with the PostgreSQL JDBC driver, for jobs that read PostgreSQL (the extract),
     and the driver JVM in UTC (the session's time zone) for the timestamps JDBC reads.
 
     The jar is given to spark-submit (`--conf spark.jars=…`, as `--jars` sets it, from the CLI's
