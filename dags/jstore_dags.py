@@ -2,7 +2,8 @@
 
 - `jstore_land_<source>`: every few minutes, one bounded batch from Kafka into the landing zone,
   then the late events' intervals recomputed and republished.
-- `jstore_extract_<source>`: a table source's rows of each data interval into the landing zone.
+- `jstore_extract_<source>`: a table source's rows of each data interval into the landing zone
+  (Spark, submitted through `spark_default` as compute's job is).
 - `jstore_compute_<view>`: on the view's step, without catch-up (history is backfilled): Spark
   computes the interval into staging -> Great Expectations validates it -> publish replaces the
   interval in the offline store and emits the Asset `jstore://<project>/<view>`. Backfills
@@ -11,12 +12,14 @@
 - `jstore_export_training_set`: triggered with params, a point-in-time training-set export.
 
 Wiring only: the snapshot is a local file (no database or network call at parse time) and the
-work is done by `jstore.orchestration`, whose heavy imports happen inside the tasks.
+work is done by `jstore.orchestration`, whose heavy imports happen inside the tasks. Every task
+takes the stores from Airflow Connections where they are defined (`task_settings`,
+jstore/connections.py, docs/airflow.md), and hands them to the Spark jobs it submits.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -35,9 +38,10 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from jstore import orchestration
 from jstore.config import Settings
+from jstore.connections import task_settings
 from jstore.model import ResolvedView
 from jstore.registry import Snapshot
-from jstore.spark_submit import SparkJob, job_script
+from jstore.spark_submit import SparkJob, job_environment, job_script
 
 
 def default_args(owner: str) -> dict:
@@ -74,9 +78,16 @@ def interval_params() -> dict[str, Param]:
     }
 
 
-def triggered_at(context: Any) -> Any:
-    """When the run was due (its `run_after`; a manual run's is when it was triggered)."""
-    return getattr(context.get("dag_run"), "run_after", None)
+def context_interval(context: Any, step: timedelta) -> tuple[datetime, datetime]:
+    """The task's [start, end): its run's params, else its data interval, else the latest step
+    before the run was due (its `run_after`; a manual run's is when it was triggered)."""
+    return orchestration.run_interval(
+        context["params"],
+        context.get("data_interval_start"),
+        context.get("data_interval_end"),
+        step,
+        getattr(context.get("dag_run"), "run_after", None),
+    )
 
 
 def land_dag(source: str) -> DAG:
@@ -99,13 +110,13 @@ def land_dag(source: str) -> DAG:
         @task(task_id="land")
         def land() -> dict:
             params = get_current_context()["params"]
-            return orchestration.land_task(Settings(), source, int(params["max_records"]))
+            return orchestration.land_task(task_settings(), source, int(params["max_records"]))
 
         @task(task_id="recompute")
         def recompute() -> dict:
             from jstore.late_events import recompute_task
 
-            return recompute_task(Settings())
+            return recompute_task(task_settings())
 
         land() >> recompute()
     return dag
@@ -124,20 +135,7 @@ def extract_dag(snapshot: Snapshot, source: str) -> DAG:
         tags=["jstore", "extract", f"source:{source}"],
         doc_md=f"The rows of table source `{source}` in each data interval, into the landing zone.",
     ) as dag:
-
-        @task(task_id="extract")
-        def extract() -> dict:
-            context = get_current_context()
-            start, end = orchestration.run_interval(
-                context["params"],
-                context.get("data_interval_start"),
-                context.get("data_interval_end"),
-                step,
-                triggered_at(context),
-            )
-            return orchestration.extract_task(Settings(), source, start, end)
-
-        extract()
+        ExtractOperator(task_id="extract", source=source, step=step)
     return dag
 
 
@@ -159,13 +157,42 @@ class DataDocsLink(BaseOperatorLink):
         return orchestration.data_docs_url(Settings(), page) if page else ""
 
 
-def submit_job(operator: SparkSubmitOperator, job: SparkJob, context: Any) -> None:
+def submit_job(
+    operator: SparkSubmitOperator, job: SparkJob, context: Any, settings: Settings
+) -> None:
     """Submit `job` (`jstore.spark_submit.spark_job`'s description) through the operator's
-    connection, with its Spark conf (the console progress bar the task log streams)."""
+    connection, with its Spark conf (the console progress bar the task log streams; the JDBC
+    driver of `with_jdbc_driver`) and the task's `settings` in its environment (the job
+    rebuilds them with `Settings()`)."""
     operator.name, operator.application = job.name, job.application
-    operator.application_args, operator.env_vars = job.application_args, job.env_vars
+    operator.application_args = job.application_args
+    operator.env_vars = {**job_environment(settings), **job.env_vars}
     operator.conf = {**(operator.conf or {}), **job.conf}
     SparkSubmitOperator.execute(operator, context)
+
+
+class ExtractOperator(SparkSubmitOperator):
+    """The extract task: `jstore.ingest.extract.extract` of the run's interval, its Spark job
+    (`extract_job`, with the JDBC driver as `spark.jars`) submitted through the `spark_default`
+    connection, as compute's is."""
+
+    def __init__(self, *, source: str, step: timedelta, **kwargs: Any) -> None:
+        super().__init__(
+            conn_id="spark_default",
+            name=f"jstore-extract-{source}",
+            application=str(job_script("extract_table.py")),
+            **kwargs,
+        )
+        self.source, self.step = source, step
+
+    def execute(self, context: Any) -> dict:
+        start, end = context_interval(context, self.step)
+        settings = task_settings()
+
+        def launch(job: SparkJob) -> None:
+            submit_job(self, job, context, settings)
+
+        return orchestration.extract_task(settings, self.source, start, end, launch=launch)
 
 
 class ComputeOperator(SparkSubmitOperator):
@@ -184,26 +211,20 @@ class ComputeOperator(SparkSubmitOperator):
         self.view_step = view.definition.step
 
     def execute(self, context: Any) -> dict:
-        params = context["params"]
-        start, end = orchestration.run_interval(
-            params,
-            context.get("data_interval_start"),
-            context.get("data_interval_end"),
-            self.view_step,
-            triggered_at(context),
-        )
+        start, end = context_interval(context, self.view_step)
+        settings = task_settings()
 
         def launch(job: SparkJob) -> None:
-            submit_job(self, job, context)
+            submit_job(self, job, context, settings)
 
         return orchestration.compute_task(
-            Settings(),
+            settings,
             self.view_name,
             self.view_version,
             start,
             end,
             context["run_id"],
-            retile=bool(params.get("retile")),
+            retile=bool(context["params"].get("retile")),
             launch=launch,
         )
 
@@ -235,7 +256,7 @@ def compute_dag(project: str, view: ResolvedView) -> DAG:
             from jstore.quality import QualityGateFailed
 
             context = get_current_context()
-            settings = Settings()
+            settings = task_settings()
             try:
                 result = orchestration.validate_task(settings, view.name, context["run_id"])
             except QualityGateFailed as e:
@@ -248,7 +269,7 @@ def compute_dag(project: str, view: ResolvedView) -> DAG:
         @task(task_id="publish", outlets=[Asset(orchestration.asset_uri(project, view.name))])
         def publish() -> dict:
             run_id = get_current_context()["run_id"]
-            return orchestration.publish_task(Settings(), view.name, run_id)
+            return orchestration.publish_task(task_settings(), view.name, run_id)
 
         validated, published = validate(), publish()
         for step in (validated, published):
@@ -272,7 +293,7 @@ def materialize_dag(project: str, views: list[str]) -> DAG:
 
         @task(task_id="materialize")
         def materialize() -> dict:
-            return orchestration.materialize_task(Settings())
+            return orchestration.materialize_task(task_settings())
 
         materialize()
     return dag
@@ -293,11 +314,13 @@ class ExportOperator(SparkSubmitOperator):
         )
 
     def execute(self, context: Any) -> dict:
+        settings = task_settings()
+
         def launch(job: SparkJob) -> None:
-            submit_job(self, job, context)
+            submit_job(self, job, context, settings)
 
         params = orchestration.ExportParams(**context["params"])
-        return orchestration.export_task(Settings(), params, launch=launch)
+        return orchestration.export_task(settings, params, launch=launch)
 
 
 def export_dag() -> DAG:

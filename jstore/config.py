@@ -59,8 +59,26 @@ class Settings(BaseSettings):
     jdbc_jar: str = "/usr/share/java/postgresql.jar"
     """PostgreSQL JDBC driver for Spark (Debian's libpostgresql-jdbc-java)."""
 
+    extract_partitions: int = Field(4, ge=1)
+    """Most JDBC partitions (parallel range reads on the timestamp column) of one extract; an
+    extract reads at most one partition per hour of its interval."""
+
     registry_snapshot: Path = PROJECT_ROOT / ".jstore" / "registry_snapshot.json"
     """The registry as a file, read by DAG files at parse time (no database call there)."""
+
+    postgres_conn_id: str = "jstore_postgres"
+    """Airflow Connection of the offline store; DAG tasks use `postgres_dsn` when it is not
+    defined (so do the CLI and the API, which never read Connections)."""
+
+    redis_conn_id: str = "jstore_redis"
+    """Airflow Connection of the online store; DAG tasks use `redis_url` when it is not defined."""
+
+    mongo_conn_id: str = "jstore_mongo"
+    """Airflow Connection of the registry; DAG tasks use `mongo_uri` and `mongo_db` when it is
+    not defined."""
+
+    kafka_conn_id: str = "jstore_kafka"
+    """Airflow Connection of Kafka; DAG tasks use `kafka_bootstrap` when it is not defined."""
 
     api_keys: str = ""
     """API keys: comma-separated `sha256hex:scope` entries (scope: read or write)."""

@@ -109,12 +109,19 @@ class TableSource(_Source):
     table: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
     query: str | None = None
     timestamp_column: Name
+    connection: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,250}$")
+    """The database of the table: the id of an Airflow Connection (PostgreSQL) holding it."""
+    dsn_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+    """Or the name of an environment variable holding its DSN. Neither: the offline store's
+    database. A definition names where the credentials are, never holds them."""
     TIMESTAMP_FIELD = "timestamp_column"
 
     @model_validator(mode="after")
     def _table_or_query(self) -> TableSource:
         if (self.table is None) == (self.query is None):
             raise ValueError("table: give exactly one of table and query")
+        if self.connection is not None and self.dsn_env is not None:
+            raise ValueError("connection: give at most one of connection and dsn_env")
         return self
 
 

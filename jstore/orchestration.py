@@ -197,11 +197,18 @@ def land_task(settings: Settings, source: str, max_records: int) -> dict[str, An
     return summary(result)
 
 
-def extract_task(settings: Settings, source: str, start: datetime, end: datetime) -> dict[str, Any]:
+def extract_task(
+    settings: Settings,
+    source: str,
+    start: datetime,
+    end: datetime,
+    launch: Callable[[SparkJob], object] | None = None,
+) -> dict[str, Any]:
+    """Extract [start, end) of a table source; `launch` starts its Spark job."""
     from jstore.ingest.extract import extract
 
     with Registry(settings) as registry:
-        result = extract(settings, registry, source, start, end)
+        result = extract(settings, registry, source, start, end, launch)
     log.info(
         "read table %s [%s, %s): landed %d rows in %d files (replacing %d); run %s",
         result.table,

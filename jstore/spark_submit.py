@@ -2,9 +2,9 @@
 
 Spark is not imported here: a job runs in its own process. `spark_job` builds what spark-submit
 is given (the script, its arguments, the environment of the driver and workers) in one place,
-for the CLI's launcher (`submit`, `run_spark_job`) and the compute DAG's SparkSubmitOperator
-alike. The launcher adds the JSTORE_* environment of its settings (the job rebuilds them with
-`Settings()`); under Airflow the worker's own JSTORE_* environment is inherited.
+for the CLI's launcher (`submit`) and the DAGs' SparkSubmitOperators alike. The launcher adds
+the JSTORE_* environment of its settings (the job rebuilds them with `Settings()`); so does a
+DAG task, with its settings taken from Airflow Connections (jstore/connections.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -184,14 +184,13 @@ def _count_stages(lines: Iterator[str], description: str) -> deque[str]:
     return tail
 
 
-def run_spark_job(
-    settings: Settings,
-    script: Path,
-    args: Sequence[str],
-    *,
-    spark_options: Sequence[str] = (),
-    description: str,
-) -> subprocess.CompletedProcess[str]:
-    """`submit` the job `jobs/<script.name> args` (the extract's launcher)."""
-    job = spark_job(Path(script).name, args, f"jstore-{Path(script).stem}")
-    return submit(settings, job, spark_options=spark_options, description=description)
+def with_jdbc_driver(job: SparkJob, settings: Settings) -> SparkJob:
+    """`job` with the PostgreSQL JDBC driver, for jobs that read PostgreSQL (the extract),
+    and the driver JVM in UTC (the session's time zone) for the timestamps JDBC reads.
+
+    The jar is given to spark-submit (`--conf spark.jars=…`, as `--jars` sets it, from the CLI's
+    `submit` and the DAGs' SparkSubmitOperator alike): `spark.jars` set by the job's own session
+    comes too late for the driver JVM that spark-submit has already started.
+    """
+    jdbc = {"spark.jars": settings.jdbc_jar, "spark.driver.extraJavaOptions": "-Duser.timezone=UTC"}
+    return replace(job, conf={**job.conf, **jdbc})

@@ -1,8 +1,21 @@
 """Database sources into the landing zone: a TableSource's rows with timestamp in [start, end).
 
-Spark reads the table over JDBC (jobs/extract_table.py, run with spark-submit) and writes the
-rows in the landing layout, files named `extract-<start>-<end>-<n>.parquet` (UTC, compact ISO),
-`_topic` the table (or the source name for a query), `_partition` and `_offset` null.
+Spark reads the table over JDBC (jobs/extract_table.py) and writes the rows in the landing
+layout, files named `extract-<start>-<end>-<n>.parquet` (UTC, compact ISO), `_topic` the table
+(or the source name for a query), `_partition` and `_offset` null.
+
+The launcher. `extract_job` describes the Spark job with `jstore.spark_submit.spark_job`, as
+compute's and export's are: the CLI runs it with `submit` (`JSTORE_SPARK_MASTER`), a DAG task
+hands it to `launch` (its SparkSubmitOperator on `spark_default`). The source's database
+(jstore/ingest/table_database.py) is resolved and checked here, before the lease is taken; its
+DSN travels in the job's environment, never on its command line.
+
+Partitioned reads. The job reads the interval in `read_partitions` JDBC partitions, split evenly
+on the timestamp column between the interval's ends (Spark's partitionColumn, lowerBound,
+upperBound): every row falls in exactly one partition, and the interval's own filter is pushed
+down to every partition's query, so each row of [start, end) is read once. The partitions are
+separate queries, so the launcher holds a snapshot of the database open while the job runs
+(`exported_snapshot`) and every partition reads that one snapshot, as a single query would.
 
 The replacement rule. Landed extract intervals never overlap. Extracting [s, e) first widens it
 to cover every landed extract interval it overlaps (repeatedly, as widening can reach more),
@@ -27,30 +40,41 @@ import json
 import re
 import shutil
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from jstore.config import PROJECT_ROOT, Settings
+from jstore.config import Settings
 from jstore.durations import as_utc
 from jstore.ingest.late import LateEvents
 from jstore.ingest.runs import fail_dead_runs
+from jstore.ingest.table_database import (
+    SOURCE_DSN_ENV,
+    SourceDatabaseError,
+    check_source_table,
+    exported_snapshot,
+    source_dsn,
+)
 from jstore.ingest.transaction import LandingTransaction, recover_source
 from jstore.lake import landing_dir, landing_partition
 from jstore.model import TableSource
 from jstore.registry import Registry, RunRecord, new_run_id
 from jstore.registry.late import forget_batch, record_late_events
 from jstore.registry.leases import Lease, acquire_lease
-from jstore.spark_submit import SparkJobFailed, run_spark_job
+from jstore.spark_submit import SparkJob, SparkJobFailed, spark_job, submit, with_jdbc_driver
 
-JOB = PROJECT_ROOT / "jobs" / "extract_table.py"
 EXTRACT_NAME = re.compile(r"^extract-(?P<start>\d{8}T\d{6}Z)-(?P<end>\d{8}T\d{6}Z)-\d+\.parquet$")
 STAMP = "%Y%m%dT%H%M%SZ"
+PARTITION_SPAN = timedelta(hours=1)
+"""The shortest time one JDBC partition of an extract reads (an hourly run reads in one)."""
 
 
 class ExtractError(Exception):
-    """The extract cannot run: not a table source, an empty interval, or the Spark job failed."""
+    """The extract cannot run: not a table source, an empty interval, its database cannot be
+    resolved or read (jstore/ingest/table_database.py), or the Spark job failed."""
 
 
 class ExtractPlan(BaseModel):
@@ -143,14 +167,53 @@ def commit_extract(settings: Settings, plan: ExtractPlan, written: Path, lease: 
     return len(parts)
 
 
+def read_partitions(settings: Settings, start: datetime, end: datetime) -> int:
+    """How many JDBC partitions read [start, end): one per PARTITION_SPAN, at most
+    `settings.extract_partitions`."""
+    return max(1, min(settings.extract_partitions, (end - start) // PARTITION_SPAN))
+
+
+def extract_job(
+    settings: Settings,
+    source: str,
+    start: datetime,
+    end: datetime,
+    result_file: Path,
+    lease_token: int,
+    dsn: str,
+    snapshot: str,
+) -> SparkJob:
+    """`spark-submit --jars <jdbc jar> jobs/extract_table.py SOURCE --start --end --result-file
+    --lease-token --snapshot`, the source database's DSN in the job's environment
+    (`SOURCE_DSN_ENV`)."""
+    args = [source, "--start", as_utc(start).isoformat(), "--end", as_utc(end).isoformat()]
+    args += ["--result-file", str(result_file), "--lease-token", str(lease_token)]
+    args += ["--snapshot", snapshot]
+    job = with_jdbc_driver(
+        spark_job("extract_table.py", args, f"jstore-extract-{source}"), settings
+    )
+    return replace(job, env_vars={**job.env_vars, SOURCE_DSN_ENV: dsn})
+
+
 def extract(
-    settings: Settings, registry: Registry, source: str, start: datetime, end: datetime
+    settings: Settings,
+    registry: Registry,
+    source: str,
+    start: datetime,
+    end: datetime,
+    launch: Callable[[SparkJob], object] | None = None,
 ) -> ExtractResult:
-    """Land the rows of table source `source` in [start, end) with spark-submit (see above)."""
+    """Land the rows of table source `source` in [start, end) with Spark (see above); `launch`
+    starts the job (default: spark-submit as a subprocess)."""
     spec = registry.get_source(source)
     if not isinstance(spec, TableSource):
         raise ExtractError(f"source: {source!r} is a Kafka event source; use `jstore land`")
     plan_extract(settings, source, start, end)  # refuses an empty interval before Spark starts
+    try:
+        dsn = source_dsn(settings, spec)
+        check_source_table(dsn, spec)
+    except SourceDatabaseError as e:
+        raise ExtractError(str(e)) from None
     with acquire_lease(registry, source, settings.lease_duration_s) as lease:
         recover_source(settings, source)
         run = RunRecord(
@@ -168,31 +231,19 @@ def extract(
             started = time.monotonic()
             result_file = landing_dir(settings, source) / f"_extract_result_{run.run_id}.json"
             try:
-                run_spark_job(
-                    settings,
-                    JOB,
-                    [
-                        source,
-                        "--start",
-                        as_utc(start).isoformat(),
-                        "--end",
-                        as_utc(end).isoformat(),
-                        "--result-file",
-                        str(result_file),
-                        "--lease-token",
-                        str(lease.token),
-                    ],
-                    spark_options=[
-                        "--jars",
-                        settings.jdbc_jar,
-                        "--conf",
-                        "spark.driver.extraJavaOptions=-Duser.timezone=UTC",
-                    ],
-                    description=f"extract of {source}",
-                )
-            except SparkJobFailed as e:
-                forget_batch(registry, run.run_id)
-                raise ExtractError(str(e)) from e
+                with exported_snapshot(dsn) as snapshot:
+                    job = extract_job(
+                        settings, source, start, end, result_file, lease.token, dsn, snapshot
+                    )
+                    if launch is None:
+                        submit(settings, job, description=f"extract of {source}")
+                    else:
+                        launch(job)
+            except Exception as e:
+                forget_batch(registry, run.run_id)  # nothing landed: nothing to recompute
+                if isinstance(e, SparkJobFailed):
+                    raise ExtractError(str(e)) from e
+                raise
             outcome = json.loads(result_file.read_text())
             result_file.unlink()
             result = ExtractResult(

@@ -280,7 +280,7 @@ def test_spark_tasks_submit_the_launchers_job_with_its_progress_conf(dagbag, mon
     compute = dagbag.dags["jstore_compute_user_purchases"].get_task("compute")
     job = compute_job("/lake/staging/user_purchases/r1/_request.json", "user_purchases")
 
-    submit_job(compute, job, context={})
+    submit_job(compute, job, context={}, settings=Settings())
 
     assert submitted == [compute]
     assert (compute.application, compute.application_args) == (
@@ -288,3 +288,41 @@ def test_spark_tasks_submit_the_launchers_job_with_its_progress_conf(dagbag, mon
         job.application_args,
     )
     assert compute.conf == PROGRESS_CONF
+
+
+def test_the_extract_is_submitted_through_spark_default_with_the_jdbc_driver(
+    dagbag, monkeypatch, tmp_path: Path
+) -> None:
+    """The extract task's SparkSubmitOperator gets `extract_job`, as the CLI's launcher does:
+    the JDBC driver in `jars`, the task's settings and the source's DSN in the environment."""
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+    from dags.jstore_dags import submit_job
+    from jstore.ingest.extract import extract_job
+    from jstore.ingest.table_database import SOURCE_DSN_ENV
+
+    submitted = []
+    monkeypatch.setattr(SparkSubmitOperator, "execute", lambda op, ctx: submitted.append(op))
+    extract = dagbag.dags["jstore_extract_customers"].get_task("extract")
+    assert type(extract).__name__ == "ExtractOperator"
+    assert extract._conn_id == "spark_default"
+    settings = Settings(postgres_dsn="postgresql://u:secret@db:5432/shop")
+    dsn = "postgresql://crm:crm-secret@crm-db:5432/crm"
+    job = extract_job(
+        settings, "customers", START, START + HOUR, tmp_path / "r.json", 7, dsn, "00000003-1B-1"
+    )
+
+    submit_job(extract, job, context={}, settings=settings)
+
+    assert submitted == [extract]
+    assert extract.application.endswith("jobs/extract_table.py")
+    assert extract.application_args == [
+        "customers",
+        *("--start", "2024-05-01T00:00:00+00:00", "--end", "2024-05-01T01:00:00+00:00"),
+        *("--result-file", str(tmp_path / "r.json"), "--lease-token", "7"),
+        *("--snapshot", "00000003-1B-1"),
+    ]
+    assert extract.conf["spark.jars"] == Settings().jdbc_jar  # on spark-submit's command line
+    assert extract.env_vars[SOURCE_DSN_ENV] == dsn
+    assert extract.env_vars["JSTORE_POSTGRES_DSN"] == "postgresql://u:secret@db:5432/shop"
+    assert not any("secret" in arg for arg in extract.application_args)
