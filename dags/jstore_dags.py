@@ -309,7 +309,6 @@ class ExportOperator(SparkSubmitOperator):
             conn_id="spark_default",
             name="jstore-export",
             application=str(job_script("export_training_set.py")),
-            jars=Settings().jdbc_jar,
             **kwargs,
         )
 

@@ -33,7 +33,7 @@ from jstore.lake import safe_run_id
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline.pit_join import Coverage, _existing_tables, _group_by_view, _key_dtypes
 from jstore.request import RequestFile
-from jstore.spark_submit import SparkJob, SparkJobFailed, spark_job, submit
+from jstore.spark_submit import SparkJob, SparkJobFailed, spark_job, submit, with_jdbc_driver
 
 RESULT = "_result.json"
 
@@ -138,22 +138,13 @@ def _as_microseconds(path: Path, copy: Path) -> Path:
     return copy
 
 
-def spark_options(settings: Settings) -> list[str]:
-    """The JDBC driver on the driver's and executors' classpath (the job reads the offline
-    tables by JDBC); `spark.jars` set by the session is too late for spark-submit's driver."""
-    return [
-        "--jars",
-        settings.jdbc_jar,
-        "--conf",
-        "spark.driver.extraJavaOptions=-Duser.timezone=UTC",
-    ]
-
-
-def export_job(request_path: Path, run_id: str) -> SparkJob:
-    """`spark-submit jobs/export_training_set.py --request <path>`."""
-    return spark_job(
+def export_job(settings: Settings, request_path: Path, run_id: str) -> SparkJob:
+    """`spark-submit jobs/export_training_set.py --request <path>`, with the JDBC driver (the
+    job reads the offline tables by JDBC)."""
+    job = spark_job(
         "export_training_set.py", ["--request", str(request_path)], f"jstore-export-{run_id}"
     )
+    return with_jdbc_driver(job, settings)
 
 
 def spark_export(
@@ -172,15 +163,10 @@ def spark_export(
             request = build_request(settings, entities_path, out_path, resolved, coverage, run_id)
             path = request.write(export_dir(settings, run_id))
             Path(request.result).unlink(missing_ok=True)
-            job = export_job(path, run_id)
+            job = export_job(settings, path, run_id)
             try:
                 if launch is None:
-                    submit(
-                        settings,
-                        job,
-                        spark_options=spark_options(settings),
-                        description="spark export",
-                    )
+                    submit(settings, job, description="spark export")
                 else:
                     launch(job)
             except SparkJobFailed:

@@ -102,10 +102,9 @@ def submit(
     settings: Settings,
     job: SparkJob,
     *,
-    spark_options: Sequence[str] = (),
     description: str,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `spark-submit --master <settings.spark_master> [spark_options] <job>` and wait for it.
+    """Run `spark-submit --master <settings.spark_master> <job>` and wait for it.
 
     Spark's stage progress is counted live (`jstore.progress`: a bar in the CLI, log lines in
     a task) as `<description>: stage N` in tasks. Raises SparkJobFailed("<description> failed
@@ -127,7 +126,6 @@ def submit(
             "--name",
             job.name,
             *confs,
-            *spark_options,
             job.application,
             *job.application_args,
         ]

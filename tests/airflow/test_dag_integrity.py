@@ -232,12 +232,31 @@ def test_export_is_triggered_with_params(dagbag) -> None:
     assert dag.params["engine"] == "default"
 
 
-def test_the_spark_export_is_submitted_through_spark_default_with_the_jdbc_driver(dagbag):
+def test_the_spark_export_is_submitted_through_spark_default_with_the_jdbc_driver(
+    dagbag, monkeypatch, tmp_path: Path
+) -> None:
+    """The export task's SparkSubmitOperator gets `export_job`, as the CLI's launcher does: the
+    JDBC driver in the Spark conf (`spark.jars` on spark-submit's command line)."""
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+    from dags.jstore_dags import submit_job
+    from jstore.export_spark import export_job
+
+    submitted = []
+    monkeypatch.setattr(SparkSubmitOperator, "execute", lambda op, ctx: submitted.append(op))
     export = dagbag.dags["jstore_export_training_set"].get_task("export")
     assert type(export).__name__ == "ExportOperator"
     assert export._conn_id == "spark_default"
-    assert export.jars == Settings().jdbc_jar
+    settings = Settings()
+    job = export_job(settings, tmp_path / "request.json", "export-1")
+
+    submit_job(export, job, context={}, settings=settings)
+
+    assert submitted == [export]
     assert export.application.endswith("jobs/export_training_set.py")
+    assert export.application_args == ["--request", str(tmp_path / "request.json")]
+    assert export.conf["spark.jars"] == settings.jdbc_jar
+    assert export.conf["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC"
 
 
 def test_parse_makes_no_network_call(example_snapshot: Path, monkeypatch) -> None:
