@@ -28,6 +28,7 @@ from jstore.errors import InputError
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline import JoinResult, OfflineStore, output_column, pit_join
 from jstore.offline.pit_join import BATCH_ROWS, EVENT_TIMESTAMP, Coverage, EntityBatches
+from jstore.offline.store import retained_coverage
 from jstore.registry import Registry, RunRecord, new_run_id
 
 if TYPE_CHECKING:
@@ -210,20 +211,15 @@ def export_training_set(
         details["engine"] = "spark"
     else:
         join = _default_export(settings, entities_path, out_path, resolved, service)
-    run_id = registry.record_run(
-        RunRecord(
-            run_id=new_run_id("export"), kind="export", subject=service or "*", details=details
-        )
+    record = RunRecord(
+        run_id=new_run_id("export"), kind="export", subject=service or "*", details=details
     )
-    try:
+    with registry.run(record):
         coverage = {view.table: registry.coverage(view.name, view.version) for view, _ in resolved}
-        rows, uncovered = join(run_id, coverage)
-    except Exception as e:
-        registry.finish_run(run_id, "failed", error=str(e))
-        raise
-    registry.finish_run(
-        run_id, "success", rows=rows, details={**details, "uncovered_rows": uncovered}
-    )
+        # Retention trims coverage for both engines alike: a dropped range reads as past coverage.
+        rows, uncovered = join(record.run_id, retained_coverage(coverage, [v for v, _ in resolved]))
+        record.rows, record.details = rows, {**details, "uncovered_rows": uncovered}
+    run_id = record.run_id
     columns = list(dict.fromkeys(output_column(view, spec) for view, spec in resolved))
     return ExportResult(
         run_id=run_id, out_path=out_path, rows=rows, columns=columns, uncovered_rows=uncovered

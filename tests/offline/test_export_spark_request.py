@@ -94,3 +94,53 @@ def test_a_time_finer_than_a_microsecond_is_refused(settings, card_view, tmp_pat
             {},
             "export-1",
         )
+
+
+class _Launched(Exception):
+    """Stops the export once the Spark job is described: what it carries is the test's."""
+
+
+def test_the_spark_engine_is_handed_coverage_trimmed_by_retention(
+    settings, registry, example_repo, tmp_path
+):
+    """Retention drops a view's old partitions, so what it dropped reads as past coverage (null)
+    in both engines: the Spark job's request carries the coverage trimmed, as the default
+    engine's join trims it (`OfflineStore.point_in_time_join`)."""
+    from datetime import UTC, datetime, timedelta
+
+    from jstore.export import export_training_set
+    from jstore.export_spark import ExportRequest
+
+    view = example_repo.views["user_purchases"]
+    example_repo.views["user_purchases"] = view.model_copy(update={"retention": timedelta(days=2)})
+    registry.apply(example_repo)
+    resolved = registry.get_view("user_purchases")
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    registry.add_coverage("user_purchases", resolved.version, now - timedelta(days=5), now)
+    entities = tmp_path / "entities.parquet"
+    pq.write_table(
+        pa.table(
+            {"user_id": ["u1"], "event_timestamp": pa.array([now], pa.timestamp("us", "UTC"))}
+        ),
+        entities,
+    )
+    handed = []
+    asked = datetime.now(UTC)
+
+    def launch(job):
+        handed.append(ExportRequest.load(job.application_args[1]))
+        raise _Launched
+
+    with pytest.raises(_Launched):
+        export_training_set(
+            settings,
+            registry,
+            entities,
+            tmp_path / "out.parquet",
+            ["user_purchases:count_1h"],
+            engine="spark",
+            launch=launch,
+        )
+    [(start, end)] = handed[0].coverage[resolved.table]
+    assert end == now
+    assert asked - timedelta(days=2) <= start <= datetime.now(UTC) - timedelta(days=2)
