@@ -14,10 +14,11 @@ Invariants of the returned frame:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import reduce
 from pathlib import Path
 
 import pyarrow as pa
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -99,8 +100,24 @@ def read_landed(
     where: Column,
 ) -> DataFrame:
     """The events of these landed files or partition folders that match `where` and have every
-    join key, each Kafka record once. Spark pushes `where` down to the files' row-group
-    statistics, so a filter on the event time skips the row groups (and files) outside it."""
+    join key, each Kafka record once."""
+    events = landed_rows(spark, paths, source, join_keys, where)
+    from_tables = events.where(F.col("_offset").isNull())
+    from_kafka = events.where(F.col("_offset").isNotNull()).dropDuplicates(RECORD_ID)
+    return from_tables.unionByName(from_kafka)
+
+
+def landed_rows(
+    spark: SparkSession,
+    paths: list[str],
+    source: EventSource | TableSource,
+    join_keys: list[str],
+    where: Column,
+) -> DataFrame:
+    """The rows of these landed files or partition folders that match `where` and have every
+    join key, a Kafka record as often as it was landed. Spark pushes `where` down to the files'
+    row-group statistics, so a filter on the event time skips the row groups (and files)
+    outside it."""
     schema = landing_schema(source)
     if paths:
         raw = spark.read.schema(schema).parquet(*paths).select(*schema.fieldNames())
@@ -108,10 +125,23 @@ def read_landed(
         raw = spark.createDataFrame([], schema)
     for key in join_keys:
         where = where & F.col(key).isNotNull()
-    events = raw.where(where)
-    from_tables = events.where(F.col("_offset").isNull())
-    from_kafka = events.where(F.col("_offset").isNotNull()).dropDuplicates(RECORD_ID)
-    return from_tables.unionByName(from_kafka)
+    return raw.where(where)
+
+
+def first_copies(rows: DataFrame, keys: list[str], order: list[str]) -> DataFrame:
+    """`rows` with each Kafka record once: the rows are partitioned by `keys` and sorted within
+    partitions by `keys` then `order`, which starts with the event time and holds `RECORD_ID`,
+    so the copies of a record (identical rows) are neighbours, and a row is dropped when the
+    one before it is the same record. A streaming pass over the sorted rows (the window's order
+    is the sort's, so Spark adds no shuffle and no sort), where `dropDuplicates` would shuffle
+    every event by record id and sort it. Table rows (null `_offset`) are all kept."""
+    before = Window.partitionBy(*keys).orderBy(*order)
+    same = reduce(
+        lambda a, b: a & b, (F.lag(c).over(before).eqNullSafe(F.col(c)) for c in RECORD_ID)
+    )
+    copy = "__copy"
+    marked = rows.withColumn(copy, F.col("_offset").isNotNull() & same)
+    return marked.where(~F.col(copy)).drop(copy)
 
 
 def landed_files(lake: LakeFiles, source: str, days: list[str]) -> list[FileEntry]:

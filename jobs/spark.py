@@ -20,6 +20,10 @@ def spark_session(
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.jars", settings.jdbc_jar)
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        # a run reads one landing folder and one stored-tile part per day of its read range
+        # (61 for 30-day windows over 30 days): listed by the driver, not by a Spark job of one
+        # task per path, which Spark starts above 32 paths
+        .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "1024")
     )
     if master:
         builder = builder.master(master)

@@ -37,7 +37,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.lake_files import FileEntry, LakeFiles
-from jobs.landing import landed_files, landing_schema, read_landed
+from jobs.landing import first_copies, landed_files, landed_rows, landing_schema
 from jobs.tiles import TILE, build_tiles
 from jstore.model import ResolvedView, WindowedFeatureView
 
@@ -99,16 +99,17 @@ def blocks_of(read_start: datetime, read_end: datetime, period: int) -> list[Blo
     return [Block(b, period) for b in range(first, end, period)]
 
 
-def canonical_tiles(events: DataFrame, view: ResolvedView, step: int) -> DataFrame:
+def canonical_tiles(rows: DataFrame, view: ResolvedView, step: int) -> DataFrame:
     """`build_tiles` over each entity's events in one total order (event time, partition,
-    offset, then every column), aggregated where they were sorted: a tile's float sum and
-    sketch then never depend on which files, splits or Spark tasks its events came from."""
-    ts = view.source.timestamp_name
-    rest = [f.name for f in view.source.schema_ if f.name not in (*view.join_keys, ts)]
-    ordered = events.repartition(*view.join_keys).sortWithinPartitions(
-        *view.join_keys, ts, "_partition", "_offset", *rest
-    )
-    return build_tiles(ordered, view, step)
+    offset, topic, then every column), aggregated where they were sorted: a tile's float sum
+    and sketch then never depend on which files, splits or Spark tasks its events came from.
+    `rows` are the landed rows with their duplicates: the copies of a Kafka record are dropped
+    in the same sorted pass (`first_copies`), so the events are shuffled once, by entity."""
+    keys, ts = view.join_keys, view.source.timestamp_name
+    rest = [f.name for f in view.source.schema_ if f.name not in (*keys, ts)]
+    order = [ts, "_partition", "_offset", "_topic"]
+    ordered = rows.repartition(*keys).sortWithinPartitions(*keys, *order, *rest)
+    return build_tiles(first_copies(ordered, keys, order), view, step)
 
 
 class TileStore:
@@ -165,14 +166,14 @@ class TileStore:
             return
         files = sorted({f.path for p in stale for f in p.files})
         in_ranges = _any(self._events_in(p) for p in stale)
-        events = read_landed(
+        rows = landed_rows(
             self.spark,
             [self.lake.spark_path(f) for f in files],
             self.view.source,
             self.view.join_keys,
             in_ranges,
         )
-        tiles = canonical_tiles(events, self.view, self.step)
+        tiles = canonical_tiles(rows, self.view, self.step)
         for plan in stale:
             if plan.manifest and plan.manifest.parts and plan.reason == "new files":
                 kept = self._read_parts(plan).where(~self._tiles_in(plan))

@@ -1,0 +1,51 @@
+"""Building tiles from landed rows (jobs/tile_store.py `canonical_tiles`): each Kafka record
+counted once and every table row kept, with the events shuffled once, by entity."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs.landing import landed_rows
+from jobs.tile_store import canonical_tiles
+from jstore.model import Aggregation, WindowedFeatureView
+from tests.compute.windowing_helpers import at, clicks, resolved, write_landing
+
+pytestmark = pytest.mark.spark
+
+SPEND = resolved(
+    WindowedFeatureView(
+        name="spend",
+        entities=["user"],
+        source="clicks",
+        step="1h",
+        aggregations=[
+            Aggregation(function="count", windows=["1h"]),
+            Aggregation(function="sum", column="amount", windows=["1h"]),
+        ],
+    )
+)
+
+
+def tiles_of(spark, lake, events: list[dict]):
+    write_landing(lake, events)
+    folders = [str(p) for p in sorted((lake / "landing" / "clicks").iterdir())]
+    rows = landed_rows(spark, folders, clicks, ["user_id"], F.lit(True))
+    return canonical_tiles(rows, SPEND, 3600)
+
+
+def test_a_record_landed_twice_counts_once_and_every_table_row_counts(spark, lake):
+    record = {"user_id": "u1", "amount": 2.5, "ts": at("10:05"), "_offset": 7}
+    table_row = {"user_id": "u1", "amount": 1.0, "ts": at("10:20"), "_offset": None}
+    other_partition = dict(record, _partition=1)
+    events = [record, dict(record), table_row, dict(table_row), other_partition]
+    tiles = tiles_of(spark, lake, events).select("user_id", "__tile", "__rows", "__sum_amount")
+    assert [tuple(r) for r in tiles.collect()] == [("u1", int(at("10:00").timestamp()), 4, 7.0)]
+
+
+def test_the_events_are_shuffled_once_by_entity_and_not_sorted_by_record(spark, lake):
+    events = [{"user_id": "u1", "amount": 2.5, "ts": at("10:05"), "_offset": 1}]
+    plan = tiles_of(spark, lake, events)._jdf.queryExecution().executedPlan().toString()
+    assert plan.count("Exchange hashpartitioning(") == 1
+    assert "Exchange hashpartitioning(user_id" in plan
+    assert "SortAggregate" not in plan
