@@ -85,23 +85,12 @@ def read_events(
     read_start: datetime,
     read_end: datetime,
 ) -> DataFrame:
-    """The source's events in [read_start, read_end), each Kafka record once."""
+    """The source's events in [read_start, read_end) that have every join key, each Kafka record
+    once (by its record id; the tile build drops copies in its own sort instead: first_copies)."""
     ts = F.col(source.timestamp_name)
     in_range = (ts >= F.lit(read_start)) & (ts < F.lit(read_end))
     paths = partition_paths(landing_path, read_start, read_end)
-    return read_landed(spark, paths, source, join_keys, in_range)
-
-
-def read_landed(
-    spark: SparkSession,
-    paths: list[str],
-    source: EventSource | TableSource,
-    join_keys: list[str],
-    where: Column,
-) -> DataFrame:
-    """The events of these landed files or partition folders that match `where` and have every
-    join key, each Kafka record once."""
-    events = landed_rows(spark, paths, source, join_keys, where)
+    events = landed_rows(spark, paths, source, join_keys, in_range)
     from_tables = events.where(F.col("_offset").isNull())
     from_kafka = events.where(F.col("_offset").isNotNull()).dropDuplicates(RECORD_ID)
     return from_tables.unionByName(from_kafka)
