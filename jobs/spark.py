@@ -1,10 +1,12 @@
-"""The Spark session every JStore job uses: UTC everywhere, the JDBC driver on the classpath."""
+"""The Spark session every JStore job uses: UTC everywhere, the JDBC driver on the classpath, and
+the lake's filesystem (s3a:// for a lake on S3: jstore/lake_fs.py `spark_conf`)."""
 
 from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
 from jstore.config import Settings
+from jstore.lake_fs import spark_conf, spark_jars
 
 
 def spark_session(
@@ -18,9 +20,11 @@ def spark_session(
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
-        .config("spark.jars", settings.jdbc_jar)
+        .config("spark.jars", spark_jars(settings))
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     )
+    for key, value in spark_conf(settings).items():
+        builder = builder.config(key, value)
     if master:
         builder = builder.master(master)
     if shuffle_partitions:

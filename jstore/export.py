@@ -1,15 +1,16 @@
 """Training-set export: entity rows from a file, point-in-time joined, written to a file.
 
-Input and output are Parquet or CSV, chosen by the file extension. In a CSV input the join keys
-are read with their view's type (so `007` stays the string `007`) and `event_timestamp` as
-ISO-8601 text; other columns are kept as Arrow infers them. Text is text: `NA`, `null`, `#N/A`
-and the like are strings, never nulls; an empty cell is the empty string in a string column and
-null in any other (a number, boolean or timestamp column, or `event_timestamp`).
+Input and output are Parquet or CSV, chosen by the file extension; the output may be a local
+path or an object store URI (`s3://bucket/key.parquet`, jstore/lake_fs.py `location`). In a
+CSV input the join keys are read with their view's type (so `007` stays the string `007`) and
+`event_timestamp` as ISO-8601 text; other columns are kept as Arrow infers them. Text is text:
+`NA`, `null`, `#N/A` and the like are strings, never nulls; an empty cell is the empty string
+in a string column and null in any other (a number, boolean or timestamp column, or
+`event_timestamp`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -24,6 +25,7 @@ from jstore import progress
 from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
 from jstore.errors import InputError
+from jstore.lake_fs import LakePath, location
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline import OfflineStore, output_column
 from jstore.offline.pit_join import BATCH_ROWS, EVENT_TIMESTAMP, EntityBatches
@@ -34,7 +36,8 @@ FORMATS = (".parquet", ".csv")
 
 class ExportResult(BaseModel):
     run_id: str
-    out_path: Path
+    out_path: str
+    """The training set's file (a local path, or its URI on an object store)."""
     rows: int
     columns: list[str]
     """The feature columns added, `<view>__<feature>`, in the order asked."""
@@ -123,25 +126,26 @@ def check_key_text(entity_rows: pa.Table, features: list[tuple[ResolvedView, Fea
                 raise InputError(f"{key}: row {row} holds a NUL character, which no key can")
 
 
-def write_table(table: pa.Table, path: Path) -> None:
+def write_table(table: pa.Table, path: LakePath) -> None:
     """Write Parquet or CSV by extension, through a temporary name, so no half file is seen."""
     write_batches(table.schema, table.to_batches(), path)
 
 
-def write_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], path: Path) -> int:
-    """Write batches as they come to Parquet or CSV (by extension), through a temporary name,
-    so no half file is seen; returns the rows written."""
+def write_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], path: LakePath) -> int:
+    """Write batches as they come to Parquet or CSV (by extension), through a hidden temporary
+    name then moved (on an object store a server-side copy), so no half file is seen; returns
+    the rows written."""
     _check_format(path, "out")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     rows = 0
     writer_type = pq.ParquetWriter if path.suffix == ".parquet" else pacsv.CSVWriter
-    with writer_type(tmp, schema) as writer:
+    with tmp.open_output() as stream, writer_type(stream, schema) as writer:
         for batch in batches:
             writer.write_batch(batch)
             rows += batch.num_rows
             progress.advance(batch.num_rows)
-    os.replace(tmp, path)
+    tmp.replace(path)
     return rows
 
 
@@ -171,15 +175,17 @@ def export_training_set(
     settings: Settings,
     registry: Registry,
     entities_path: Path,
-    out_path: Path,
+    out_path: str | Path,
     features: list[str] | None = None,
     service: str | None = None,
 ) -> ExportResult:
-    """Join the entity rows of `entities_path` with the features and write `out_path`."""
-    _check_format(out_path, "out")
+    """Join the entity rows of `entities_path` with the features and write `out_path` (a local
+    path or an object store URI)."""
+    out = location(settings, out_path)
+    _check_format(out, "out")
     resolved = resolve_features(registry, features, service)
     schema, batches = entity_batches(entities_path, resolved)
-    details = {"entities": str(entities_path), "out": str(out_path)}
+    details = {"entities": str(entities_path), "out": str(out)}
     run_id = registry.record_run(
         RunRecord(
             run_id=new_run_id("export"), kind="export", subject=service or "*", details=details
@@ -189,7 +195,7 @@ def export_training_set(
     try:
         with OfflineStore(settings) as store, progress.task(f"export {service or 'features'}"):
             join = store.prepared_join(batches, schema, resolved, coverage)
-            rows = write_batches(join.output_schema, join.batches(batches), out_path)
+            rows = write_batches(join.output_schema, join.batches(batches), out)
     except Exception as e:
         registry.finish_run(run_id, "failed", error=str(e))
         raise
@@ -200,13 +206,13 @@ def export_training_set(
     columns = list(dict.fromkeys(output_column(view, spec) for view, spec in resolved))
     return ExportResult(
         run_id=run_id,
-        out_path=out_path,
+        out_path=str(out),
         rows=rows,
         columns=columns,
         uncovered_rows=uncovered,
     )
 
 
-def _check_format(path: Path, field: str) -> None:
+def _check_format(path: Path | LakePath, field: str) -> None:
     if path.suffix not in FORMATS:
         raise InputError(f"{field}: {path.name} must end with .parquet or .csv")

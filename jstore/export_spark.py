@@ -29,7 +29,8 @@ from pydantic import BaseModel
 from jstore.config import Settings
 from jstore.errors import InputError
 from jstore.export import ExportResult, read_entity_rows, resolve_features
-from jstore.lake import safe_run_id
+from jstore.lake import exports_dir, safe_run_id
+from jstore.lake_fs import local_path, spark_jars
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline.pit_join import (
     Coverage,
@@ -82,7 +83,8 @@ class ExportOutcome(BaseModel):
 
 
 def export_dir(settings: Settings, run_id: str) -> Path:
-    return settings.lake_path / "exports" / safe_run_id(run_id)
+    """The run's folder in a local lake (TypeError on an object store: docs/scaling.md)."""
+    return Path(exports_dir(settings) / safe_run_id(run_id))
 
 
 def build_request(
@@ -150,7 +152,7 @@ def spark_options(settings: Settings) -> list[str]:
     tables by JDBC); `spark.jars` set by the session is too late for spark-submit's driver."""
     return [
         "--jars",
-        settings.jdbc_jar,
+        spark_jars(settings),
         "--conf",
         "spark.driver.extraJavaOptions=-Duser.timezone=UTC",
     ]
@@ -183,7 +185,7 @@ def export_training_set_spark(
     try:
         coverage = {view.table: registry.coverage(view.name, view.version) for view, _ in resolved}
         request = build_request(settings, entities_path, out_path, resolved, coverage, run_id)
-        path = request.write(export_dir(settings, run_id))
+        path = request.write(local_path(export_dir(settings, run_id)))
         Path(request.result).unlink(missing_ok=True)
         job = export_job(path, run_id)
         try:
@@ -212,7 +214,7 @@ def export_training_set_spark(
     columns = list(dict.fromkeys(output_column(view, spec) for view, spec in resolved))
     return ExportResult(
         run_id=run_id,
-        out_path=out_path,
+        out_path=str(out_path),
         rows=outcome.rows,
         columns=columns,
         uncovered_rows=outcome.uncovered_rows,

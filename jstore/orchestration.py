@@ -165,7 +165,8 @@ def report_page(settings: Settings, report_path: str) -> str:
     """A quality report's page in the Data Docs site (`<api_url>/ui/quality/<page>`)."""
     from jstore.lake import quality_dir
 
-    return Path(report_path).relative_to(quality_dir(settings)).as_posix()
+    docs = quality_dir(settings)
+    return docs.parse(report_path).relative_to(docs)
 
 
 def data_docs_url(settings: Settings, page: str) -> str:
@@ -365,14 +366,22 @@ def export_task(
 
     refs = params.feature_refs()
     with Registry(settings) as registry:
-        files = (Path(params.entities), Path(params.out))
+        entities = Path(params.entities)
         service = params.service.strip() or None
         if params.engine == "spark":
             result = export_training_set_spark(
-                settings, registry, *files, features=refs, service=service, launch=launch
+                settings,
+                registry,
+                entities,
+                Path(params.out),
+                features=refs,
+                service=service,
+                launch=launch,
             )
         else:
-            result = export_training_set(settings, registry, *files, features=refs, service=service)
+            result = export_training_set(
+                settings, registry, entities, params.out, features=refs, service=service
+            )
     log.info(
         "read %d entity rows from %s; wrote %s with %d feature columns (%s); "
         "rows past coverage per view: %s",

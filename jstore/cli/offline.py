@@ -111,7 +111,9 @@ def publish(view: ViewName, run_id: StagedRunId) -> None:
 
 def export(
     entities: Annotated[Path, typer.Option(help="Entity rows: .parquet or .csv.")],
-    out: Annotated[Path, typer.Option(help="Output file: .parquet or .csv.")],
+    out: Annotated[
+        str, typer.Option(help="Output file: .parquet or .csv (a path, or s3://bucket/key).")
+    ],
     features: Annotated[
         str | None, typer.Option(help="Comma-separated refs, e.g. user_purchases:count_1h.")
     ] = None,
@@ -133,7 +135,7 @@ def export(
         if engine is ExportEngine.spark:
             try:
                 result = export_training_set_spark(
-                    get_settings(), registry, entities, out, refs, service
+                    get_settings(), registry, entities, Path(out), refs, service
                 )
             except SparkJobFailed as e:
                 typer.echo(f"jstore: {e}", err=True)

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from jstore.export import join_features, resolve_features
+from jstore.lake_fs import lake_root
 from jstore.offline import OfflineStore
 from jstore.pipeline import compute
 from jstore.request import ComputeRequest
@@ -28,7 +29,7 @@ def test_compute_stages_validates_and_publishes(settings, registry, spend_view):
         {"bank": "x", "account_id": 1, "card_id": "c", "amount": 5.0, "ts": T0 + 40 * MINUTE},
         {"bank": "x", "account_id": 1, "card_id": "c", "amount": 7.0, "ts": T0 + 150 * MINUTE},
     ]
-    write_landing(settings.lake_path, events, source=payments)
+    write_landing(lake_root(settings), events, source=payments)
     request = ComputeRequest.resolve(registry, "account_spend", T0, T0 + 4 * HOUR, "e2e-1")
     result = compute(settings, registry, request)
     assert (result.staged_rows, result.published_rows, result.validation.success) == (3, 3, True)
