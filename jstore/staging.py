@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
@@ -61,7 +61,7 @@ class StagedRun(BaseModel):
     start: datetime
     end: datetime
     rows: int
-    path: LakePath
+    path: LakePath = Field(exclude=True)
     """The folder; not stored in the manifest, so a staged run can be moved."""
 
     @field_validator("start", "end")
@@ -74,7 +74,7 @@ class StagedRun(BaseModel):
         return self.path.glob("*.parquet")
 
     def write_manifest(self) -> None:
-        (self.path / MANIFEST).write_text(self.model_dump_json(indent=2, exclude={"path"}))
+        (self.path / MANIFEST).write_text(self.model_dump_json(indent=2))
 
     def request(self) -> ComputeRequest:
         """The compute request that staged this run (its resolved view, interval and flags)."""
