@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from jobs.compute_features import stage_view
 from jobs.spark import spark_session
 from jstore.config import PROJECT_ROOT, Settings
+from jstore.lake_fs import lake_root
 from jstore.model import ResolvedView, resolve
 from jstore.repo import load_repo
 
@@ -114,8 +115,8 @@ def main() -> None:
         seconds_of: dict[int, list[float]] = {1: [], 30: []}
         for i in range(args.repeat):
             for days, settings in runs.items():
-                shutil.rmtree(settings.lake_path / "tiles")
-                shutil.copytree(root / f"tiles_{days}d", settings.lake_path / "tiles")
+                shutil.rmtree(lake_root(settings) / "tiles")
+                shutil.copytree(root / f"tiles_{days}d", lake_root(settings) / "tiles")
                 seconds = timed(
                     lambda s=settings, r=f"h{i}": stage_view(spark, s, view, T, T + HOUR, r)
                 )
@@ -131,7 +132,7 @@ def main() -> None:
         for chunk_days in args.chunk_days:
             for state in ("empty tile store", "stored tiles"):
                 if state == "empty tile store":
-                    shutil.rmtree(settings.lake_path / "tiles")
+                    shutil.rmtree(lake_root(settings) / "tiles")
                 chunk = timedelta(days=chunk_days)
                 start, total, count = T - timedelta(days=30), 0.0, 0
                 while start < T:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -29,6 +28,7 @@ from jobs.windows import changed_windowed_rows
 from jstore import phases
 from jstore.config import Settings
 from jstore.lake import staging_dir
+from jstore.lake_fs import location
 from jstore.model import ResolvedView, SqlFeatureView
 from jstore.request import ComputeRequest, check_interval, read_range
 from jstore.staging import StagedRun
@@ -42,6 +42,7 @@ def changed_rows(
     end: datetime,
     *,
     retile: bool = False,
+    s3_endpoint_url: str | None = None,
 ) -> DataFrame:
     """The view's changed rows for [start, end): join keys, `feature_ts`, the features.
 
@@ -50,7 +51,7 @@ def changed_rows(
     with `retile`); a SQL view reads its events."""
     check_interval(view, start, end)
     read_start, read_end = read_range(view, start, end)
-    lake = LakeFiles.at(lake_uri)
+    lake = LakeFiles.at(lake_uri, s3_endpoint_url)
     if isinstance(view.definition, SqlFeatureView):
         landing = lake.spark_path(f"landing/{view.source.name}")
         events = read_events(spark, landing, view.source, view.join_keys, read_start, read_end)
@@ -72,16 +73,24 @@ def stage_view(
 ) -> StagedRun:
     """Compute [start, end) and write it as a staged run (the manifest last); `retile` rebuilds
     the stored tiles of the read range from the landing zone instead of trusting them."""
-    rows = changed_rows(spark, view, settings.lake_uri, start, end, retile=retile)
+    rows = changed_rows(
+        spark,
+        view,
+        settings.lake_uri,
+        start,
+        end,
+        retile=retile,
+        s3_endpoint_url=settings.s3_endpoint_url,
+    )
     path = staging_dir(settings, view.name, run_id)
-    rows.write.mode("overwrite").parquet(str(path))
+    rows.write.mode("overwrite").parquet(path.spark_uri)
     staged = StagedRun(
         view=view.name,
         version=view.version,
         run_id=run_id,
         start=start,
         end=end,
-        rows=spark.read.parquet(str(path)).count(),
+        rows=spark.read.parquet(path.spark_uri).count(),
         path=path,
     )
     staged.write_manifest()
@@ -90,11 +99,9 @@ def stage_view(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--request", required=True, type=Path, help="the _request.json the pipeline wrote"
-    )
-    request = ComputeRequest.load(parser.parse_args(argv).request)
+    parser.add_argument("--request", required=True, help="the _request.json the pipeline wrote")
     settings = Settings()
+    request = ComputeRequest.load(location(settings, parser.parse_args(argv).request))
     with phases.collecting() as timings:
         phases.add("job start", phases.process_age())  # this Python and its imports
         with phases.timed("spark session"):

@@ -41,6 +41,7 @@ from jobs.spark import spark_session
 from jstore.config import Settings
 from jstore.errors import InputError
 from jstore.export_spark import ExportOutcome, ExportRequest, replace_folder
+from jstore.lake_fs import location
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline.pit_join import EVENT_TIMESTAMP, _group_by_view, _ViewPart, output_column
 from jstore.offline.tables import table_id
@@ -247,9 +248,9 @@ def export(spark: SparkSession, settings: Settings, request: ExportRequest) -> E
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--request", required=True, type=Path, help="the export's _request.json")
-    request = ExportRequest.load(parser.parse_args(argv).request)
+    parser.add_argument("--request", required=True, help="the export's _request.json")
     settings = Settings()
+    request = ExportRequest.load(location(settings, parser.parse_args(argv).request))
     spark = spark_session(settings, app_name=f"jstore-export-{request.run_id}")
     try:
         outcome = export(spark, settings, request)

@@ -30,6 +30,7 @@ from jstore.durations import as_utc, parse_timestamp
 from jstore.ingest.extract import ExtractPlan, commit_extract, plan_extract, read_partitions
 from jstore.ingest.table_database import SOURCE_DSN_ENV, snapshot_statement, source_dsn
 from jstore.ingest.transaction import spark_output_dir
+from jstore.lake_fs import lake_root
 from jstore.model import TableSource
 from jstore.registry import Registry
 from jstore.registry.leases import Lease
@@ -126,8 +127,11 @@ def extract_to_landing(
     output = spark_output_dir(settings, source.name)
     dsn = dsn or source_dsn(settings, source)
     frame = read_table(spark, settings, source, plan.start, plan.end, dsn, snapshot)
-    frame.write.mode("overwrite").partitionBy("event_date").parquet(str(output))
-    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in output.glob("event_date=*/*.parquet"))
+    frame.write.mode("overwrite").partitionBy("event_date").parquet(output.spark_uri)
+    rows = sum(
+        pq.ParquetFile(p.open_input()).metadata.num_rows
+        for p in output.glob("event_date=*/*.parquet")
+    )
     with Registry(settings) as registry:
         lease = Lease.of_token(registry, source.name, lease_token, settings.lease_duration_s)
         files = commit_extract(settings, plan, output, lease)
@@ -177,8 +181,7 @@ def main() -> None:
         spark.stop()
     text = json.dumps(outcome)
     if args.result_file:
-        with open(args.result_file, "w") as handle:
-            handle.write(text)
+        lake_root(settings).parse(args.result_file).write_text(text)
     print(text)
 
 

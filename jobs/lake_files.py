@@ -1,9 +1,10 @@
 """The lake's files as Spark jobs list, read and write them outside Spark: one filesystem layer.
 
 A lake is a local path (`/data/lake`, `file:///data/lake`) or an object store URI
-(`s3a://bucket/prefix`). Spark names files by the URI; the driver reaches the same files through
-one `pyarrow.fs` filesystem, so listing landed files and writing the tile store's manifests go
-through `LakeFiles` alone and do not care where the lake is.
+(`s3://bucket/prefix`, `s3a://…`). Spark names files by the URI; the driver reaches the same
+files through the lake's one `pyarrow.fs` filesystem (jstore/lake_fs.py), so listing landed
+files and writing the tile store's manifests go through `LakeFiles` alone and do not care where
+the lake is.
 
 Invariants: paths given to and returned by `LakeFiles` are relative to the lake root and use `/`;
 `write_text` is temp-name-then-rename, so a reader sees the old text or the new, never a part.
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from jstore.lake_fs import path_at
 
 HIDDEN_PREFIXES = (".", "_")
 """Files Spark and pyarrow never read as data: temp files, `_SUCCESS`, `_journal/`."""
@@ -38,13 +41,9 @@ class LakeFiles:
     """The lake root inside `fs`."""
 
     @classmethod
-    def at(cls, lake_uri: str) -> LakeFiles:
-        uri = lake_uri.rstrip("/")
-        if "://" in uri and not uri.startswith("file://"):
-            fs, root = pafs.FileSystem.from_uri(uri.replace("s3a://", "s3://", 1))
-            return cls(uri, fs, root)
-        local = uri.removeprefix("file://")
-        return cls(local, pafs.LocalFileSystem(), local)
+    def at(cls, lake_uri: str, s3_endpoint_url: str | None = None) -> LakeFiles:
+        root = path_at(lake_uri.rstrip("/"), s3_endpoint_url)
+        return cls(root.spark_uri, root.fs, root.path)
 
     def spark_path(self, path: str) -> str:
         return f"{self.uri}/{path}"

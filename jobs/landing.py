@@ -62,10 +62,8 @@ def partition_days(read_start: datetime, read_end: datetime) -> list[str]:
 
 
 def source_landing_path(settings: Settings, source: str) -> str:
-    """`<lake>/landing/<source>`, as a URI for a remote lake."""
-    if "://" in settings.lake_uri and not settings.lake_uri.startswith("file://"):
-        return f"{settings.lake_uri}/landing/{source}"
-    return str(landing_dir(settings, source))
+    """`<lake>/landing/<source>`, as Spark names it."""
+    return landing_dir(settings, source).spark_uri
 
 
 def partition_paths(landing_path: str, read_start: datetime, read_end: datetime) -> list[str]:

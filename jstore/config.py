@@ -24,7 +24,12 @@ class Settings(BaseSettings):
     """Namespace of this deployment: the Redis key prefix and the registry's project."""
 
     lake_uri: str = str(PROJECT_ROOT / ".jstore" / "lake")
-    """Root of the landing zone, staging area, quarantine and quality reports (a path or s3a://)."""
+    """Root of the landing zone, staging area, quarantine, quality reports and exports: a local
+    path, or s3://bucket/prefix (s3a:// alike), gs://bucket/prefix (jstore/lake_fs.py)."""
+
+    s3_endpoint_url: str | None = None
+    """An S3-compatible server for an s3:// lake (MinIO, moto, Ceph: http://host:port); unset
+    for AWS. Credentials and region: the standard AWS_* environment variables."""
 
     mongo_uri: str = "mongodb://127.0.0.1:57017"
     """The registry's MongoDB."""
@@ -62,6 +67,10 @@ class Settings(BaseSettings):
     extract_partitions: int = Field(4, ge=1)
     """Most JDBC partitions (parallel range reads on the timestamp column) of one extract; an
     extract reads at most one partition per hour of its interval."""
+
+    spark_s3_jars: str = ""
+    """Jars that give Spark s3a:// (hadoop-aws of Spark's Hadoop version and the AWS SDK
+    bundle), comma-separated, added to every Spark job when the lake is on S3."""
 
     registry_snapshot: Path = PROJECT_ROOT / ".jstore" / "registry_snapshot.json"
     """The registry as a file, read by DAG files at parse time (no database call there)."""
@@ -109,13 +118,6 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, v: str) -> str:
         return v.rstrip("/")
-
-    @property
-    def lake_path(self) -> Path:
-        """The lake as a local path (only for a local lake)."""
-        if "://" in self.lake_uri and not self.lake_uri.startswith("file://"):
-            raise ValueError(f"lake_uri {self.lake_uri!r} is not a local path")
-        return Path(self.lake_uri.removeprefix("file://"))
 
 
 @lru_cache

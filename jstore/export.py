@@ -1,15 +1,16 @@
 """Training-set export: entity rows from a file, point-in-time joined, written to a file.
 
-Input and output are Parquet or CSV, chosen by the file extension. In a CSV input the join keys
-are read with their view's type (so `007` stays the string `007`) and `event_timestamp` as
-ISO-8601 text; other columns are kept as Arrow infers them. Text is text: `NA`, `null`, `#N/A`
-and the like are strings, never nulls; an empty cell is the empty string in a string column and
-null in any other (a number, boolean or timestamp column, or `event_timestamp`).
+Input and output are Parquet or CSV, chosen by the file extension; the output may be a local
+path or an object store URI (`s3://bucket/key.parquet`, jstore/lake_fs.py `location`). In a
+CSV input the join keys are read with their view's type (so `007` stays the string `007`) and
+`event_timestamp` as ISO-8601 text; other columns are kept as Arrow infers them. Text is text:
+`NA`, `null`, `#N/A` and the like are strings, never nulls; an empty cell is the empty string
+in a string column and null in any other (a number, boolean or timestamp column, or
+`event_timestamp`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +26,7 @@ from jstore import progress
 from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
 from jstore.errors import InputError
+from jstore.lake_fs import LakePath, location
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline import JoinResult, OfflineStore, output_column, pit_join
 from jstore.offline.pit_join import BATCH_ROWS, EVENT_TIMESTAMP, Coverage, EntityBatches
@@ -39,7 +41,8 @@ FORMATS = (".parquet", ".csv")
 
 class ExportResult(BaseModel):
     run_id: str
-    out_path: Path
+    out_path: str
+    """The training set's file (a local path, or its URI on an object store)."""
     rows: int
     columns: list[str]
     """The feature columns added, `<view>__<feature>`, in the order asked."""
@@ -123,14 +126,10 @@ def check_key_text(entity_rows: pa.Table, features: list[tuple[ResolvedView, Fea
     )
 
 
-def write_table(table: pa.Table, path: Path) -> None:
-    """Write Parquet or CSV by extension, through a temporary name, so no half file is seen."""
-    write_batches(table.schema, table.to_batches(), path)
-
-
-def write_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], path: Path) -> int:
-    """Write batches as they come to Parquet or CSV (by extension), through a temporary name,
-    so no half file is seen; returns the rows written.
+def write_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], path: LakePath) -> int:
+    """Write batches as they come to Parquet or CSV (by extension), through a hidden temporary
+    name then moved (on an object store a server-side copy), so no half file is seen; returns
+    the rows written.
 
     A batch is written on a second thread while the next one is made (the writers release
     the GIL), one batch at a time, so memory holds two batches. Parquet dictionary-encodes only
@@ -139,22 +138,25 @@ def write_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], path: Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     rows = 0
-    if path.suffix == ".parquet":
-        text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
-        writer = pq.ParquetWriter(tmp, schema, use_dictionary=text)
-    else:
-        writer = pacsv.CSVWriter(tmp, schema)
-    with writer, ThreadPoolExecutor(1) as writing:
-        written: Future | None = None
+    with tmp.open_output() as stream:
+        if path.suffix == ".parquet":
+            text = [
+                f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)
+            ]
+            writer = pq.ParquetWriter(stream, schema, use_dictionary=text)
+        else:
+            writer = pacsv.CSVWriter(stream, schema)
+        with writer, ThreadPoolExecutor(1) as writing:
+            written: Future | None = None
         for batch in batches:
             if written is not None:
                 written.result()
             written = writing.submit(writer.write_batch, batch)
             rows += batch.num_rows
             progress.advance(batch.num_rows)
-        if written is not None:
-            written.result()
-    os.replace(tmp, path)
+            if written is not None:
+                written.result()
+    tmp.replace(path)
     return rows
 
 
@@ -193,24 +195,28 @@ def export_training_set(
     settings: Settings,
     registry: Registry,
     entities_path: Path,
-    out_path: Path,
+    out_path: str | Path,
     features: list[str] | None = None,
     service: str | None = None,
     engine: Engine = "default",
     launch: Callable[[SparkJob], object] | None = None,
 ) -> ExportResult:
-    """Join the entity rows of `entities_path` with the features and write `out_path`, as a
-    recorded export run. `engine`: default (PostgreSQL + this process) or spark (a Spark job
-    writing a Parquet folder, jstore/export_spark.py, started by `launch` when given)."""
+    """Join the entity rows of `entities_path` with the features and write `out_path` (a local
+    path or an object store URI), as a recorded export run. `engine`: default (PostgreSQL + this
+    process) or spark (a Spark job writing a Parquet folder on a local path,
+    jstore/export_spark.py, started by `launch` when given)."""
+    out = location(settings, out_path)
     resolved = resolve_features(registry, features, service)
-    details = {"entities": str(entities_path), "out": str(out_path)}
+    details = {"entities": str(entities_path), "out": str(out)}
     if engine == "spark":
         from jstore.export_spark import spark_export
 
-        join = spark_export(settings, entities_path, out_path, resolved, launch)
+        if not out.is_local:
+            raise InputError(f"out: {out}: the spark engine writes to a local path")
+        join = spark_export(settings, entities_path, Path(out), resolved, launch)
         details["engine"] = "spark"
     else:
-        join = _default_export(settings, entities_path, out_path, resolved, service)
+        join = _default_export(settings, entities_path, out, resolved, service)
     record = RunRecord(
         run_id=new_run_id("export"), kind="export", subject=service or "*", details=details
     )
@@ -222,30 +228,30 @@ def export_training_set(
     run_id = record.run_id
     columns = list(dict.fromkeys(output_column(view, spec) for view, spec in resolved))
     return ExportResult(
-        run_id=run_id, out_path=out_path, rows=rows, columns=columns, uncovered_rows=uncovered
+        run_id=run_id, out_path=str(out), rows=rows, columns=columns, uncovered_rows=uncovered
     )
 
 
 def _default_export(
     settings: Settings,
     entities_path: Path,
-    out_path: Path,
+    out: LakePath,
     resolved: list[tuple[ResolvedView, FeatureSpec]],
     service: str | None,
 ) -> ExportJoin:
-    """The default engine: the entity file streamed through the join into `out_path`."""
-    _check_format(out_path, "out")
+    """The default engine: the entity file streamed through the join into `out`."""
+    _check_format(out, "out")
     schema, batches = entity_batches(entities_path, resolved)
 
     def join(run_id: str, coverage: Coverage) -> tuple[int, dict[str, int]]:
         with OfflineStore(settings) as store, progress.task(f"export {service or 'features'}"):
             prepared = store.prepared_join(batches, schema, resolved, coverage)
-            rows = write_batches(prepared.output_schema, prepared.batches(batches), out_path)
+            rows = write_batches(prepared.output_schema, prepared.batches(batches), out)
         return rows, prepared.uncovered_rows
 
     return join
 
 
-def _check_format(path: Path, field: str) -> None:
+def _check_format(path: Path | LakePath, field: str) -> None:
     if path.suffix not in FORMATS:
         raise InputError(f"{field}: {path.name} must end with .parquet or .csv")

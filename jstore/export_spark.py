@@ -29,7 +29,8 @@ from pydantic import BaseModel
 from jstore.config import Settings
 from jstore.errors import InputError
 from jstore.export import ExportJoin, read_entity_rows
-from jstore.lake import safe_run_id
+from jstore.lake import exports_dir, safe_run_id
+from jstore.lake_fs import local_path
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline.pit_join import Coverage, _existing_tables, _group_by_view, _key_dtypes
 from jstore.request import RequestFile
@@ -75,7 +76,8 @@ class ExportOutcome(BaseModel):
 
 
 def export_dir(settings: Settings, run_id: str) -> Path:
-    return settings.lake_path / "exports" / safe_run_id(run_id)
+    """The run's folder in a local lake (TypeError on an object store: docs/scaling.md)."""
+    return Path(exports_dir(settings) / safe_run_id(run_id))
 
 
 def build_request(
@@ -161,7 +163,7 @@ def spark_export(
     def join(run_id: str, coverage: Coverage) -> tuple[int, dict[str, int]]:
         try:
             request = build_request(settings, entities_path, out_path, resolved, coverage, run_id)
-            path = request.write(export_dir(settings, run_id))
+            path = request.write(local_path(export_dir(settings, run_id)))
             Path(request.result).unlink(missing_ok=True)
             job = export_job(settings, path, run_id)
             try:

@@ -5,18 +5,22 @@ Layout (see docs/architecture.md):
     <lake>/quarantine/<source>/...
     <lake>/staging/<view>/<run>/part-*.parquet + _manifest.json
     <lake>/quality/  (Great Expectations Data Docs)
+    <lake>/exports/<run>/  (the Spark export's Parquet)
+
+Every location is a `LakePath` below `lake_root(settings)` (jstore/lake_fs.py): a local folder
+or a prefix of an object store bucket, read and written the same way.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import date
-from pathlib import Path
 
 import pyarrow as pa
 
 from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
+from jstore.lake_fs import LakePath, lake_root
 from jstore.model import EventSource, TableSource
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -43,21 +47,25 @@ def landing_schema(source: EventSource | TableSource) -> pa.Schema:
     return pa.schema(fields + LINEAGE_FIELDS)
 
 
-def landing_dir(settings: Settings, source: str) -> Path:
-    return settings.lake_path / "landing" / source
+def landing_dir(settings: Settings, source: str) -> LakePath:
+    return lake_root(settings) / "landing" / source
 
 
-def landing_partition(settings: Settings, source: str, day: date) -> Path:
+def landing_partition(settings: Settings, source: str, day: date) -> LakePath:
     return landing_dir(settings, source) / f"event_date={day.isoformat()}"
 
 
-def quarantine_dir(settings: Settings, source: str) -> Path:
-    return settings.lake_path / "quarantine" / source
+def quarantine_dir(settings: Settings, source: str) -> LakePath:
+    return lake_root(settings) / "quarantine" / source
 
 
-def staging_dir(settings: Settings, view: str, run_id: str) -> Path:
-    return settings.lake_path / "staging" / view / safe_run_id(run_id)
+def staging_dir(settings: Settings, view: str, run_id: str) -> LakePath:
+    return lake_root(settings) / "staging" / view / safe_run_id(run_id)
 
 
-def quality_dir(settings: Settings) -> Path:
-    return settings.lake_path / "quality"
+def quality_dir(settings: Settings) -> LakePath:
+    return lake_root(settings) / "quality"
+
+
+def exports_dir(settings: Settings) -> LakePath:
+    return lake_root(settings) / "exports"

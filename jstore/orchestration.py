@@ -165,7 +165,8 @@ def report_page(settings: Settings, report_path: str) -> str:
     """A quality report's page in the Data Docs site (`<api_url>/ui/quality/<page>`)."""
     from jstore.lake import quality_dir
 
-    return Path(report_path).relative_to(quality_dir(settings)).as_posix()
+    docs = quality_dir(settings)
+    return docs.parse(report_path).relative_to(docs)
 
 
 def data_docs_url(settings: Settings, page: str) -> str:
@@ -370,10 +371,17 @@ def export_task(
 
     refs = params.feature_refs()
     with Registry(settings) as registry:
-        files = (Path(params.entities), Path(params.out))
+        entities = Path(params.entities)
         service = params.service.strip() or None
         result = export_training_set(
-            settings, registry, *files, refs, service, engine=params.engine, launch=launch
+            settings,
+            registry,
+            entities,
+            params.out,
+            refs,
+            service,
+            engine=params.engine,
+            launch=launch,
         )
     log.info(
         "read %d entity rows from %s; wrote %s with %d feature columns (%s); "

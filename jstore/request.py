@@ -10,12 +10,12 @@ opens the registry. Validate and publish read the same file back through `Staged
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Self
 
 from pydantic import BaseModel, field_validator
 
 from jstore.durations import as_utc, format_duration, is_aligned
+from jstore.lake_fs import LakePath
 from jstore.model import ResolvedView
 from jstore.registry import new_run_id
 
@@ -55,18 +55,15 @@ class RequestFile(BaseModel):
     `_request.json` (`spark-submit jobs/<job>.py --request <path>`): the job never opens the
     registry."""
 
-    def write(self, folder: Path) -> Path:
-        """Write `_request.json` into `folder` (created); returns its path."""
-        folder.mkdir(parents=True, exist_ok=True)
+    def write(self, folder: LakePath) -> LakePath:
+        """Write `_request.json` into `folder`; returns its path."""
         path = folder / REQUEST
-        tmp = folder / f".{REQUEST}.tmp"
-        tmp.write_text(self.model_dump_json(indent=2, by_alias=True))
-        tmp.replace(path)
+        path.write_text(self.model_dump_json(indent=2, by_alias=True))
         return path
 
     @classmethod
-    def load(cls, path: Path) -> Self:
-        return cls.model_validate_json(Path(path).read_text())
+    def load(cls, path: LakePath) -> Self:
+        return cls.model_validate_json(path.read_text())
 
 
 class ComputeRequest(RequestFile):

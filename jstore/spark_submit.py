@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from jstore import phases, progress
 from jstore.config import Settings
+from jstore.lake_fs import spark_jars
 from jstore.spark_local import local_driver_conf
 
 FAILURE_TAIL_LINES = 15
@@ -190,5 +191,8 @@ def with_jdbc_driver(job: SparkJob, settings: Settings) -> SparkJob:
     `submit` and the DAGs' SparkSubmitOperator alike): `spark.jars` set by the job's own session
     comes too late for the driver JVM that spark-submit has already started.
     """
-    jdbc = {"spark.jars": settings.jdbc_jar, "spark.driver.extraJavaOptions": "-Duser.timezone=UTC"}
+    jdbc = {
+        "spark.jars": spark_jars(settings),
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    }
     return replace(job, conf={**job.conf, **jdbc})

@@ -8,17 +8,18 @@ staged run.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
 from jstore.durations import as_utc
 from jstore.lake import staging_dir
+from jstore.lake_fs import LakePath
 from jstore.model import DType, ResolvedView
 
 if TYPE_CHECKING:
@@ -52,13 +53,15 @@ def staged_schema(view: ResolvedView) -> pa.Schema:
 
 
 class StagedRun(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     view: str
     version: int
     run_id: str
     start: datetime
     end: datetime
     rows: int
-    path: Path = Path()
+    path: LakePath = Field(exclude=True)
     """The folder; not stored in the manifest, so a staged run can be moved."""
 
     @field_validator("start", "end")
@@ -67,13 +70,11 @@ class StagedRun(BaseModel):
         return as_utc(ts)
 
     @property
-    def parquet_files(self) -> list[Path]:
-        return sorted(self.path.glob("*.parquet"))
+    def parquet_files(self) -> list[LakePath]:
+        return self.path.glob("*.parquet")
 
     def write_manifest(self) -> None:
-        tmp = self.path / f".{MANIFEST}.tmp"
-        tmp.write_text(self.model_dump_json(indent=2, exclude={"path"}))
-        tmp.replace(self.path / MANIFEST)
+        (self.path / MANIFEST).write_text(self.model_dump_json(indent=2))
 
     def request(self) -> ComputeRequest:
         """The compute request that staged this run (its resolved view, interval and flags)."""
@@ -82,11 +83,14 @@ class StagedRun(BaseModel):
         return ComputeRequest.load(self.path / REQUEST)
 
     @classmethod
-    def load(cls, path: Path) -> StagedRun:
-        manifest = path / MANIFEST
-        if not manifest.exists():
-            raise FileNotFoundError(f"{path} is not a complete staged run (no {MANIFEST})")
-        return cls.model_validate_json(manifest.read_text()).model_copy(update={"path": path})
+    def load(cls, path: LakePath) -> StagedRun:
+        try:
+            manifest = (path / MANIFEST).read_text()
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"{path} is not a complete staged run (no {MANIFEST})"
+            ) from None
+        return cls.model_validate({**json.loads(manifest), "path": path})
 
     @classmethod
     def find(cls, settings: Settings, view: str, run_id: str) -> StagedRun:

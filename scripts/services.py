@@ -1,4 +1,5 @@
-"""Start, stop and report the local servers: PostgreSQL, Redis, tansu (Kafka), secantus (MongoDB).
+"""Start, stop and report the local servers: PostgreSQL, Redis, tansu (Kafka), secantus (MongoDB),
+moto (S3).
 
 Every server listens on loopback and keeps its files under ``$JSTORE_HOME`` (default ``.jstore/``).
 Starting is idempotent and waits until each server answers; stopping only signals the processes
@@ -37,6 +38,7 @@ PG_PORT = port("PG", 55432)
 REDIS_PORT = port("REDIS", 56379)
 KAFKA_PORT = port("KAFKA", 59092)
 MONGO_PORT = port("MONGO", 57017)
+S3_PORT = port("S3", 59000)
 
 
 @dataclass
@@ -344,12 +346,37 @@ def mongo_answers() -> bool:
         return False
 
 
-PORT_VARS = {"postgres": "PG", "redis": "REDIS", "kafka": "KAFKA", "mongo": "MONGO"}
+# S3 (moto's standalone server, memory-only) -----------------------------------------------------
+
+
+def s3_start() -> None:
+    """moto's S3-compatible server: the object store the lake tests put a lake on (a bucket per
+    test, tests/conftest.py `s3_settings`). It keeps objects in memory: a restart empties it."""
+    spawn(
+        SERVERS["s3"], [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(S3_PORT)]
+    )
+
+
+def s3_answers() -> bool:
+    if not port_open(S3_PORT):
+        return False
+    from urllib.error import URLError
+    from urllib.request import urlopen
+
+    try:
+        with urlopen(f"http://127.0.0.1:{S3_PORT}/moto-api/", timeout=2) as reply:
+            return reply.status == 200
+    except (URLError, OSError):
+        return False
+
+
+PORT_VARS = {"postgres": "PG", "redis": "REDIS", "kafka": "KAFKA", "mongo": "MONGO", "s3": "S3"}
 SERVERS: dict[str, Server] = {
     "postgres": Server("postgres", PG_PORT, pg_start, pg_answers, pg_stop),
     "redis": Server("redis", REDIS_PORT, redis_start, redis_answers),
     "kafka": Server("kafka", KAFKA_PORT, kafka_start, kafka_answers),
     "mongo": Server("mongo", MONGO_PORT, mongo_start, mongo_answers),
+    "s3": Server("s3", S3_PORT, s3_start, s3_answers),
 }
 
 

@@ -11,6 +11,7 @@ The rest are unit tests: `make test-unit` runs them with no server up.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import psycopg
+import pyarrow.fs as pafs
 import pytest
 import redis
 from psycopg import sql
@@ -89,6 +91,50 @@ def settings(servers: None, tmp_path: Path) -> Iterator[Settings]:
     for key in r.scan_iter(match=f"{s.project}:*", count=1000):
         r.delete(key)
     r.close()
+
+
+S3_ENDPOINT = f"http://127.0.0.1:{os.environ.get('JSTORE_S3_PORT', '59000')}"
+"""The local S3-compatible server (moto) that `make services` starts."""
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "jstore-test",
+    "AWS_SECRET_ACCESS_KEY": "jstore-test",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@pytest.fixture
+def s3_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """`settings` with the lake on a fresh bucket of the local S3 server, reached as any S3
+    (AWS_* credentials in the environment, JSTORE_S3_ENDPOINT_URL): the bucket is emptied and
+    removed afterwards."""
+    if not _reachable(S3_ENDPOINT):
+        pytest.exit(
+            f"S3 does not answer at {S3_ENDPOINT}: start the servers with `make services`",
+            returncode=3,
+        )
+    for name, value in S3_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"lake-{uuid.uuid4().hex[:12]}"
+    admin = pafs.S3FileSystem(
+        endpoint_override=S3_ENDPOINT.removeprefix("http://"),
+        scheme="http",
+        allow_bucket_creation=True,
+        allow_bucket_deletion=True,
+    )
+    admin.create_dir(bucket)
+    yield settings.model_copy(
+        update={"lake_uri": f"s3://{bucket}/lake", "s3_endpoint_url": S3_ENDPOINT}
+    )
+    admin.delete_dir(bucket)
+
+
+def lake_env(settings: Settings) -> dict[str, str]:
+    """The environment that puts a subprocess (`jstore ...`, a Spark job) on `settings`' lake."""
+    env = {"JSTORE_LAKE_URI": settings.lake_uri}
+    if settings.s3_endpoint_url:
+        env["JSTORE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
+    return env
 
 
 @pytest.fixture

@@ -35,9 +35,9 @@ def stage_rows(
     table = pa.Table.from_pylist(rows, schema=staged_schema(view))
     size = -(-len(rows) // files) if rows else 0
     for i in range(files):
-        pq.write_table(
-            table.slice(i * size, size) if size else table, path / f"part-{i:05d}.parquet"
-        )
+        part = path / f"part-{i:05d}.parquet"
+        rows_of_file = table.slice(i * size, size) if size else table
+        pq.write_table(rows_of_file, part.path, filesystem=part.fs)
     staged = StagedRun(
         view=view.name,
         version=view.version,

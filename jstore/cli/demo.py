@@ -23,7 +23,7 @@ import typer
 from jstore.cli.common import open_registry, user_errors
 from jstore.config import PROJECT_ROOT, Settings, get_settings
 from jstore.durations import floor_to_step
-from jstore.lake import quality_dir
+from jstore.lake import exports_dir, quality_dir
 from jstore.registry import Registry
 from jstore.repo import load_repo
 
@@ -139,7 +139,7 @@ def demo(
                 ],
             )
 
-        out = settings.lake_path / "exports" / f"{SERVICE}-{end:%Y%m%dT%H}.parquet"
+        out = exports_dir(settings) / f"{SERVICE}-{end:%Y%m%dT%H}.parquet"
         with step(f"DAG jstore_export_training_set ({SERVICE})"):
             entities = write_entity_rows(settings, users, start, end)
             conf = {"service": SERVICE, "entities": str(entities), "out": str(out)}
@@ -187,7 +187,7 @@ def write_entity_rows(settings: Settings, users: int, start: datetime, end: date
         )
         for _ in range(1000)
     ]
-    path = settings.lake_path / "exports" / "demo_entities.parquet"
+    path = exports_dir(settings) / "demo_entities.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     users_col, merchants, times = zip(*rows, strict=True)
     table = pa.table(

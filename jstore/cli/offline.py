@@ -115,7 +115,9 @@ def publish(view: ViewName, run_id: StagedRunId) -> None:
 
 def export(
     entities: Annotated[Path, typer.Option(help="Entity rows: .parquet or .csv.")],
-    out: Annotated[Path, typer.Option(help="Output file: .parquet or .csv.")],
+    out: Annotated[
+        str, typer.Option(help="Output file: .parquet or .csv (a path, or s3://bucket/key).")
+    ],
     features: Annotated[
         str | None, typer.Option(help="Comma-separated refs, e.g. user_purchases:count_1h.")
     ] = None,

@@ -88,13 +88,17 @@ def land_batch(
         final = landing_partition(settings, source.name, day) / landed_file_name(
             topic, partition, landed[0][0], landed[-1][0]
         )
-        pq.write_table(_stamped(table, last_record[(partition, day)]), txn.temp_for(final))
+        temp = txn.temp_for(final)
+        pq.write_table(
+            _stamped(table, last_record[(partition, day)]), temp.path, filesystem=temp.fs
+        )
     for partition, events in bad.items():
         final = events.folder(settings, source.name, ingested_at) / landed_file_name(
             topic, partition, events.offsets[0], events.offsets[-1]
         )
         table = _stamped(events.table(ingested_at), last_record[(partition, None)])
-        pq.write_table(table, txn.temp_for(final))
+        temp = txn.temp_for(final)
+        pq.write_table(table, temp.path, filesystem=temp.fs)
     crash_point("after_late_events")
     txn.commit()
     late |= _count_late_events(registry, parser, rows, first_offset)

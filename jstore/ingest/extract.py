@@ -38,14 +38,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from jstore.config import Settings
 from jstore.durations import as_utc
@@ -60,6 +59,7 @@ from jstore.ingest.table_database import (
 )
 from jstore.ingest.transaction import LandingTransaction, recover_source
 from jstore.lake import landing_dir, landing_partition
+from jstore.lake_fs import LakePath
 from jstore.model import TableSource
 from jstore.registry import Registry, RunRecord, new_run_id
 from jstore.registry.late import forget_batch, record_late_events
@@ -78,13 +78,15 @@ class ExtractError(Exception):
 
 
 class ExtractPlan(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     source: str
     requested_start: datetime
     requested_end: datetime
     start: datetime
     """The interval actually read: the requested one widened over overlapping extracts."""
     end: datetime
-    replaces: list[Path]
+    replaces: list[LakePath]
     """The landed extract files of the intervals it replaces."""
 
 
@@ -108,11 +110,11 @@ def stamp(ts: datetime) -> str:
 
 def landed_intervals(
     settings: Settings, source: str
-) -> dict[tuple[datetime, datetime], list[Path]]:
+) -> dict[tuple[datetime, datetime], list[LakePath]]:
     """The landed extract intervals of a source, with their files."""
-    intervals: dict[tuple[datetime, datetime], list[Path]] = {}
+    intervals: dict[tuple[datetime, datetime], list[LakePath]] = {}
     root = landing_dir(settings, source)
-    for path in sorted(root.glob("event_date=*/extract-*.parquet")):
+    for path in root.glob("event_date=*/extract-*.parquet"):
         match = EXTRACT_NAME.match(path.name)
         if match:
             key = tuple(
@@ -149,11 +151,11 @@ def plan_extract(settings: Settings, source: str, start: datetime, end: datetime
     )
 
 
-def commit_extract(settings: Settings, plan: ExtractPlan, written: Path, lease: Lease) -> int:
+def commit_extract(settings: Settings, plan: ExtractPlan, written: LakePath, lease: Lease) -> int:
     """Swap Spark's output (`written`, partitioned by event_date) for the replaced files in one
     journaled step fenced by `lease`; returns the files landed."""
     txn = LandingTransaction(landing_dir(settings, plan.source) / "_journal", lease)
-    parts = sorted(written.glob("event_date=*/*.parquet"))
+    parts = written.glob("event_date=*/*.parquet")
     for n, part in enumerate(parts):
         day = datetime.strptime(part.parent.name.removeprefix("event_date="), "%Y-%m-%d").date()
         name = f"extract-{stamp(plan.start)}-{stamp(plan.end)}-{n:05d}.parquet"
@@ -163,7 +165,7 @@ def commit_extract(settings: Settings, plan: ExtractPlan, written: Path, lease: 
         if old not in landing:  # a same-named new file replaces it by its rename
             txn.delete_on_commit(old)
     txn.commit()
-    shutil.rmtree(written, ignore_errors=True)
+    written.rmtree()
     return len(parts)
 
 

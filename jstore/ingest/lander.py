@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -38,6 +37,7 @@ from jstore.ingest.probe import FINGERPRINT_KEY, end_offsets, fetch_at, fingerpr
 from jstore.ingest.runs import fail_dead_runs
 from jstore.ingest.transaction import crash_point, recover_source
 from jstore.lake import landing_dir, quarantine_dir
+from jstore.lake_fs import LakePath
 from jstore.model import EventSource
 from jstore.registry import Registry, RunRecord, new_run_id
 from jstore.registry.leases import Lease, acquire_lease
@@ -124,10 +124,11 @@ def land(
         return result
 
 
-def _same_record(record: Any | None, landed_file: Path) -> bool:
+def _same_record(record: Any | None, landed_file: LakePath) -> bool:
     """Whether `record` is the last record of `landed_file` (files without a fingerprint, and
     so without a way to tell, count as the same)."""
-    recorded = (pq.read_schema(landed_file).metadata or {}).get(FINGERPRINT_KEY)
+    schema = pq.read_schema(landed_file.path, filesystem=landed_file.fs)
+    recorded = (schema.metadata or {}).get(FINGERPRINT_KEY)
     return recorded is None or (record is not None and fingerprint(record).encode() == recorded)
 
 
@@ -233,7 +234,7 @@ class _Run:
     def _resume_at(
         self,
         partition: int,
-        landed: dict[int, tuple[int, Path]],
+        landed: dict[int, tuple[int, LakePath]],
         begin: int,
         end: int,
         tail: Any | None,

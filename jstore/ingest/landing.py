@@ -22,5 +22,7 @@ def read_landing(settings: Settings, source: EventSource | TableSource) -> pa.Ta
     if not root.is_dir():
         return schema.empty_table()
     partitioning = ds.partitioning(pa.schema([("event_date", pa.date32())]), flavor="hive")
-    dataset = ds.dataset(root, schema=schema, format="parquet", partitioning=partitioning)
+    dataset = ds.dataset(
+        root.path, schema=schema, format="parquet", partitioning=partitioning, filesystem=root.fs
+    )
     return dataset.to_table()

@@ -17,15 +17,12 @@ keep growing across generations, never collide, and the dedup key (`_topic`, `_p
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 from pydantic import BaseModel
 
-from jstore.ingest.transaction import temp_path
+from jstore.lake_fs import LakePath
 
 LANDED_NAME = re.compile(
     r"^(?P<topic>.+)-(?P<partition>\d+)-(?P<first>\d+)-(?P<last>\d+)\.parquet$"
@@ -36,20 +33,17 @@ def landed_file_name(topic: str, partition: int, first: int, last: int) -> str:
     return f"{topic}-{partition}-{first}-{last}.parquet"
 
 
-def highest_landed(topic: str, *roots: Path) -> dict[int, tuple[int, Path]]:
+def highest_landed(topic: str, *roots: LakePath) -> dict[int, tuple[int, LakePath]]:
     """The highest landed offset of each partition of `topic` and the file that holds it, from
     the file names under roots."""
-    highest: dict[int, tuple[int, Path]] = {}
+    highest: dict[int, tuple[int, LakePath]] = {}
     for root in roots:
-        if not root.is_dir():
-            continue
-        for folder, _, files in os.walk(root):
-            for name in files:
-                match = LANDED_NAME.match(name)
-                if match and match["topic"] == topic:
-                    partition, last = int(match["partition"]), int(match["last"])
-                    if last > highest.get(partition, (-1, None))[0]:
-                        highest[partition] = (last, Path(folder) / name)
+        for path in root.rglob("*.parquet"):
+            match = LANDED_NAME.match(path.name)
+            if match and match["topic"] == topic:
+                partition, last = int(match["partition"]), int(match["last"])
+                if last > highest.get(partition, (-1, None))[0]:
+                    highest[partition] = (last, path)
     return highest
 
 
@@ -73,19 +67,20 @@ class PartitionGenerations(BaseModel):
         return self.generations[-1].number if self.generations else 0
 
 
-def generations_file(landing: Path, topic: str, partition: int) -> Path:
+def generations_file(landing: LakePath, topic: str, partition: int) -> LakePath:
     return landing / "_generations" / f"{topic}-{partition}.json"
 
 
-def read_generations(landing: Path, topic: str, partition: int) -> PartitionGenerations:
-    path = generations_file(landing, topic, partition)
-    if not path.exists():
+def read_generations(landing: LakePath, topic: str, partition: int) -> PartitionGenerations:
+    try:
+        text = generations_file(landing, topic, partition).read_text()
+    except FileNotFoundError:
         return PartitionGenerations()
-    return PartitionGenerations.model_validate_json(path.read_text())
+    return PartitionGenerations.model_validate_json(text)
 
 
 def start_generation(
-    landing: Path, topic: str, partition: int, base: int, reason: str
+    landing: LakePath, topic: str, partition: int, base: int, reason: str
 ) -> PartitionGenerations:
     """Record (atomically) that broker offset 0 of `partition` is landing offset `base` from now."""
     current = read_generations(landing, topic, partition)
@@ -97,9 +92,5 @@ def start_generation(
             ),
         ]
     )
-    path = generations_file(landing, topic, partition)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    tmp.write_text(json.dumps(updated.model_dump(mode="json"), indent=2))
-    os.replace(tmp, path)
+    generations_file(landing, topic, partition).write_text(updated.model_dump_json(indent=2))
     return updated

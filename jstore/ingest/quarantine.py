@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import pyarrow as pa
 
 from jstore.config import Settings
 from jstore.lake import LINEAGE_FIELDS, quarantine_dir
+from jstore.lake_fs import LakePath
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -59,7 +59,7 @@ class QuarantinedEvents:
             schema=QUARANTINE_SCHEMA,
         )
 
-    def folder(self, settings: Settings, source: str, ingested_at: datetime) -> Path:
+    def folder(self, settings: Settings, source: str, ingested_at: datetime) -> LakePath:
         return quarantine_dir(settings, source) / f"ingest_date={ingested_at.date().isoformat()}"
 
 
@@ -70,5 +70,6 @@ def read_quarantine(settings: Settings, source: str) -> pa.Table:
     root = quarantine_dir(settings, source)
     if not root.is_dir():
         return QUARANTINE_SCHEMA.empty_table()
-    table = ds.dataset(root, schema=QUARANTINE_SCHEMA, format="parquet").to_table()
+    dataset = ds.dataset(root.path, schema=QUARANTINE_SCHEMA, format="parquet", filesystem=root.fs)
+    table = dataset.to_table()
     return table.sort_by([("_partition", "ascending"), ("_offset", "ascending")])

@@ -17,16 +17,14 @@ events, jstore/registry/late.py) matches the files.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 
 from jstore.config import Settings
-from jstore.ingest.transaction import recover_source
+from jstore.ingest.transaction import read_journal, recover_source
 from jstore.lake import landing_dir
+from jstore.lake_fs import LakePath
 from jstore.registry import Registry
 from jstore.registry.leases import SourceBusy, acquire_lease
 
@@ -74,16 +72,16 @@ def ensure_landing_complete(
         time.sleep(0.2)
 
 
-def _pending(journals: Path) -> list[Path]:
-    return sorted(journals.glob("*.json")) if journals.is_dir() else []
+def _pending(journals: LakePath) -> list[LakePath]:
+    return journals.glob("*.json")
 
 
-def _check_journals(source_name: str, journals: Path) -> None:
+def _check_journals(source_name: str, journals: LakePath) -> None:
     """Every file a journal moves still exists, as its temp file or already at its final name;
     otherwise rolling forward would silently leave the batch incomplete."""
     for journal in _pending(journals):
-        for temp, final in json.loads(journal.read_text())["moves"]:
-            if not (os.path.exists(temp) or os.path.exists(final)):
+        for temp, final in read_journal(journal)[0]:
+            if not (temp.exists() or final.exists()):
                 raise LandingIncomplete(
                     f"source {source_name!r}: journal {journal.name} moves {temp} to {final}, "
                     "but neither exists: the batch lost a file; restore it or land the source "

@@ -20,6 +20,14 @@ recovery deleted them before the journal appeared) is dropped, not replayed. Wha
 pause of the writer longer than the lease between its last check and a rename
 (docs/ingestion.md).
 
+On an object store (jstore/lake_fs.py) the same protocol holds with its operations: a temp file
+is one PUT (durable once acknowledged, so `sync` only checks it still exists), the journal is
+PUT under a temp name and copied to its final name (the commit point: the copy makes the whole
+journal appear at once), and each move is a server-side copy then a delete of the temp. A crash
+between the copy and the delete leaves both; replaying copies again (the same bytes) and deletes,
+so replay stays idempotent, and two replayers (a writer past its lease and the next holder)
+tolerate each other's deletes. Readers never see a temp file (hidden name) or half an object.
+
 `crash_point(name)` is the test hook that proves it: with `JSTORE_CRASH_AT=<name>` in the
 environment the process SIGKILLs itself at that point (tests/ingest/test_lander_crash.py).
 The points are `before_write`, `after_write`, `after_late_events` (the batch's late events
@@ -33,15 +41,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import uuid
-from collections.abc import Iterator
 from contextlib import suppress
-from pathlib import Path
 
 from jstore.config import Settings
 from jstore.lake import landing_dir, quarantine_dir
+from jstore.lake_fs import LakePath
 from jstore.registry.leases import Lease, LeaseLost
 from jstore.registry.leases import SourceBusy as SourceBusy
 
@@ -61,7 +67,7 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGSTOP)
 
 
-def temp_path(final: Path, token: int | None = None) -> Path:
+def temp_path(final: LakePath, token: int | None = None) -> LakePath:
     """The hidden temp name of `final` (of the holder of lease `token`, for landed files)."""
     tag = "" if token is None else f".{token}"
     return final.with_name(f".{final.name}{tag}{TEMP_SUFFIX}")
@@ -71,26 +77,26 @@ class LandingTransaction:
     """Collects the temp files of one batch, then makes them final in one journaled step,
     fenced by the writer's lease."""
 
-    def __init__(self, journal_dir: Path, lease: Lease):
+    def __init__(self, journal_dir: LakePath, lease: Lease):
         self.journal_dir = journal_dir
         self.lease = lease
-        self.moves: list[tuple[Path, Path]] = []
-        self.deletes: list[Path] = []
+        self.moves: list[tuple[LakePath, LakePath]] = []
+        self.deletes: list[LakePath] = []
 
-    def temp_for(self, final: Path) -> Path:
+    def temp_for(self, final: LakePath) -> LakePath:
         """Where to write the file that becomes `final` on commit."""
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = temp_path(final, self.lease.token)
         self.moves.append((temp, final))
         return temp
 
-    def move_on_commit(self, written: Path, final: Path) -> None:
+    def move_on_commit(self, written: LakePath, final: LakePath) -> None:
         """Make an already written file (outside the visible lake, e.g. a Spark output folder
         starting with `_`) final on commit."""
         final.parent.mkdir(parents=True, exist_ok=True)
         self.moves.append((written, final))
 
-    def delete_on_commit(self, path: Path) -> None:
+    def delete_on_commit(self, path: LakePath) -> None:
         self.deletes.append(path)
 
     def commit(self) -> None:
@@ -110,18 +116,19 @@ class LandingTransaction:
             "deletes": [str(p) for p in self.deletes],
         }
         tmp = temp_path(journal)
-        tmp.write_text(json.dumps(doc))
-        _fsync(tmp)
+        with tmp.open_output() as stream:
+            stream.write(json.dumps(doc).encode())
+        tmp.sync()
         try:
             self.lease.confirm()
         except LeaseLost:
             tmp.unlink(missing_ok=True)
             self._abandon()
             raise
-        os.replace(tmp, journal)
-        _fsync_dir(self.journal_dir)
+        tmp.replace(journal)
+        _sync_dir(self.journal_dir)
         crash_point("after_journal")
-        if any(not os.path.exists(temp) for temp, _ in self.moves) and journal.exists():
+        if any(not temp.exists() for temp, _ in self.moves) and journal.exists():
             journal.unlink()  # the next holder recovered before the journal appeared
             raise LeaseLost(
                 f"source {self.lease.source!r}: the temp files of this batch (token "
@@ -132,7 +139,7 @@ class LandingTransaction:
     def _sync_and_fence(self) -> None:
         try:
             for temp, _ in self.moves:
-                _fsync(temp)
+                temp.sync()
         except FileNotFoundError:
             self.lease.fence()  # LeaseLost: the next holder's recovery deleted them
             raise
@@ -146,7 +153,7 @@ class LandingTransaction:
                 temp.unlink(missing_ok=True)
 
 
-def spark_output_dir(settings: Settings, source: str) -> Path:
+def spark_output_dir(settings: Settings, source: str) -> LakePath:
     return landing_dir(settings, source) / SPARK_OUTPUT
 
 
@@ -154,61 +161,52 @@ def recover_source(settings: Settings, source: str) -> None:
     """Finish or undo what a crashed lander or extract of `source` left behind."""
     landing = landing_dir(settings, source)
     recover(landing / "_journal", landing, quarantine_dir(settings, source))
-    shutil.rmtree(spark_output_dir(settings, source), ignore_errors=True)
+    spark_output_dir(settings, source).rmtree()
 
 
-def recover(journal_dir: Path, *roots: Path) -> int:
+def recover(journal_dir: LakePath, *roots: LakePath) -> int:
     """Finish every journaled batch and delete stray temp files; returns the journals replayed."""
-    journals = sorted(journal_dir.glob("*.json")) if journal_dir.is_dir() else []
+    journals = journal_dir.glob("*.json")
     for journal in journals:
         _replay(journal)
     for root in (journal_dir, *roots):
-        for stray in _temp_files(root):
+        for stray in root.rglob(f".*{TEMP_SUFFIX}"):
             stray.unlink(missing_ok=True)
     return len(journals)
 
 
-def _replay(journal: Path, lease: Lease | None = None) -> None:
+def read_journal(journal: LakePath) -> tuple[list[tuple[LakePath, LakePath]], list[LakePath]]:
+    """The (temp, final) moves and the deletes a journal names."""
+    doc = json.loads(journal.read_text())
+    moves = [(journal.parse(temp), journal.parse(final)) for temp, final in doc["moves"]]
+    return moves, [journal.parse(path) for path in doc.get("deletes", [])]
+
+
+def _replay(journal: LakePath, lease: Lease | None = None) -> None:
     """Do a journal's moves and deletes, then remove it. The writer passes its `lease`, confirmed
     before each step; a recovering holder (who holds the lease) passes none. Both may replay
     the same journal when a writer outlived its lease: each step tolerates the other's."""
     try:
-        doc = json.loads(journal.read_text())
+        moves, deletes = read_journal(journal)
     except FileNotFoundError:
         return  # replayed by the holder that took over
-    for i, (temp, final) in enumerate(doc["moves"]):
+    for i, (temp, final) in enumerate(moves):
         if lease is not None:
             lease.confirm()
         with suppress(FileNotFoundError):  # renamed before a crash, or by the other replayer
-            os.replace(temp, final)
+            temp.replace(final)
         if i == 0:
             crash_point("mid_rename")
-    for path in doc["deletes"]:
+    for path in deletes:
         if lease is not None:
             lease.confirm()
-        Path(path).unlink(missing_ok=True)
-    for folder in {os.path.dirname(f) for _, f in doc["moves"]}:
-        _fsync_dir(Path(folder))
+        path.unlink(missing_ok=True)
+    for folder in {final.parent for _, final in moves}:
+        _sync_dir(folder)
     journal.unlink(missing_ok=True)
 
 
-def _temp_files(root: Path) -> Iterator[Path]:
-    if not root.is_dir():
-        return
-    for folder, _, files in os.walk(root):
-        for name in files:
-            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
-                yield Path(folder) / name
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    if path.is_dir():
-        _fsync(path)
+def _sync_dir(folder: LakePath) -> None:
+    """Make the renames in a local folder durable (an object store has no folders to sync)."""
+    if folder.is_local and folder.is_dir():
+        folder.sync()

@@ -505,7 +505,7 @@ def _batches(view: ResolvedView, staged: StagedRun, piece: Piece) -> Iterator[pa
     start, end = (pa.scalar(t, ARROW_TYPES["timestamp"]) for t in (staged.start, staged.end))
     everything = piece.ranges == [(staged.start, staged.end)]
     for path in staged.parquet_files:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(path.path, filesystem=path.fs)
         missing = [c for c in columns if c not in parquet.schema_arrow.names]
         if missing:
             raise StagedRunRejected(f"{path.name}: staged rows lack column {missing[0]!r}")

@@ -29,6 +29,8 @@ from great_expectations.exceptions import DataContextError
 
 from jstore.quality.offline_assets import make_offline
 
+STORES = "gx"
+"""The folder of the site where GX keeps its raw validation results (the index lists them)."""
 SITE = "jstore"
 DATASOURCE = "staged"
 BATCH = "staged_run"
@@ -36,7 +38,7 @@ BATCH = "staged_run"
 
 @lru_cache
 def data_context(quality_dir: Path) -> EphemeralDataContext:
-    stores_dir = quality_dir / "gx"
+    stores_dir = quality_dir / STORES
 
     def on_disk(class_name: str, folder: str) -> dict:
         return {

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from jstore.config import Settings
 from jstore.lake import quality_dir
+from jstore.lake_fs import LakePath, local_mirror
 from jstore.model import ResolvedView
 from jstore.quality import charts
 from jstore.quality.drift import drift_scores
@@ -43,9 +44,10 @@ def validate_staged(
     index_columns = [*view.join_keys, "feature_ts"]
     run = RunRecord.of_interval("validate", view, staged.start, staged.end, rows=table.num_rows)
     run.details["staged_run_id"] = staged.run_id
-    with registry.run(run):
+    docs = quality_dir(settings)
+    with registry.run(run), local_mirror(docs, download=gx_context.STORES) as local_docs:
         result, page = gx_context.run_checkpoint(
-            quality_dir(settings),
+            local_docs,
             suite,
             suites.checked_frame(table, view),
             run_name=staged.run_id,
@@ -64,7 +66,7 @@ def validate_staged(
             statistics=statistics,
             drift=drift,
             drift_flagged=sorted(f for f, s in drift.items() if s > settings.drift_threshold),
-            report_path=str(page),
+            report_path=str(docs / page.relative_to(local_docs).as_posix()),
             rows=table.num_rows,
         )
         summary_path(page).write_text(report.model_dump_json(indent=2))
@@ -75,7 +77,7 @@ def validate_staged(
         charts.add_charts(
             page, charts.report_section(statistics, previous, history, settings.drift_threshold)
         )
-        run.details = run_details(report, quality_dir(settings))
+        run.details = run_details(report, docs)
         if not report.success:
             run.status, run.error = "failed", f"{len(report.failed)} expectations failed"
     return report
@@ -94,7 +96,7 @@ def read_staged(staged: StagedRun, columns: list[str]) -> pa.Table:
     files = staged.parquet_files
     if not files:
         return pa.table({c: pa.array([], pa.null()) for c in columns})
-    return pq.read_table([str(f) for f in files], partitioning=None)
+    return pq.read_table([f.path for f in files], partitioning=None, filesystem=staged.path.fs)
 
 
 def previous_statistics(registry: Registry, view: ResolvedView) -> dict[str, dict] | None:
@@ -121,13 +123,13 @@ def drift_history(registry: Registry, view: ResolvedView, runs: int = 30) -> lis
     ]
 
 
-def run_details(report: ValidationReport, docs_root: Path) -> dict[str, Any]:
+def run_details(report: ValidationReport, docs_root: LakePath) -> dict[str, Any]:
     """What the registry keeps of a report; `report_page` is the page's path in the Data Docs
     site, for links (the API serves the site under /quality/)."""
     details = report.model_dump(
         include={"staged_run_id", "failed", "statistics", "drift", "drift_flagged", "report_path"}
     )
-    details["report_page"] = Path(report.report_path).relative_to(docs_root).as_posix()
+    details["report_page"] = docs_root.parse(report.report_path).relative_to(docs_root)
     return details
 
 

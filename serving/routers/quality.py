@@ -1,17 +1,18 @@
 """`/quality`: the Great Expectations Data Docs site, and `/quality/summary` (latest runs).
 
 The site is `<lake>/quality/` without `gx/`, where GX keeps its raw validation results: only
-the site's own parts (`SITE_PARTS`) are served.
+the site's own parts (`SITE_PARTS`) are served, read through the lake's filesystem layer
+(jstore/lake_fs.py), so a lake on an object store serves its reports the same way.
 """
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import RedirectResponse
-from starlette.staticfiles import StaticFiles
 
 from jstore.config import Settings
 from jstore.lake import quality_dir
@@ -43,16 +44,21 @@ def index() -> RedirectResponse:
 
 
 @router.get("/{path:path}")
-async def data_docs(path: str, request: Request, settings: SettingsDep) -> Response:
+def data_docs(path: str, settings: SettingsDep) -> Response:
     """A file of the Data Docs site (`index.html` for the folder)."""
-    return await site_file(path, request, settings)
+    return site_file(path, settings)
 
 
-async def site_file(path: str, request: Request, settings: Settings) -> Response:
+def site_file(path: str, settings: Settings) -> Response:
     """A file of the Data Docs site, only under its own parts (`SITE_PARTS`); the web UI
     serves the same files behind its login."""
     parts = PurePosixPath(path).parts
-    if parts and (parts[0] not in SITE_PARTS or ".." in parts):
+    if parts and (parts[0] not in SITE_PARTS or ".." in parts or "." in parts):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
-    docs = StaticFiles(directory=quality_dir(settings), html=True, check_dir=False)
-    return await docs.get_response(path or ".", request.scope)
+    file = quality_dir(settings).joinpath(*parts)
+    if not parts or path.endswith("/"):
+        file = file / "index.html"
+    if not file.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
+    media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    return Response(file.read_bytes(), media_type=media_type)

@@ -152,9 +152,9 @@ def search(request: Request, registry: RegistryDep, q: str = "") -> HTMLResponse
 
 
 @router.get("/quality/{path:path}", dependencies=[LoggedIn])
-async def data_docs(path: str, request: Request, settings: SettingsDep) -> Response:
+def data_docs(path: str, settings: SettingsDep) -> Response:
     """A file of the Data Docs site, as /quality/ serves it to API clients."""
-    return await site_file(path, request, settings)
+    return site_file(path, settings)
 
 
 def quality_link(report_page: str | None) -> str | None:

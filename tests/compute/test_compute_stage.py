@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from jstore.durations import floor_to_step
+from jstore.lake_fs import lake_root
 from jstore.pipeline import stage
 from jstore.request import ComputeRequest
 from jstore.staging import StagedRun
@@ -23,7 +24,7 @@ def test_stage_writes_parquet_and_the_manifest(settings, registry, example_repo)
     registry.apply(example_repo)
     purchases = registry.get_source("purchases")
     write_landing(
-        settings.lake_path,
+        lake_root(settings),
         [
             {
                 "user_id": "u1",

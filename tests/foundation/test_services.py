@@ -27,8 +27,8 @@ from jstore.repo import FeatureRepo
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "scripts" / "services.py"
-NAMES = ["postgres", "redis", "kafka", "mongo"]
-PORT_VARS = {"postgres": "PG", "redis": "REDIS", "kafka": "KAFKA", "mongo": "MONGO"}
+NAMES = ["postgres", "redis", "kafka", "mongo", "s3"]
+PORT_VARS = {"postgres": "PG", "redis": "REDIS", "kafka": "KAFKA", "mongo": "MONGO", "s3": "S3"}
 LISTENER = """
 import os, socket, time
 s = socket.socket()

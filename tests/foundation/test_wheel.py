@@ -15,6 +15,7 @@ import pytest
 from psycopg import sql
 
 from jstore.config import Settings
+from jstore.lake_fs import lake_root
 from jstore.registry import Registry
 from jstore.repo import FeatureRepo
 from jstore.spark_submit import job_environment
@@ -65,7 +66,7 @@ def test_the_installed_package_computes_the_example(
         {"user_id": "u1", "merchant_id": "m1", "amount": 10.0, "category": "a", "ts": at("10:15")},
         {"user_id": "u1", "merchant_id": "m1", "amount": 30.0, "category": "b", "ts": at("10:45")},
     ]
-    write_landing(settings.lake_path, events, registry.get_source("purchases"))
+    write_landing(lake_root(settings), events, registry.get_source("purchases"))
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
         **job_environment(settings),

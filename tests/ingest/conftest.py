@@ -69,3 +69,17 @@ def send(settings: Settings, topic: str) -> Iterator[Send]:
 
     yield _send
     producer.close()
+
+
+def send_purchases_then_poison(send: Send, per_partition: int, days: int) -> list[tuple[int, int]]:
+    """Send every partition `per_partition - 1` purchases spread over `days` event dates, then
+    one message that is not JSON; returns every (partition, offset) sent, in order."""
+    send(
+        [
+            (p, purchase(f"u{i}", float(i), f"2024-05-0{1 + i % days}T10:00:00Z"))
+            for i in range(per_partition - 1)
+            for p in range(PARTITIONS)
+        ]
+        + [(p, b"not json") for p in range(PARTITIONS)]
+    )
+    return [(p, o) for p in range(PARTITIONS) for o in range(per_partition)]

@@ -19,7 +19,7 @@ def landed_extract(settings: Settings, start: datetime, end: datetime) -> str:
     folder = landing_partition(settings, "customers", start.date())
     folder.mkdir(parents=True, exist_ok=True)
     name = f"extract-{stamp(start)}-{stamp(end)}-00000.parquet"
-    (folder / name).touch()
+    (folder / name).write_bytes(b"")
     return name
 
 

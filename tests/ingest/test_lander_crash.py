@@ -22,7 +22,8 @@ from jstore.ingest.quarantine import read_quarantine
 from jstore.lake import landing_dir, quarantine_dir
 from jstore.model import EventSource
 from jstore.registry import Registry
-from tests.ingest.conftest import PARTITIONS, Send, purchase
+from tests.conftest import lake_env
+from tests.ingest.conftest import PARTITIONS, Send, send_purchases_then_poison
 
 CRASH_POINTS = ["before_write", "after_write", "after_journal", "mid_rename", "before_commit"]
 JSTORE = Path(sys.executable).parent / "jstore"
@@ -33,7 +34,7 @@ def run_lander_cli(settings: Settings, source: str, crash_at: str | None) -> int
         **os.environ,
         "JSTORE_PROJECT": settings.project,
         "JSTORE_MONGO_DB": settings.mongo_db,
-        "JSTORE_LAKE_URI": settings.lake_uri,
+        **lake_env(settings),
         "JSTORE_OFFLINE_SCHEMA": settings.offline_schema,
         "JSTORE_REGISTRY_SNAPSHOT": str(settings.registry_snapshot),
     }
@@ -71,16 +72,7 @@ def committed_offsets(settings: Settings, topic: str) -> list[int | None]:
 def test_a_crash_at_any_step_loses_nothing_and_lands_nothing_twice(
     settings: Settings, registry: Registry, source: EventSource, send: Send, crash_at: str
 ) -> None:
-    per_partition = 6
-    send(
-        [
-            (p, purchase(f"u{i}", float(i), f"2024-05-0{1 + i % 2}T10:00:00Z"))
-            for i in range(per_partition - 1)
-            for p in range(PARTITIONS)
-        ]
-        + [(p, b"not json") for p in range(PARTITIONS)]
-    )
-    expected = [(p, o) for p in range(PARTITIONS) for o in range(per_partition)]
+    expected = send_purchases_then_poison(send, per_partition=6, days=2)
 
     assert run_lander_cli(settings, "purchases", crash_at) == -signal.SIGKILL
     assert committed_offsets(settings, source.topic) == [None] * PARTITIONS
@@ -98,7 +90,7 @@ def test_a_crash_at_any_step_loses_nothing_and_lands_nothing_twice(
         if p.is_file() and p.suffix != ".parquet"
     ]
     assert leftovers == []
-    assert committed_offsets(settings, source.topic) == [per_partition] * PARTITIONS
+    assert committed_offsets(settings, source.topic) == [len(expected) // PARTITIONS] * PARTITIONS
     assert land(settings, registry, "purchases").rows == 0
     landed_by_rerun = rerun.rows + rerun.quarantined
     rolled_forward = crash_at in ("after_journal", "mid_rename", "before_commit")

@@ -28,7 +28,8 @@ from jstore.lake import landing_dir
 from jstore.model import EventSource
 from jstore.registry import Registry
 from jstore.registry.leases import LeaseLost, SourceBusy, acquire_lease
-from tests.ingest.conftest import PARTITIONS, Send, purchase
+from tests.conftest import lake_env
+from tests.ingest.conftest import PARTITIONS, Send, purchase, send_purchases_then_poison
 from tests.ingest.test_lander_crash import JSTORE, every_offset
 
 SHORT_LEASE_S = 1.0
@@ -139,7 +140,7 @@ def lander_process(
         **os.environ,
         "JSTORE_PROJECT": settings.project,
         "JSTORE_MONGO_DB": settings.mongo_db,
-        "JSTORE_LAKE_URI": settings.lake_uri,
+        **lake_env(settings),
         "JSTORE_OFFLINE_SCHEMA": settings.offline_schema,
         "JSTORE_REGISTRY_SNAPSHOT": str(settings.registry_snapshot),
         "JSTORE_LEASE_DURATION_S": str(lease_s),
@@ -178,14 +179,7 @@ def test_two_landers_at_once_land_every_message_exactly_once(
     settings: Settings, registry: Registry, source: EventSource, send: Send
 ) -> None:
     per_partition = 12
-    send(
-        [
-            (p, purchase(f"u{i}", float(i), f"2024-05-0{1 + i % 3}T10:00:00Z"))
-            for i in range(per_partition - 1)
-            for p in range(PARTITIONS)
-        ]
-        + [(p, b"not json") for p in range(PARTITIONS)]
-    )
+    send_purchases_then_poison(send, per_partition, days=3)
 
     landers = [
         lander_process(settings, sys.executable, "-c", LAND_UNTIL_CAUGHT_UP, "5") for _ in range(2)

@@ -10,6 +10,7 @@ import pytest
 
 from jstore import phases
 from jstore.export import join_features, resolve_features
+from jstore.lake_fs import lake_root
 from jstore.offline import OfflineStore
 from jstore.pipeline import compute
 from jstore.request import ComputeRequest
@@ -29,7 +30,7 @@ def test_compute_stages_validates_and_publishes(settings, registry, spend_view):
         {"bank": "x", "account_id": 1, "card_id": "c", "amount": 5.0, "ts": T0 + 40 * MINUTE},
         {"bank": "x", "account_id": 1, "card_id": "c", "amount": 7.0, "ts": T0 + 150 * MINUTE},
     ]
-    write_landing(settings.lake_path, events, source=payments)
+    write_landing(lake_root(settings), events, source=payments)
     request = ComputeRequest.of(registry.get_view("account_spend"), T0, T0 + 4 * HOUR, "e2e-1")
     with phases.collecting() as timed:
         result = compute(settings, registry, request)

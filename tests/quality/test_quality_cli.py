@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from jstore.lake_fs import lake_root
 from jstore.quality import latest_quality_summary, validate_staged
 from tests.quality.purchase_rows import purchase_row
 
@@ -39,7 +40,7 @@ def test_the_latest_runs_show_status_failures_and_report(settings, registry, use
         "drift": {},
         "drift_flagged": [],
         "report_path": report.report_path,
-        "report_page": str(Path(report.report_path).relative_to(settings.lake_path / "quality")),
+        "report_page": str(Path(report.report_path).relative_to(lake_root(settings) / "quality")),
     }
     assert summary["statistics"] == report.statistics
 

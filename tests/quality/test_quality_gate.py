@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from jstore.lake_fs import lake_root
 from jstore.quality import QualityGateFailed, validate_staged
 from jstore.repo import DefinitionError
 from tests.quality.purchase_rows import START, purchase_row
@@ -40,11 +41,11 @@ def test_a_clean_run_passes_and_is_recorded_with_its_page(
     assert (run.start, run.end) == (START, START.replace(hour=6))
     assert run.details["statistics"] == report.statistics
     assert run.details["failed"] == []
-    page = settings.lake_path / "quality" / "validations" / "user_purchases__v1" / "compute-test"
+    page = lake_root(settings) / "quality" / "validations" / "user_purchases__v1" / "compute-test"
     assert report.report_path.startswith(str(page))
     summary = json.loads(Path(report.report_path).with_suffix(".summary.json").read_text())
     assert summary["run_id"] == report.run_id
-    assert (settings.lake_path / "quality" / "index.html").exists()
+    assert (lake_root(settings) / "quality" / "index.html").exists()
 
 
 def test_an_average_rounded_one_ulp_above_the_max_passes(settings, registry, user_purchases, stage):
@@ -137,7 +138,7 @@ def test_each_run_has_its_own_data_docs_page(settings, registry, user_purchases,
     second = validate_staged(settings, registry, user_purchases, stage(CLEAN, run_id="compute-b"))
 
     assert first.report_path != second.report_path
-    index = (settings.lake_path / "quality" / "index.html").read_text()
+    index = (lake_root(settings) / "quality" / "index.html").read_text()
     for report in (first, second):
         assert report.staged_run_id in Path(report.report_path).read_text()
         assert report.staged_run_id in index

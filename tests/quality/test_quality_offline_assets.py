@@ -16,7 +16,7 @@ ASSET = re.compile(r"""<(?:script|link|img)\b[^>]*?\b(?:src|href)=["']([^"']+)["
 def test_every_page_of_the_site_loads_only_local_files(settings, registry, user_purchases, stage):
     report = validate_staged(settings, registry, user_purchases, stage([purchase_row("u1", 1)]))
 
-    site = quality_dir(settings)
+    site = Path(quality_dir(settings))
     page = Path(report.report_path)
     pages = [page, site / "index.html", *(site / "expectations").rglob("*.html")]
     assert len(pages) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobs.compute_features import stage_view
+from jstore.lake_fs import lake_root
 from jstore.quality import validate_staged
 from tests.compute.windowing_helpers import at, write_landing
 
@@ -32,7 +33,7 @@ PURCHASES = [
 )
 def test_spark_staged_rows_pass(spark, settings, registry, example_repo, view, start, end):
     registry.apply(example_repo)
-    write_landing(settings.lake_path, PURCHASES, registry.get_source("purchases"))
+    write_landing(lake_root(settings), PURCHASES, registry.get_source("purchases"))
     resolved = registry.get_view(view)
     staged = stage_view(spark, settings, resolved, start, end, run_id=f"compute-{view}")
 
