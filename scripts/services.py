@@ -76,7 +76,8 @@ def ours_running(server: Server) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except FileNotFoundError:
         return None
-    return pid if str(HOME) in cmdline or f"127.0.0.1:{server.port}" in cmdline else None
+    names_port = f"127.0.0.1:{server.port}" in cmdline or str(server.port) in cmdline.split()
+    return pid if str(HOME) in cmdline or names_port else None
 
 
 def spawn(server: Server, argv: list[str], env: dict[str, str] | None = None) -> None:
