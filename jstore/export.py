@@ -148,12 +148,12 @@ def write_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], path: La
             writer = pacsv.CSVWriter(stream, schema)
         with writer, ThreadPoolExecutor(1) as writing:
             written: Future | None = None
-        for batch in batches:
-            if written is not None:
-                written.result()
-            written = writing.submit(writer.write_batch, batch)
-            rows += batch.num_rows
-            progress.advance(batch.num_rows)
+            for batch in batches:
+                if written is not None:
+                    written.result()
+                written = writing.submit(writer.write_batch, batch)
+                rows += batch.num_rows
+                progress.advance(batch.num_rows)
             if written is not None:
                 written.result()
     tmp.replace(path)
