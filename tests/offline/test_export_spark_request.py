@@ -106,14 +106,15 @@ def test_the_spark_engine_is_handed_coverage_trimmed_by_retention(
     """Retention drops a view's old partitions, so what it dropped reads as past coverage (null)
     in both engines: the Spark job's request carries the coverage trimmed, as the default
     engine's join trims it (`OfflineStore.point_in_time_join`)."""
+    from dataclasses import replace
     from datetime import UTC, datetime, timedelta
 
     from jstore.export import export_training_set
     from jstore.export_spark import ExportRequest
+    from jstore.lake_fs import local_path
 
-    view = example_repo.views["user_purchases"]
-    example_repo.views["user_purchases"] = view.model_copy(update={"retention": timedelta(days=2)})
-    registry.apply(example_repo)
+    kept = example_repo.views["user_purchases"].model_copy(update={"retention": timedelta(days=2)})
+    registry.apply(replace(example_repo, views={**example_repo.views, "user_purchases": kept}))
     resolved = registry.get_view("user_purchases")
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     registry.add_coverage("user_purchases", resolved.version, now - timedelta(days=5), now)
@@ -128,7 +129,7 @@ def test_the_spark_engine_is_handed_coverage_trimmed_by_retention(
     asked = datetime.now(UTC)
 
     def launch(job):
-        handed.append(ExportRequest.load(job.application_args[1]))
+        handed.append(ExportRequest.load(local_path(job.application_args[1])))
         raise _Launched
 
     with pytest.raises(_Launched):
