@@ -121,6 +121,7 @@ def jstore_export(schema: str, folder: Path, days: int) -> tuple[float, int, flo
 
     Returns (seconds, rows, MB resident after imports, peak MB resident)."""
     from jstore.export import entity_batches, write_batches
+    from jstore.lake_fs import local_path
 
     views = {
         name: load_repo(PROJECT_ROOT / "examples" / "ecommerce").resolve(name, 1) for name in VIEWS
@@ -132,7 +133,8 @@ def jstore_export(schema: str, folder: Path, days: int) -> tuple[float, int, flo
     with OfflineStore(Settings(offline_schema=schema)) as store:
         entity_schema, batches = entity_batches(folder / "entities.parquet", features)
         join = store.prepared_join(batches, entity_schema, features, coverage)
-        rows = write_batches(join.output_schema, join.batches(batches), folder / "out.parquet")
+        out = local_path(folder / "out.parquet")
+        rows = write_batches(join.output_schema, join.batches(batches), out)
     return time.perf_counter() - began, rows, idle, peak_rss_mb()
 
 
