@@ -66,9 +66,20 @@ def join_features(
 ) -> JoinResult:
     """The point-in-time join of `entity_rows` with each view's published coverage, and its
     rows past coverage per view."""
-    coverage = {view.table: registry.coverage(view.name, view.version) for view, _ in features}
     with OfflineStore(settings) as store:
-        return store.point_in_time_join(entity_rows, features, coverage)
+        return store.point_in_time_join(
+            entity_rows, features, published_coverage(registry, features)
+        )
+
+
+def published_coverage(
+    registry: Registry, features: list[tuple[ResolvedView, FeatureSpec]]
+) -> Coverage:
+    """Per view table, the intervals published and still kept: the registry's coverage less
+    what retention has dropped (retention.py), so both engines read a dropped range as past
+    coverage (null), not as empty windows."""
+    coverage = {view.table: registry.coverage(view.name, view.version) for view, _ in features}
+    return retained_coverage(coverage, [view for view, _ in features])
 
 
 def read_entity_rows(path: Path, features: list[tuple[ResolvedView, FeatureSpec]]) -> pa.Table:
@@ -221,9 +232,7 @@ def export_training_set(
         run_id=new_run_id("export"), kind="export", subject=service or "*", details=details
     )
     with registry.run(record):
-        coverage = {view.table: registry.coverage(view.name, view.version) for view, _ in resolved}
-        # Retention trims coverage for both engines alike: a dropped range reads as past coverage.
-        rows, uncovered = join(record.run_id, retained_coverage(coverage, [v for v, _ in resolved]))
+        rows, uncovered = join(record.run_id, published_coverage(registry, resolved))
         record.rows, record.details = rows, {**details, "uncovered_rows": uncovered}
     run_id = record.run_id
     columns = list(dict.fromkeys(output_column(view, spec) for view, spec in resolved))

@@ -10,8 +10,8 @@ value: its latest row is not touched.
 
 What is dropped: whole partitions, those that end at or before `now - retention` (plain
 PostgreSQL's monthly partitions, TimescaleDB's chunks by `drop_chunks`), so rows are kept a little
-longer than the retention, never shorter. The point-in-time join counts coverage older than
-`now - retention` as not covered either way (store.retained_coverage).
+longer than the retention, never shorter. Training sets count coverage older than
+`now - retention` as not covered either way (export.published_coverage).
 
 It runs after each publish of the view, holding the table's advisory lock (one publish or
 retention at a time). TimescaleDB's own retention policy (a background job) is not used: it

@@ -153,12 +153,8 @@ class OfflineStore(Closable):
         coverage: dict[str, list[tuple[datetime, datetime]]],
     ) -> pit_join.JoinResult:
         """Entity rows plus `<view>__<feature>` columns, and per view the rows past coverage
-        (see pit_join.py for the semantics).
-
-        Retention drops a view's old partitions: the part of its coverage older than
-        `now - retention` no longer counts as covered.
-        """
-        coverage = self._retained(coverage, features)
+        (see pit_join.py for the semantics). `coverage`: what is published and still kept
+        (`jstore.export.published_coverage`)."""
         return pit_join.point_in_time_join(
             self.settings.postgres_dsn.get_secret_value(),
             self.schema,
@@ -180,19 +176,10 @@ class OfflineStore(Closable):
             self.settings.postgres_dsn.get_secret_value(),
             self.schema,
             features,
-            self._retained(coverage, features),
+            coverage,
         )
         join.prepare(entity_batches, entity_schema)
         return join
-
-    def _retained(
-        self,
-        coverage: dict[str, list[tuple[datetime, datetime]]],
-        features: Sequence[tuple[ResolvedView, FeatureSpec]],
-    ) -> dict[str, list[tuple[datetime, datetime]]]:
-        """Retention drops a view's old partitions (retention.py): the part of its coverage
-        older than `now - retention` no longer counts as covered."""
-        return retained_coverage(coverage, [view for view, _ in features])
 
 
 def retained_coverage(
