@@ -78,11 +78,22 @@ EXPECTED = [
 REFS = "user_purchases:count_1h,user_purchases:amount_sum_1d"
 
 
-def test_export_csv_to_parquet(settings, published, tmp_path):
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "default",
+        # The Spark job writes a Parquet folder (part files in entity-row order) and counts the
+        # rows past the coverage as the default engine does.
+        pytest.param("spark", marks=pytest.mark.spark),
+    ],
+)
+def test_export_csv_to_parquet(settings, published, tmp_path, engine):
     (tmp_path / "entities.csv").write_text(ENTITIES_CSV)
     done = _jstore(
         settings,
         "export",
+        "--engine",
+        engine,
         "--features",
         REFS,
         "--entities",
@@ -120,31 +131,6 @@ def test_export_parquet_to_csv(settings, published, tmp_path):
         convert_options=pacsv.ConvertOptions(column_types={"user_id": pa.string()}),
     )
     assert back.drop_columns(["event_timestamp"]).to_pylist() == EXPECTED
-
-
-@pytest.mark.spark
-def test_export_with_the_spark_engine_gives_the_same_rows(settings, published, tmp_path):
-    """The Spark job writes a Parquet folder (part files in entity-row order) and counts the
-    rows past the coverage as the default engine does."""
-    (tmp_path / "entities.csv").write_text(ENTITIES_CSV)
-    done = _jstore(
-        settings,
-        "export",
-        "--engine",
-        "spark",
-        "--features",
-        REFS,
-        "--entities",
-        str(tmp_path / "entities.csv"),
-        "--out",
-        str(tmp_path / "train.parquet"),
-    )
-    assert done.returncode == 0, done.stderr
-    assert "4 rows x 2 features" in done.stdout
-    assert "user_purchases__v1: 1 rows past the published coverage" in done.stdout
-    table = pq.read_table(tmp_path / "train.parquet")
-    assert table.drop_columns(["event_timestamp"]).to_pylist() == EXPECTED
-    assert table["event_timestamp"].to_pylist()[0] == "2024-05-01T00:30:00Z"
 
 
 def test_the_spark_engine_refuses_a_csv_out_in_one_line(settings, published, tmp_path):
