@@ -25,6 +25,8 @@ import resource
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -221,8 +223,10 @@ def publish_bench_data(settings: Settings, folder: Path, args: argparse.Namespac
         pq.write_table(entities, folder / "entities.parquet")
 
 
-def main() -> None:
-    args = bench_arguments(__doc__.splitlines()[0])
+@contextmanager
+def published_bench_data(args: argparse.Namespace) -> Iterator[tuple[Settings, Path]]:
+    """A scratch offline schema and lake with the bench's views published and its entity rows
+    in `<folder>/entities.parquet`; the schema is dropped at the end."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         settings = Settings(
@@ -230,36 +234,7 @@ def main() -> None:
         )
         try:
             publish_bench_data(settings, folder, args)
-            child = multiprocessing.get_context("spawn")
-            with child.Pool(1, maxtasksperchild=1) as pool:
-                ours, rows, our_idle, our_peak = pool.apply(
-                    jstore_export, (settings.offline_schema, folder, args.days)
-                )
-            duck = {}
-            for to_parquet in (True, False):
-                with child.Pool(1, maxtasksperchild=1) as pool:
-                    duck[to_parquet] = pool.apply(duckdb_asof, (folder, to_parquet))
-            assert rows == duck[True][2] == duck[False][2] == args.rows
-            size = f"{args.rows:,} rows x 22 features"
-            print(
-                f"jstore export, streamed to Parquet    {size}  {ours:6.2f} s  "
-                f"{args.rows / ours:>10,.0f} rows/s  peak RSS {our_peak:,.0f} MB "
-                f"({our_idle:,.0f} MB after imports)"
-            )
-            for to_parquet, what in ((True, "to Parquet  "), (False, "in memory   ")):
-                loading, took, _, idle, peak = duck[to_parquet]
-                print(
-                    f"duckdb ASOF JOIN, {what}        {size}  {took:6.2f} s  "
-                    f"{args.rows / took:>10,.0f} rows/s  peak RSS {peak:,.0f} MB "
-                    f"({idle:,.0f} MB after imports; + {loading:.2f} s reading the Parquet once)"
-                )
-            label = (
-                f"{args.rows // 1_000_000}m"
-                if args.rows % 1_000_000 == 0
-                else f"{args.rows // 1000}k"
-            )
-            print(f"ratio export_{label}_in_memory: {duck[False][1] / ours:.2f}")
-            print(f"ratio export_{label}: {duck[True][1] / ours:.2f}")
+            yield settings, folder
         finally:
             with psycopg.connect(settings.postgres_dsn.get_secret_value(), autocommit=True) as c:
                 c.execute(
@@ -267,6 +242,39 @@ def main() -> None:
                         sql.Identifier(settings.offline_schema)
                     )
                 )
+
+
+def main() -> None:
+    args = bench_arguments(__doc__.splitlines()[0])
+    with published_bench_data(args) as (settings, folder):
+        child = multiprocessing.get_context("spawn")
+        with child.Pool(1, maxtasksperchild=1) as pool:
+            ours, rows, our_idle, our_peak = pool.apply(
+                jstore_export, (settings.offline_schema, folder, args.days)
+            )
+        duck = {}
+        for to_parquet in (True, False):
+            with child.Pool(1, maxtasksperchild=1) as pool:
+                duck[to_parquet] = pool.apply(duckdb_asof, (folder, to_parquet))
+        assert rows == duck[True][2] == duck[False][2] == args.rows
+        size = f"{args.rows:,} rows x 22 features"
+        print(
+            f"jstore export, streamed to Parquet    {size}  {ours:6.2f} s  "
+            f"{args.rows / ours:>10,.0f} rows/s  peak RSS {our_peak:,.0f} MB "
+            f"({our_idle:,.0f} MB after imports)"
+        )
+        for to_parquet, what in ((True, "to Parquet  "), (False, "in memory   ")):
+            loading, took, _, idle, peak = duck[to_parquet]
+            print(
+                f"duckdb ASOF JOIN, {what}        {size}  {took:6.2f} s  "
+                f"{args.rows / took:>10,.0f} rows/s  peak RSS {peak:,.0f} MB "
+                f"({idle:,.0f} MB after imports; + {loading:.2f} s reading the Parquet once)"
+            )
+        label = (
+            f"{args.rows // 1_000_000}m" if args.rows % 1_000_000 == 0 else f"{args.rows // 1000}k"
+        )
+        print(f"ratio export_{label}_in_memory: {duck[False][1] / ours:.2f}")
+        print(f"ratio export_{label}: {duck[True][1] / ours:.2f}")
 
 
 if __name__ == "__main__":

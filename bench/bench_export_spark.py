@@ -18,19 +18,15 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
-import tempfile
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import pyarrow.parquet as pq
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_export import T0, VIEWS, bench_arguments, jstore_export, publish_bench_data
+from bench_export import T0, VIEWS, bench_arguments, jstore_export, published_bench_data
 
 from jstore.config import PROJECT_ROOT, Settings
 from jstore.repo import load_repo
@@ -69,45 +65,32 @@ def spark_export(schema: str, folder: Path, days: int) -> tuple[float, int, floa
 
 def main() -> None:
     args = bench_arguments(__doc__.splitlines()[0])
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        settings = Settings(
-            offline_schema=f"bench_{uuid.uuid4().hex[:8]}", lake_uri=str(folder / "lake")
+    with published_bench_data(args) as (settings, folder):
+        child = multiprocessing.get_context("spawn")
+        with child.Pool(1, maxtasksperchild=1) as pool:
+            ours, rows, _, _ = pool.apply(
+                jstore_export, (settings.offline_schema, folder, args.days)
+            )
+        with child.Pool(1, maxtasksperchild=1) as pool:
+            spark, spark_rows, started = pool.apply(
+                spark_export, (settings.offline_schema, folder, args.days)
+            )
+        assert rows == spark_rows == args.rows
+        default_out = pq.read_table(folder / "out.parquet")
+        spark_out = pq.read_table(folder / "spark.parquet")
+        assert spark_out.column_names == default_out.column_names
+        same = spark_out.cast(default_out.schema).equals(default_out)
+        size = f"{args.rows:,} rows x 22 features"
+        print(
+            f"default engine (PostgreSQL + numpy) {size}  {ours:7.2f} s  "
+            f"{args.rows / ours:>10,.0f} rows/s"
         )
-        try:
-            publish_bench_data(settings, folder, args)
-            child = multiprocessing.get_context("spawn")
-            with child.Pool(1, maxtasksperchild=1) as pool:
-                ours, rows, _, _ = pool.apply(
-                    jstore_export, (settings.offline_schema, folder, args.days)
-                )
-            with child.Pool(1, maxtasksperchild=1) as pool:
-                spark, spark_rows, started = pool.apply(
-                    spark_export, (settings.offline_schema, folder, args.days)
-                )
-            assert rows == spark_rows == args.rows
-            default_out = pq.read_table(folder / "out.parquet")
-            spark_out = pq.read_table(folder / "spark.parquet")
-            assert spark_out.column_names == default_out.column_names
-            same = spark_out.cast(default_out.schema).equals(default_out)
-            size = f"{args.rows:,} rows x 22 features"
-            print(
-                f"default engine (PostgreSQL + numpy) {size}  {ours:7.2f} s  "
-                f"{args.rows / ours:>10,.0f} rows/s"
-            )
-            print(
-                f"spark engine (local[2], JDBC)       {size}  {spark:7.2f} s  "
-                f"{args.rows / spark:>10,.0f} rows/s  (+ {started:.1f} s starting Spark)"
-            )
-            print(f"identical rows: {same}")
-            print(f"ratio spark_vs_default_export: {ours / spark:.2f}")
-        finally:
-            with psycopg.connect(settings.postgres_dsn.get_secret_value(), autocommit=True) as c:
-                c.execute(
-                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                        sql.Identifier(settings.offline_schema)
-                    )
-                )
+        print(
+            f"spark engine (local[2], JDBC)       {size}  {spark:7.2f} s  "
+            f"{args.rows / spark:>10,.0f} rows/s  (+ {started:.1f} s starting Spark)"
+        )
+        print(f"identical rows: {same}")
+        print(f"ratio spark_vs_default_export: {ours / spark:.2f}")
 
 
 if __name__ == "__main__":
