@@ -161,8 +161,8 @@ def submit_job(
     operator: SparkSubmitOperator, job: SparkJob, context: Any, settings: Settings
 ) -> None:
     """Submit `job` (`jstore.spark_submit.spark_job`'s description) through the operator's
-    connection, with its Spark conf (the console progress bar the task log streams; the JDBC
-    driver of `with_jdbc_driver`) and the task's `settings` in its environment (the job
+    connection, with its Spark conf (the console progress bar the task log streams; the
+    jars of `with_jars`) and the task's `settings` in its environment (the job
     rebuilds them with `Settings()`)."""
     operator.name, operator.application = job.name, job.application
     operator.application_args = job.application_args

@@ -34,7 +34,7 @@ from jstore.lake_fs import local_path
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline.pit_join import Coverage, _existing_tables, _group_by_view, _key_dtypes
 from jstore.request import RequestFile
-from jstore.spark_submit import SparkJob, SparkJobFailed, spark_job, submit, with_jdbc_driver
+from jstore.spark_submit import SparkJob, SparkJobFailed, spark_job, submit, with_jars
 
 RESULT = "_result.json"
 
@@ -146,7 +146,7 @@ def export_job(settings: Settings, request_path: Path, run_id: str) -> SparkJob:
     job = spark_job(
         "export_training_set.py", ["--request", str(request_path)], f"jstore-export-{run_id}"
     )
-    return with_jdbc_driver(job, settings)
+    return with_jars(job, settings)
 
 
 def spark_export(

@@ -183,16 +183,17 @@ def _count_stages(lines: Iterator[str], description: str) -> deque[str]:
     return tail
 
 
-def with_jdbc_driver(job: SparkJob, settings: Settings) -> SparkJob:
-    """`job` with the PostgreSQL JDBC driver, for jobs that read PostgreSQL (the extract),
+def with_jars(job: SparkJob, settings: Settings) -> SparkJob:
+    """`job` with the jars of `jstore.lake_fs.spark_jars` (the PostgreSQL JDBC driver, and the
+    S3A connector for a lake on S3), for jobs that read PostgreSQL (extract, the Spark export),
     and the driver JVM in UTC (the session's time zone) for the timestamps JDBC reads.
 
-    The jar is given to spark-submit (`--conf spark.jars=…`, as `--jars` sets it, from the CLI's
-    `submit` and the DAGs' SparkSubmitOperator alike): `spark.jars` set by the job's own session
-    comes too late for the driver JVM that spark-submit has already started.
+    The jars are given to spark-submit (`--conf spark.jars=…`, as `--jars` sets it, from the
+    CLI's `submit` and the DAGs' SparkSubmitOperator alike): `spark.jars` set by the job's own
+    session comes too late for the driver JVM that spark-submit has already started.
     """
-    jdbc = {
+    jars = {
         "spark.jars": spark_jars(settings),
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
     }
-    return replace(job, conf={**job.conf, **jdbc})
+    return replace(job, conf={**job.conf, **jars})

@@ -64,7 +64,7 @@ from jstore.model import TableSource
 from jstore.registry import Registry, RunRecord, new_run_id
 from jstore.registry.late import forget_batch, record_late_events
 from jstore.registry.leases import Lease, acquire_lease
-from jstore.spark_submit import SparkJob, SparkJobFailed, spark_job, submit, with_jdbc_driver
+from jstore.spark_submit import SparkJob, SparkJobFailed, spark_job, submit, with_jars
 
 EXTRACT_NAME = re.compile(r"^extract-(?P<start>\d{8}T\d{6}Z)-(?P<end>\d{8}T\d{6}Z)-\d+\.parquet$")
 STAMP = "%Y%m%dT%H%M%SZ"
@@ -191,9 +191,7 @@ def extract_job(
     args = [source, "--start", as_utc(start).isoformat(), "--end", as_utc(end).isoformat()]
     args += ["--result-file", str(result_file), "--lease-token", str(lease_token)]
     args += ["--snapshot", snapshot]
-    job = with_jdbc_driver(
-        spark_job("extract_table.py", args, f"jstore-extract-{source}"), settings
-    )
+    job = with_jars(spark_job("extract_table.py", args, f"jstore-extract-{source}"), settings)
     return replace(job, env_vars={**job.env_vars, SOURCE_DSN_ENV: dsn})
 
 
