@@ -18,8 +18,9 @@ Every entity row is kept, in order, its columns unchanged; the features are appe
 How (`PointInTimeJoin`), in two passes over the entity rows, batch by batch, so that memory
 holds one batch of entity rows, not all of them:
 1. `prepare` reads only the join keys and `event_timestamp`: per view, the *spans* asked, one
-   per key tuple and checkpoint period: the period's start and the last time asked in it (an
-   Arrow hash aggregation per batch, merged). PostgreSQL returns the stored rows inside the
+   per key tuple and checkpoint period: the period's start and the last time asked in it (key
+   tuples coded as integers by a growing `KeyDictionary`, then one sort of (code, period) per
+   batch, merged). PostgreSQL returns the stored rows inside the
    spans (pit_candidates.py), a connection per view, in parallel; they are sorted once by (key
    code, feature_ts) into an `AsOfIndex`, which ends with two extra rows: the empty-window
    values and nulls.
@@ -139,9 +140,16 @@ class PointInTimeJoin:
         with psycopg.connect(self.dsn) as conn:
             existing = _existing_tables(conn, self.schema, self.parts)
         joined = [part for part in self.parts if part.view.table in existing]
-        spans: dict[tuple, _Spans] = {}  # views of the same keys and checkpoints share spans
+        # Views of the same join keys share a dictionary of the key tuples seen, and views of
+        # the same keys and checkpoint period share their spans.
+        dictionaries: dict[tuple[str, ...], KeyDictionary] = {}
+        spans: dict[tuple, _Spans] = {}
         for part in joined:
-            spans.setdefault(_span_kind(part.view), _Spans(part.view))
+            keys = tuple(part.view.join_keys)
+            if keys not in dictionaries:
+                dtypes = [ARROW_TYPES[self.keys[k]] for k in keys]
+                dictionaries[keys] = KeyDictionary(dtypes)
+            spans.setdefault(_span_kind(part.view), _Spans(part.view, dictionaries[keys]))
         self.uncovered_rows = {part.view.table: 0 for part in self.parts}
         offset = 0
         for batch in entity_batches([*self.keys, EVENT_TIMESTAMP]):
@@ -152,21 +160,22 @@ class PointInTimeJoin:
             for part in self.parts:
                 covered = _covered(times_us, self.coverage.get(part.view.table, []), part.view)
                 self.uncovered_rows[part.view.table] += len(covered) - int(np.sum(covered))
+            codes = {names: d.encode([keys[k] for k in names]) for names, d in dictionaries.items()}
             for collected in spans.values():
-                collected.add(keys, times_us)
+                collected.add(codes[tuple(collected.view.join_keys)], times_us)
             offset += batch.num_rows
-        shared: dict[tuple[str, ...], KeyCodes] = {}  # views of the same keys saw the same tuples
         with ThreadPoolExecutor(MAX_CONNECTIONS) as pool:
             pending = []
-            tables = {kind: collected.table(shared) for kind, collected in spans.items()}
+            tables = {kind: collected.table() for kind, collected in spans.items()}
             for part in joined:
                 kind = _span_kind(part.view)
                 fetched = fetch_candidates(
                     pool, self.dsn, self.schema, part.view, part.features, tables[kind]
                 )
-                pending.append((part, spans[kind].codes, fetched))
-            for part, codes, fetched in pending:
-                self._indexes[part.view.table] = AsOfIndex(codes, fetched(), part.features)
+                pending.append((part, spans[kind].dictionary, fetched))
+            del tables
+            for part, dictionary, fetched in pending:
+                self._indexes[part.view.table] = AsOfIndex(dictionary, fetched(), part.features)
         for part in self.parts:  # a view never published: nothing stored
             self._indexes.setdefault(part.view.table, AsOfIndex(None, None, part.features))
 
@@ -187,16 +196,16 @@ class PointInTimeJoin:
         times_us = normalized_timestamps(batch).cast(pa.int64()).to_numpy()
         keys = {k: _cast_key(batch, k, dtype) for k, dtype in self.keys.items()}
         columns: dict[str, pa.Array] = {}
-        codes: dict[int, np.ndarray] = {}  # per KeyCodes: views of the same keys share one
+        codes: dict[int, np.ndarray] = {}  # per KeyDictionary: views of the same keys share one
         for part in self.parts:
             index = self._indexes[part.view.table]
             code = np.full(len(times_us), -1, np.int64)
-            if index.codes is not None:
-                if id(index.codes) not in codes:
-                    codes[id(index.codes)] = index.codes.lookup(
+            if index.keys is not None:
+                if id(index.keys) not in codes:
+                    codes[id(index.keys)] = index.keys.lookup(
                         [keys[k] for k in part.view.join_keys]
                     )
-                code = codes[id(index.codes)]
+                code = codes[id(index.keys)]
             since_us = checkpoints_us(times_us, part.view)
             covered = _covered(times_us, self.coverage.get(part.view.table, []), part.view)
             row = index.match(code, times_us, since_us)
@@ -209,42 +218,78 @@ class PointInTimeJoin:
         return pa.RecordBatch.from_arrays(arrays, schema=self.output_schema)
 
 
-class KeyCodes:
-    """Dense codes of distinct key tuples, and the lookup of other rows' key tuples.
+class KeyDictionary:
+    """Dense codes of the key tuples seen in the entity rows, growing as they are read.
 
-    Each key column is coded by its distinct values (an Arrow hash lookup), the per-column codes
-    are combined one column at a time and made dense again (so no product overflows).
+    Each key column has a dictionary of its distinct values (Arrow hash lookups); with more
+    than one key column, the tuple's code so far and the next column's code are packed into one
+    int64 and coded by a dictionary of those, so codes stay dense and no product overflows.
+    Memory grows with the distinct key tuples, not with the entity rows.
     """
 
-    def __init__(self, keys: list[pa.Array]):
-        self._values = [pc.unique(key) for key in keys]
-        self._steps: list[np.ndarray] = []
-        combined = self._part(0, keys[0])
-        for i in range(1, len(keys)):
-            combined = combined * len(self._values[i]) + self._part(i, keys[i])
-            step = np.unique(combined)
-            self._steps.append(step)
-            combined = np.searchsorted(step, combined)
-        self.codes = combined
-        """The code of each distinct tuple given, in its order."""
+    def __init__(self, dtypes: list[pa.DataType]):
+        self._columns = [_ValueCodes(dtype) for dtype in dtypes]
+        self._pairs = [_ValueCodes(pa.int64()) for _ in dtypes[1:]]
 
-    def _part(self, i: int, key: pa.Array) -> np.ndarray:
-        found = pc.index_in(key, value_set=self._values[i])
-        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    def encode(self, keys: list[pa.Array]) -> np.ndarray:
+        """The code of each row's key tuple, coding the tuples not seen before; -1 for a row
+        with a null key."""
+        code = self._columns[0].encode(keys[0])
+        for column, pairs, key in zip(self._columns[1:], self._pairs, keys[1:], strict=True):
+            code = pairs.encode(_pack(code, column.encode(key)))
+        return code
 
     def lookup(self, keys: list[pa.Array]) -> np.ndarray:
-        """The code of each row's key tuple; -1 for a tuple not among the distinct ones, or
-        with a null key."""
-        combined = self._part(0, keys[0])
-        missing = combined < 0
-        for i, step in enumerate(self._steps, start=1):
-            part = self._part(i, keys[i])
-            missing |= part < 0
-            combined = np.maximum(combined, 0) * len(self._values[i]) + np.maximum(part, 0)
-            position = np.minimum(np.searchsorted(step, combined), len(step) - 1)
-            missing |= step[position] != combined
-            combined = position
-        return np.where(missing, -1, combined)
+        """The code of each row's key tuple; -1 for a tuple never seen, or with a null key."""
+        code = self._columns[0].lookup(keys[0])
+        for column, pairs, key in zip(self._columns[1:], self._pairs, keys[1:], strict=True):
+            code = pairs.lookup(_pack(code, column.lookup(key)))
+        return code
+
+    def keys(self, codes: np.ndarray) -> list[pa.Array]:
+        """The key columns of the tuples coded `codes` (all >= 0)."""
+        columns: list[pa.Array] = []
+        for column, pairs in zip(self._columns[:0:-1], self._pairs[::-1], strict=True):
+            packed = pairs.values.take(pa.array(codes)).to_numpy()
+            columns.append(column.values.take(pa.array(packed & _LOW)))
+            codes = packed >> 32
+        columns.append(self._columns[0].values.take(pa.array(codes)))
+        return columns[::-1]
+
+
+_LOW = (1 << 32) - 1
+
+
+def _pack(code: np.ndarray, part: np.ndarray) -> pa.Array:
+    """(code, part) as one int64 (both below 2**31); null where either is -1."""
+    return pa.array((code << 32) | (part & _LOW), mask=(code < 0) | (part < 0))
+
+
+class _ValueCodes:
+    """Dense codes of the distinct values of one column, in the order first seen."""
+
+    def __init__(self, dtype: pa.DataType):
+        self.values = pa.array([], dtype)
+
+    def encode(self, column: pa.Array) -> np.ndarray:
+        encoded = pc.dictionary_encode(column)  # this batch's distinct values, nulls apart
+        code = _found(pc.index_in(encoded.dictionary, value_set=self.values))
+        new = np.flatnonzero(code < 0)
+        if len(new):
+            code[new] = len(self.values) + np.arange(len(new))
+            self.values = pa.concat_arrays(
+                [self.values, encoded.dictionary.take(pa.array(new)).cast(self.values.type)]
+            )
+        rows = _found(encoded.indices)
+        return np.append(code, -1)[rows]  # a null key (index -1) gets -1
+
+    def lookup(self, column: pa.Array) -> np.ndarray:
+        return _found(pc.index_in(column, value_set=self.values))
+
+
+def _found(indices: pa.Array) -> np.ndarray:
+    """Arrow indices as int64, -1 where null."""
+    return indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _span_kind(view: ResolvedView) -> tuple:
@@ -252,54 +297,55 @@ def _span_kind(view: ResolvedView) -> tuple:
 
 
 class _Spans:
-    """Per key tuple and checkpoint period of one view: the last time asked."""
+    """Per key tuple and checkpoint period asked of one view: the period's start (FIRST) and
+    the last time asked in it (LAST), kept as numpy arrays of codes and microseconds."""
 
-    def __init__(self, view: ResolvedView):
+    def __init__(self, view: ResolvedView, dictionary: KeyDictionary):
         self.view = view
-        self._parts: list[pa.Table] = []
-        self.codes: KeyCodes | None = None
+        self.dictionary = dictionary
+        self._period_us = _period_us(view)
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def add(self, keys: dict[str, pa.Array], times_us: np.ndarray) -> None:
-        columns = {k: keys[k] for k in self.view.join_keys}
-        columns[FIRST] = checkpoints_us(times_us, self.view)
-        columns[LAST] = times_us
-        table = pa.table(columns)
-        for k in self.view.join_keys:
-            table = table.filter(pc.is_valid(table[k]))
-        self._parts.append(_last_per_span(table, self.view.join_keys))
+    def add(self, codes: np.ndarray, times_us: np.ndarray) -> None:
+        """The spans of a batch of entity rows (their key codes and times)."""
+        keep = codes >= 0  # a row with a null key matches nothing
+        times_us = times_us[keep]
+        first = checkpoints_us(times_us, self.view)
+        self._parts.append(_last_per_span(codes[keep], first, times_us, self._period_us))
         if len(self._parts) > 8:
-            self._parts = [_last_per_span(pa.concat_tables(self._parts), self.view.join_keys)]
+            self._parts = [self._merged()]
 
-    def table(self, shared: dict[tuple[str, ...], KeyCodes]) -> pa.Table:
-        """CODE, the join keys, FIRST and LAST (timestamps); sets `codes`, taken from `shared`
-        when a view of the same join keys made them (the same entity rows gave its spans)."""
-        if self._parts:
-            spans = _last_per_span(pa.concat_tables(self._parts), self.view.join_keys)
-        else:
-            spans = pa.table(
-                {k: pa.array([], ARROW_TYPES[self.view.key_dtypes[k]]) for k in self.view.join_keys}
-                | {FIRST: pa.array([], pa.int64()), LAST: pa.array([], pa.int64())}
-            )
+    def _merged(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self._parts:
+            return tuple(np.empty(0, np.int64) for _ in range(3))
+        code, first, last = (np.concatenate(arrays) for arrays in zip(*self._parts, strict=True))
+        return _last_per_span(code, first, last, self._period_us)
+
+    def table(self) -> pa.Table:
+        """CODE, the join keys, FIRST and LAST (timestamps), one row per span."""
+        code, first, last = self._merged()
         self._parts = []
-        names = tuple(self.view.join_keys)
-        if names not in shared:
-            tuples = spans.select(list(names)).group_by(list(names)).aggregate([])
-            shared[names] = KeyCodes([tuples[k].combine_chunks() for k in names])
-        self.codes = shared[names]
-        code = self.codes.lookup([spans[k].combine_chunks() for k in self.view.join_keys])
         timestamp = ARROW_TYPES["timestamp"]
+        keys = self.dictionary.keys(code)
         return pa.table(
             {CODE: code}
-            | {k: spans[k] for k in self.view.join_keys}
-            | {FIRST: spans[FIRST].cast(timestamp), LAST: spans[LAST].cast(timestamp)}
+            | dict(zip(self.view.join_keys, keys, strict=True))
+            | {FIRST: pa.array(first).cast(timestamp), LAST: pa.array(last).cast(timestamp)}
         )
 
 
-def _last_per_span(table: pa.Table, keys: list[str]) -> pa.Table:
-    grouped = table.group_by([*keys, FIRST], use_threads=False).aggregate([(LAST, "max")])
-    return grouped.rename_columns(
-        [LAST if c == f"{LAST}_max" else c for c in grouped.column_names]
-    ).select([*keys, FIRST, LAST])
+def _last_per_span(
+    code: np.ndarray, first: np.ndarray, last: np.ndarray, period_us: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One row per (code, first), with its latest `last` (`first`: multiples of `period_us`).
+
+    (code, period number) packs into one int64, so one sort groups the rows."""
+    packed = (code << 32) | ((first // period_us + (1 << 31)) & _LOW)
+    order = np.argsort(packed)
+    packed = packed[order]
+    start = np.flatnonzero(np.r_[True, packed[1:] != packed[:-1]])
+    latest = np.maximum.reduceat(last[order], start) if len(start) else last[:0]
+    return code[order[start]], first[order[start]], latest
 
 
 class AsOfIndex:
@@ -312,9 +358,9 @@ class AsOfIndex:
     """
 
     def __init__(
-        self, codes: KeyCodes | None, candidates: pa.Table | None, features: list[FeatureSpec]
+        self, keys: KeyDictionary | None, candidates: pa.Table | None, features: list[FeatureSpec]
     ):
-        self.codes = codes
+        self.keys = keys
         types = {spec.name: ARROW_TYPES[spec.dtype] for spec in features}
         if candidates is None:
             timestamp = ARROW_TYPES["timestamp"]
@@ -453,8 +499,11 @@ def check_key_text(keys: dict[str, pa.Array], offset: int = 0) -> None:
 
 def checkpoints_us(times_us: np.ndarray, view: ResolvedView) -> np.ndarray:
     """Each time's checkpoint C(T), in microseconds since the epoch."""
-    period = int(view.definition.checkpoint_period.total_seconds()) * 1_000_000
-    return times_us - np.mod(times_us, period)
+    return times_us - np.mod(times_us, _period_us(view))
+
+
+def _period_us(view: ResolvedView) -> int:
+    return int(view.definition.checkpoint_period.total_seconds()) * 1_000_000
 
 
 def _covered(
