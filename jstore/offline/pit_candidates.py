@@ -3,103 +3,152 @@
 The entity rows of one view are reduced to *spans*: per key tuple and checkpoint period asked,
 the period's start C and the last time T asked in it (the only stored rows an entity row at T
 can use are in [C(T), T]: every non-empty entity has a row at each checkpoint). The spans go to
-PostgreSQL by ADBC's binary COPY into a temporary table; one index range scan per span returns
-the rows in [C, T] as Arrow by binary COPY (ADBC): nothing is formatted or parsed as text, so a
-text feature `NA` or `null` stays text and a null stays null. Large span sets are cut in chunks
-fetched on parallel connections (the server writing rows is the cost, one core a backend).
+PostgreSQL once, by ADBC's binary COPY, into an UNLOGGED table of the offline schema
+(`SpanTables`) that the queries of every view of the same keys and checkpoint period read, each
+on its own connection: with many spans the server hashes them on (keys, period) and scans the
+view's table once, with parallel workers (a temporary table would forbid them, and would be
+loaded once per connection); with few it seeks the primary key per span. The rows come back as
+Arrow by binary COPY (ADBC): nothing is formatted or parsed as text, so a text feature `NA` or
+`null` stays text and a null stays null.
+
+A span table lives as long as its join: it is dropped when the join's candidates are fetched.
+While it lives, its join holds a session advisory lock named after it; a table whose lock is
+free belongs to a join that was killed, and the next join in the schema drops it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import uuid
 from datetime import datetime
-from itertools import pairwise
 
 import adbc_driver_postgresql.dbapi as adbc
-import numpy as np
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
 from jstore.model import FeatureSpec, ResolvedView
-from jstore.offline.tables import table_id
+from jstore.offline.tables import PG_TYPES, table_id
 
 CODE = "_code"
 FIRST = "_first"
 LAST = "_last"
-SCRATCH = "_jstore_join_spans"
-CHUNK_SPANS = 2_000_000
+SPAN_TABLE_PREFIX = "_jstore_join_spans_"
 
 
-def fetch_candidates(
-    pool: ThreadPoolExecutor,
-    dsn: str,
-    schema: str,
-    view: ResolvedView,
-    features: list[FeatureSpec],
-    spans: pa.Table,
-) -> Callable[[], pa.Table]:
-    """Start fetching, per span, the view's rows with FIRST <= feature_ts <= LAST; returns a
-    function that waits for them: a table of CODE, feature_ts and the features.
+class SpanTables:
+    """The span tables of one join, in `schema`, dropped on exit (see the module docstring)."""
 
-    `spans` has the columns CODE (the key tuple's code), the view's join keys, FIRST and LAST
-    (timestamps).
-    """
-    chunks = max(1, -(-spans.num_rows // CHUNK_SPANS))
-    bounds = np.linspace(0, spans.num_rows, chunks + 1).astype(int)
-    futures = [
-        pool.submit(_fetch, dsn, schema, view, features, spans.slice(lo, hi - lo))
-        for lo, hi in pairwise(bounds)
-    ]
+    def __init__(self, dsn: str, schema: str):
+        self.dsn = dsn
+        self.schema = schema
+        self._owner = psycopg.connect(dsn, autocommit=True)
+        self._names: list[str] = []
+        _drop_orphans(self._owner, schema)
 
-    def result() -> pa.Table:
-        tables = [future.result() for future in futures]
-        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    def __enter__(self) -> SpanTables:
+        return self
 
-    return result
+    def __exit__(self, *exc: object) -> None:
+        with self._owner:
+            for name in self._names:
+                self._owner.execute(
+                    sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.schema, name))
+                )
+                self._owner.execute("SELECT pg_advisory_unlock(hashtext(%s))", [self._lock(name)])
 
+    def _lock(self, name: str) -> str:
+        return _lock_key(self.schema, name)
 
-def _fetch(
-    dsn: str, schema: str, view: ResolvedView, features: list[FeatureSpec], spans: pa.Table
-) -> pa.Table:
-    with adbc.connect(dsn) as conn, conn.cursor() as cursor:
-        cursor.execute("SET jit = off")  # compiling the plan costs more than it saves
-        cursor.adbc_ingest(SCRATCH, spans, mode="create", temporary=True)
-        cursor.execute(f"ANALYZE {SCRATCH}")  # without, the planner may seek per span
+    def load(self, view: ResolvedView, spans: pa.Table) -> SpanTable:
+        """A new span table holding `spans` (CODE, the view's join keys, FIRST and LAST)."""
+        name = SPAN_TABLE_PREFIX + uuid.uuid4().hex[:16]
+        self._owner.execute("SELECT pg_advisory_lock(hashtext(%s))", [self._lock(name)])
+        self._names.append(name)
+        columns = [sql.SQL("{} bigint").format(sql.Identifier(CODE))]
+        columns += [
+            sql.SQL("{} {}").format(sql.Identifier(k), sql.SQL(PG_TYPES[view.key_dtypes[k]]))
+            for k in view.join_keys
+        ]
+        columns += [sql.SQL("{} timestamptz").format(sql.Identifier(c)) for c in (FIRST, LAST)]
+        table = sql.Identifier(self.schema, name)
+        self._owner.execute(
+            sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(table, sql.SQL(", ").join(columns))
+        )
+        with adbc.connect(self.dsn) as conn, conn.cursor() as cursor:
+            cursor.adbc_ingest(name, spans, mode="append", db_schema_name=self.schema)
+            conn.commit()
+        self._owner.execute(sql.SQL("ANALYZE {}").format(table))  # else it may seek per span
         bounds = (pc.min(spans[FIRST]).as_py(), pc.max(spans[LAST]).as_py())
-        cursor.execute(_query(schema, view, features, bounds).as_string(None))
-        return cursor.fetch_arrow_table()
+        return SpanTable(self.dsn, self.schema, name, bounds)
 
 
-def _query(
-    schema: str,
-    view: ResolvedView,
-    features: list[FeatureSpec],
-    bounds: tuple[datetime | None, datetime | None],
-) -> sql.Composed:
-    """The rows of every span: a hash join on (keys, checkpoint period) over one scan of the
-    partitions within `bounds` (the spans' earliest start and latest end, constants the planner
-    prunes partitions by), or one primary-key range scan per span when they are few."""
-    match = sql.SQL(" AND ").join(
-        sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in view.join_keys
-    )
-    selected = [sql.Identifier("s", CODE), sql.Identifier("t", "feature_ts")]
-    selected += [sql.Identifier("t", spec.name) for spec in features]
-    period = int(view.definition.checkpoint_period.total_seconds())
-    return sql.SQL(
-        "SELECT {selected} FROM {scratch} s JOIN {table} t ON {match} "
-        "AND t.feature_ts >= s.{first} AND t.feature_ts <= s.{last} "
-        "AND date_bin({period}, t.feature_ts, TIMESTAMPTZ 'epoch') = s.{first} "
-        "AND t.feature_ts >= {low} AND t.feature_ts <= {high}"
-    ).format(
-        selected=sql.SQL(", ").join(selected),
-        scratch=sql.Identifier(SCRATCH),
-        table=table_id(schema, view),
-        match=match,
-        first=sql.Identifier(FIRST),
-        last=sql.Identifier(LAST),
-        period=sql.Literal(f"{period} seconds"),
-        low=sql.Literal(bounds[0] or "-infinity"),
-        high=sql.Literal(bounds[1] or "infinity"),
-    )
+class SpanTable:
+    """One loaded span table: the spans of the views of one join key tuple and period."""
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        name: str,
+        bounds: tuple[datetime | None, datetime | None],
+    ):
+        self.dsn = dsn
+        self.schema = schema
+        self.name = name
+        self.bounds = bounds
+        """The spans' earliest FIRST and latest LAST (None without spans)."""
+
+    def rows(self, view: ResolvedView, features: list[FeatureSpec]) -> pa.Table:
+        """Per span, the view's rows with FIRST <= feature_ts <= LAST: a table of CODE,
+        feature_ts and the features (on a connection of its own)."""
+        with adbc.connect(self.dsn) as conn, conn.cursor() as cursor:
+            cursor.execute("SET jit = off")  # compiling the plan costs more than it saves
+            cursor.execute(self._query(view, features).as_string(None))
+            return cursor.fetch_arrow_table()
+
+    def _query(self, view: ResolvedView, features: list[FeatureSpec]) -> sql.Composed:
+        """The rows of every span: a hash join on (keys, checkpoint period) over one scan of
+        the partitions within `bounds` (constants the planner prunes partitions by), or one
+        primary-key range scan per span when they are few."""
+        match = sql.SQL(" AND ").join(
+            sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in view.join_keys
+        )
+        selected = [sql.Identifier("s", CODE), sql.Identifier("t", "feature_ts")]
+        selected += [sql.Identifier("t", spec.name) for spec in features]
+        period = int(view.definition.checkpoint_period.total_seconds())
+        return sql.SQL(
+            "SELECT {selected} FROM {spans} s JOIN {table} t ON {match} "
+            "AND t.feature_ts >= s.{first} AND t.feature_ts <= s.{last} "
+            "AND date_bin({period}, t.feature_ts, TIMESTAMPTZ 'epoch') = s.{first} "
+            "AND t.feature_ts >= {low} AND t.feature_ts <= {high}"
+        ).format(
+            selected=sql.SQL(", ").join(selected),
+            spans=sql.Identifier(self.schema, self.name),
+            table=table_id(self.schema, view),
+            match=match,
+            first=sql.Identifier(FIRST),
+            last=sql.Identifier(LAST),
+            period=sql.Literal(f"{period} seconds"),
+            low=sql.Literal(self.bounds[0] or "-infinity"),
+            high=sql.Literal(self.bounds[1] or "infinity"),
+        )
+
+
+def _lock_key(schema: str, name: str) -> str:
+    return f"jstore.offline:{schema}.{name}"
+
+
+def _drop_orphans(conn: psycopg.Connection, schema: str) -> None:
+    """Drop the span tables of killed joins: those whose advisory lock no session holds."""
+    pattern = SPAN_TABLE_PREFIX.replace("_", "\\_") + "%"
+    names = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname LIKE %s",
+        [schema, pattern],
+    ).fetchall()
+    for (name,) in names:
+        key = _lock_key(schema, name)
+        if conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key]).fetchone()[0]:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, name)))
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])

@@ -33,11 +33,14 @@ output per entity row costs more than the candidate rows (figures in docs/offlin
 
 from __future__ import annotations
 
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import IO
 
 import numpy as np
 import psycopg
@@ -47,12 +50,12 @@ import pyarrow.compute as pc
 from jstore.arrow_types import ARROW_TYPES
 from jstore.errors import InputError
 from jstore.model import FeatureSpec, ResolvedView
-from jstore.offline.pit_candidates import CODE, FIRST, LAST, fetch_candidates
+from jstore.offline.pit_candidates import CODE, FIRST, LAST, SpanTables
 
 EVENT_TIMESTAMP = "event_timestamp"
 MAX_CONNECTIONS = 4
 JOIN_THREADS = 2
-BATCH_ROWS = 131_072
+BATCH_ROWS = 65_536
 Coverage = dict[str, list[tuple[datetime, datetime]]]
 EntityBatches = Callable[[list[str] | None], Iterable[pa.RecordBatch]]
 """Called once per pass: the entity rows, in order, in batches, with only the columns named
@@ -123,6 +126,7 @@ class PointInTimeJoin:
         """Per view table, the entity rows past its published coverage (set by `prepare`)."""
         self.output_schema = pa.schema([])
         self._indexes: dict[str, AsOfIndex] = {}
+        self._row_codes = RowCodes()
 
     def prepare(self, entity_batches: EntityBatches, entity_schema: pa.Schema) -> None:
         """Pass 1: check the entity rows, collect the spans, fetch the candidate rows."""
@@ -161,51 +165,63 @@ class PointInTimeJoin:
                 covered = _covered(times_us, self.coverage.get(part.view.table, []), part.view)
                 self.uncovered_rows[part.view.table] += len(covered) - int(np.sum(covered))
             codes = {names: d.encode([keys[k] for k in names]) for names, d in dictionaries.items()}
+            self._row_codes.append(codes)
             for collected in spans.values():
                 collected.add(codes[tuple(collected.view.join_keys)], times_us)
             offset += batch.num_rows
-        with ThreadPoolExecutor(MAX_CONNECTIONS) as pool:
-            pending = []
-            tables = {kind: collected.table() for kind, collected in spans.items()}
-            for part in joined:
-                kind = _span_kind(part.view)
-                fetched = fetch_candidates(
-                    pool, self.dsn, self.schema, part.view, part.features, tables[kind]
-                )
-                pending.append((part, spans[kind].dictionary, fetched))
-            del tables
-            for part, dictionary, fetched in pending:
-                self._indexes[part.view.table] = AsOfIndex(dictionary, fetched(), part.features)
+        if joined:
+            self._fetch(joined, spans)
         for part in self.parts:  # a view never published: nothing stored
             self._indexes.setdefault(part.view.table, AsOfIndex(None, None, part.features))
+
+    def _fetch(self, joined: list[_ViewPart], spans: dict[tuple, _Spans]) -> None:
+        """Each joined view's candidate rows, into its `AsOfIndex`: the spans of each kind
+        loaded once, each view's query started as soon as its spans are in, on a connection of
+        its own, all in parallel."""
+        with (
+            SpanTables(self.dsn, self.schema) as tables,
+            ThreadPoolExecutor(MAX_CONNECTIONS) as pool,
+        ):
+            loading = {
+                pool.submit(tables.load, collected.view, collected.table()): kind
+                for kind, collected in spans.items()
+            }
+            fetching: dict[Future[pa.Table], _ViewPart] = {}
+            for loaded in as_completed(loading):
+                kind = loading[loaded]
+                for part in joined:
+                    if _span_kind(part.view) == kind:
+                        rows = pool.submit(loaded.result().rows, part.view, part.features)
+                        fetching[rows] = part
+            for fetched in as_completed(fetching):
+                part = fetching[fetched]
+                dictionary = spans[_span_kind(part.view)].dictionary
+                self._indexes[part.view.table] = AsOfIndex(
+                    dictionary, fetched.result(), part.features
+                )
 
     def batches(self, entity_batches: EntityBatches) -> Iterator[pa.RecordBatch]:
         """Pass 2: each batch of entity rows with the features appended, in order; JOIN_THREADS
         batches are joined at once (numpy and Arrow release the GIL), so memory holds a fixed
         number of batches."""
-        with ThreadPoolExecutor(JOIN_THREADS) as pool:
+        with ThreadPoolExecutor(JOIN_THREADS) as pool, self._row_codes.reading() as codes:
             pending: deque[Future[pa.RecordBatch]] = deque()
             for batch in entity_batches(None):
-                pending.append(pool.submit(self._join_batch, batch))
+                pending.append(pool.submit(self._join_batch, batch, codes(batch.num_rows)))
                 if len(pending) > JOIN_THREADS:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
 
-    def _join_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def _join_batch(
+        self, batch: pa.RecordBatch, codes: dict[tuple[str, ...], np.ndarray]
+    ) -> pa.RecordBatch:
+        """`codes`: per join key tuple, each row's key code (from pass 1)."""
         times_us = normalized_timestamps(batch).cast(pa.int64()).to_numpy()
-        keys = {k: _cast_key(batch, k, dtype) for k, dtype in self.keys.items()}
         columns: dict[str, pa.Array] = {}
-        codes: dict[int, np.ndarray] = {}  # per KeyDictionary: views of the same keys share one
         for part in self.parts:
             index = self._indexes[part.view.table]
-            code = np.full(len(times_us), -1, np.int64)
-            if index.keys is not None:
-                if id(index.keys) not in codes:
-                    codes[id(index.keys)] = index.keys.lookup(
-                        [keys[k] for k in part.view.join_keys]
-                    )
-                code = codes[id(index.keys)]
+            code = codes.get(tuple(part.view.join_keys), np.full(len(times_us), -1, np.int64))
             since_us = checkpoints_us(times_us, part.view)
             covered = _covered(times_us, self.coverage.get(part.view.table, []), part.view)
             row = index.match(code, times_us, since_us)
@@ -216,6 +232,43 @@ class PointInTimeJoin:
         arrays = list(batch.columns)
         arrays += [columns[name] for name in self.output_schema.names[batch.num_columns :]]
         return pa.RecordBatch.from_arrays(arrays, schema=self.output_schema)
+
+
+class RowCodes:
+    """Each entity row's key codes, per join key tuple, from pass 1 to pass 2: in a temporary
+    file (4 bytes a row and tuple), so pass 2 neither looks the keys up again nor holds them."""
+
+    def __init__(self) -> None:
+        self._files: dict[tuple[str, ...], IO[bytes]] = {}
+
+    def append(self, codes: dict[tuple[str, ...], np.ndarray]) -> None:
+        for names, code in codes.items():
+            if names not in self._files:
+                self._files[names] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by reading)
+            self._files[names].write(code.astype(np.int32).tobytes())
+
+    @contextmanager
+    def reading(self) -> Iterator[Callable[[int], dict[tuple[str, ...], np.ndarray]]]:
+        """A function giving the next `n` rows' codes, per key tuple; the files are deleted
+        on exit."""
+        for file in self._files.values():
+            file.seek(0)
+
+        def read(n: int) -> dict[tuple[str, ...], np.ndarray]:
+            codes = {}
+            for names, file in self._files.items():
+                data = file.read(4 * n)
+                if len(data) != 4 * n:
+                    raise RuntimeError("the entity rows changed between the join's two passes")
+                codes[names] = np.frombuffer(data, np.int32).astype(np.int64)
+            return codes
+
+        try:
+            yield read
+        finally:
+            for file in self._files.values():
+                file.close()
+            self._files = {}
 
 
 class KeyDictionary:
@@ -237,13 +290,6 @@ class KeyDictionary:
         code = self._columns[0].encode(keys[0])
         for column, pairs, key in zip(self._columns[1:], self._pairs, keys[1:], strict=True):
             code = pairs.encode(_pack(code, column.encode(key)))
-        return code
-
-    def lookup(self, keys: list[pa.Array]) -> np.ndarray:
-        """The code of each row's key tuple; -1 for a tuple never seen, or with a null key."""
-        code = self._columns[0].lookup(keys[0])
-        for column, pairs, key in zip(self._columns[1:], self._pairs, keys[1:], strict=True):
-            code = pairs.lookup(_pack(code, column.lookup(key)))
         return code
 
     def keys(self, codes: np.ndarray) -> list[pa.Array]:
@@ -282,9 +328,6 @@ class _ValueCodes:
             )
         rows = _found(encoded.indices)
         return np.append(code, -1)[rows]  # a null key (index -1) gets -1
-
-    def lookup(self, column: pa.Array) -> np.ndarray:
-        return _found(pc.index_in(column, value_set=self.values))
 
 
 def _found(indices: pa.Array) -> np.ndarray:
