@@ -56,6 +56,7 @@ EVENT_TIMESTAMP = "event_timestamp"
 MAX_CONNECTIONS = 4
 JOIN_THREADS = 2
 BATCH_ROWS = 65_536
+MERGE_SPANS = 1_000_000
 Coverage = dict[str, list[tuple[datetime, datetime]]]
 EntityBatches = Callable[[list[str] | None], Iterable[pa.RecordBatch]]
 """Called once per pass: the entity rows, in order, in batches, with only the columns named
@@ -348,15 +349,22 @@ class _Spans:
         self.dictionary = dictionary
         self._period_us = _period_us(view)
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._rows = 0
+        self._merged_rows = 0
 
     def add(self, codes: np.ndarray, times_us: np.ndarray) -> None:
         """The spans of a batch of entity rows (their key codes and times)."""
         keep = codes >= 0  # a row with a null key matches nothing
         times_us = times_us[keep]
         first = checkpoints_us(times_us, self.view)
-        self._parts.append(_last_per_span(codes[keep], first, times_us, self._period_us))
-        if len(self._parts) > 8:
+        part = _last_per_span(codes[keep], first, times_us, self._period_us)
+        self._parts.append(part)
+        self._rows += len(part[0])
+        # Merged when the parts have doubled since the last merge: memory stays within a few
+        # times the spans, and each row is sorted a few times, not once per batch.
+        if self._rows > 2 * self._merged_rows + MERGE_SPANS:
             self._parts = [self._merged()]
+            self._rows = self._merged_rows = len(self._parts[0][0])
 
     def _merged(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self._parts:
