@@ -16,17 +16,18 @@ Every entity row is kept, in order, its columns unchanged; the features are appe
 `<view>__<feature>`.
 
 How (`PointInTimeJoin`), in two passes over the entity rows, batch by batch, so that memory
-holds one batch of entity rows, not all of them:
-1. `prepare` reads only the join keys and `event_timestamp`: per view, the *spans* asked, one
-   per key tuple and checkpoint period: the period's start and the last time asked in it (key
-   tuples coded as integers by a growing `KeyDictionary`, then one sort of (code, period) per
-   batch, merged). PostgreSQL returns the stored rows inside the
-   spans (pit_candidates.py), a connection per view, in parallel; they are sorted once by (key
-   code, feature_ts) into an `AsOfIndex`, which ends with two extra rows: the empty-window
-   values and nulls.
-2. `batches`: per batch of entity rows, each row's key code and one binary search find its
-   row, or one of the two extra rows (no row in [C(T), T]; not covered); one `take` per view
-   appends its features, and the batch is yielded.
+holds a fixed number of batches of entity rows, not all of them:
+1. `prepare` reads only the join keys and `event_timestamp`: each row's key tuple gets an
+   integer code from a growing `KeyDictionary` (the codes go to a temporary file, `RowCodes`,
+   for pass 2), and per view kind (join keys and checkpoint period) the *spans* asked are
+   collected: per key code and checkpoint period, the period's start and the last time asked
+   in it (one numpy sort of (code, period) per batch, merged). PostgreSQL returns the stored
+   rows inside the spans (pit_candidates.py: the spans loaded once per kind, a connection per
+   view, in parallel); they are sorted once by (key code, feature_ts) into an `AsOfIndex`,
+   which ends with two extra rows: the empty-window values and nulls.
+2. `batches`: per batch of entity rows, each row's key code (read back) and one binary search
+   find its row, or one of the two extra rows (no row in [C(T), T]; not covered); one `take`
+   per view appends its features, and the batch is yielded.
 One LATERAL … ORDER BY feature_ts DESC LIMIT 1 seek per entity row measured slower: its server
 output per entity row costs more than the candidate rows (figures in docs/offline_store.md).
 """
