@@ -7,18 +7,19 @@ from __future__ import annotations
 import io
 import re
 from contextlib import redirect_stdout
+from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from jstore.config import Settings
+from jstore.durations import floor_to_step
 from jstore.online import materialize
 from jstore.registry import Registry
 from jstore.repo import FeatureRepo
 from serving.app import create_app
-from tests.online.online_helpers import publish_rows
-from tests.serving.conftest import NOW_STEP, READ_KEY
+from tests.online.online_helpers import HOUR, publish_rows
+from tests.serving.conftest import READ_KEY
 from tests.serving.live_api import live_api
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "client.md"
@@ -34,15 +35,17 @@ def examples() -> list[str]:
 
 @pytest.fixture
 def purchases_published(api_settings: Settings, registry: Registry, example_repo: FeatureRepo):
+    """Published up to the current step, read now: NOW_STEP is read when the session starts,
+    and a long session's might have aged past the view's 2h ttl (the values `expired`)."""
     registry.apply(example_repo)
     view = registry.get_view("user_purchases")
-    hour = NOW_STEP - pd.Timedelta(hours=1).to_pytimedelta()
+    step = floor_to_step(datetime.now(UTC), HOUR)
     rows = [
-        {"user_id": user, "feature_ts": hour} | {f.name: values[f.function] for f in view.features}
+        {"user_id": user, "feature_ts": step - HOUR}
+        | {f.name: values[f.function] for f in view.features}
         for user, values in (("u000001", BOUGHT), ("u000002", BOUGHT_ONCE))
     ]
-    start = NOW_STEP - view.definition.checkpoint_period
-    publish_rows(api_settings, registry, view, start, NOW_STEP, rows)
+    publish_rows(api_settings, registry, view, step - view.definition.checkpoint_period, step, rows)
     materialize(api_settings, registry)
 
 

@@ -44,7 +44,7 @@ def test_a_user_logs_in_and_finds_the_demo_views_a_chart_and_a_run(
         driver.find_element(By.ID, "key").send_keys(READ_KEY)
         driver.find_element(By.CSS_SELECTOR, "form button").click()
 
-        assert driver.title == "Overview · JStore"
+        browser.wait_for_title(driver, "Overview · JStore")
         views = [
             a.text for a in driver.find_elements(By.CSS_SELECTOR, "table.views td:first-child a")
         ]
@@ -52,7 +52,7 @@ def test_a_user_logs_in_and_finds_the_demo_views_a_chart_and_a_run(
         snap(driver, "overview")
 
         driver.find_element(By.LINK_TEXT, "user_purchases").click()
-        assert driver.title == "user_purchases · JStore"
+        browser.wait_for_title(driver, "user_purchases · JStore")
         runs = driver.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")
         first = [td.text for td in runs[0].find_elements(By.TAG_NAME, "td")[1:5]]
         assert first == ["publish", "success", "2024-05-01 12:00 → 2024-05-01 18:00", "20"]
@@ -64,7 +64,7 @@ def test_a_user_logs_in_and_finds_the_demo_views_a_chart_and_a_run(
         snap(driver, "view")
 
         driver.find_element(By.CSS_SELECTOR, "a.data-docs").click()
-        driver.find_element(By.CSS_SELECTOR, "#jstore-charts-link a").click()
+        browser.wait_for_element(driver, "#jstore-charts-link a").click()
         charts = driver.find_element(By.ID, "jstore-charts")
         assert charts.is_displayed()
         loaded = driver.execute_script(
