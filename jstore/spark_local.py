@@ -18,6 +18,10 @@ interval (docs/compute.md, "Where the time of a small run goes"):
   costs more than having none). Each run that maps an archive touches it; writing a new one
   removes those no run has mapped for `UNUSED_ARCHIVE_DAYS` (~190 MB each).
 - No Spark UI: the CLI shows the stages' progress itself.
+- `SPARK_HOME` set for spark-submit, which otherwise starts a Python to find it
+  (find_spark_home.py), and the driver on the loopback address (`SPARK_LOCAL_IP`), which Spark
+  otherwise finds by resolving the hostname and listing the network interfaces (and warns
+  about where the hostname resolves to loopback). The user's own values win.
 
 The options go in `spark.driver.defaultJavaOptions`, which Spark puts before a job's own
 `spark.driver.extraJavaOptions`. A cluster's jobs (Airflow's spark_default) get none of this.
@@ -49,6 +53,11 @@ def class_archive() -> Path:
     key = "\n".join(f"{f} {_identity(f)}" for f in files)
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jstore"
     return cache / f"{ARCHIVE_PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
+
+
+def local_driver_env() -> dict[str, str]:
+    """The environment spark-submit gets for a local driver, under the user's own."""
+    return {"SPARK_HOME": str(_spark_home()), "SPARK_LOCAL_IP": "127.0.0.1"}
 
 
 def _java() -> Path:

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
-from jstore.spark_local import UNUSED_ARCHIVE_DAYS, class_archive, local_driver_conf
+from jstore.spark_local import (
+    UNUSED_ARCHIVE_DAYS,
+    class_archive,
+    local_driver_conf,
+    local_driver_env,
+)
 
 
 @pytest.fixture
@@ -109,3 +115,14 @@ def test_mapping_an_archive_marks_it_used(cache) -> None:
         pass
 
     assert archive.stat().st_mtime > time.time() - 3600
+
+
+def test_spark_submit_gets_the_spark_home_it_would_start_a_python_to_find(monkeypatch) -> None:
+    from pyspark.find_spark_home import _find_spark_home
+
+    monkeypatch.delenv("SPARK_HOME", raising=False)
+
+    assert local_driver_env() == {
+        "SPARK_HOME": str(Path(_find_spark_home())),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
