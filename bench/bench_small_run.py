@@ -10,8 +10,9 @@ scratch registry database, offline schema and lake; bench_compute's `write_purch
 events over its 60-day span, so about half of them fall in the read range of the day computed
 (one day + 30 days + one step of lookback). Each run recomputes the same day with a new run id
 (the tile store is warm after the first run, as for a user's second run). Each run's wall time
-is printed with the CLI's own last line, `took ... s: start ..., spark session ...` (where the
-time goes); the figure is the fastest run's wall time,
+and CPU seconds (all its processes: steadier than the wall on a shared machine) are printed
+with the CLI's own last line, `took ... s: start ..., spark session ...` (where the time goes);
+the figure is the fastest run's wall time,
 `ratio small_run: <15 s / that wall time>` (issue 11's target as the floor: >= 1.0 meets it).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -46,15 +48,22 @@ TARGET_S = 15.0
 JSTORE = Path(sys.executable).parent / "jstore"
 
 
-def run_cli(settings: Settings, *args: str) -> tuple[float, str]:
-    """Run `jstore args` as a user would (JSTORE_* environment); its wall time and stderr."""
+def run_cli(settings: Settings, *args: str) -> tuple[float, float, str]:
+    """Run `jstore args` as a user would (JSTORE_* environment); its wall time, the CPU seconds
+    of its processes (the CLI, spark-submit, the driver's JVM and Python), and its stderr."""
     env = {**os.environ, **job_environment(settings)}
-    began = time.perf_counter()
+    began, cpu_before = time.perf_counter(), children_cpu()
     done = subprocess.run([str(JSTORE), *args], env=env, capture_output=True, text=True)
-    took = time.perf_counter() - began
+    took, cpu = time.perf_counter() - began, children_cpu() - cpu_before
     if done.returncode != 0:
         raise RuntimeError(f"jstore {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return took, done.stdout + done.stderr
+    return took, cpu, done.stdout + done.stderr
+
+
+def children_cpu() -> float:
+    """User and system CPU seconds of this process's finished children (and theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def phases_of(output: str) -> dict[str, float]:
@@ -92,12 +101,13 @@ def main() -> None:
         print(f"user_purchases, one day, {args.events:,} events landed over 60 days")
         runs = []
         for i in range(args.runs):
-            wall, output = run_cli(settings, "compute", "user_purchases", *day)
-            runs.append((wall, phases_of(output)))
+            wall, cpu, output = run_cli(settings, "compute", "user_purchases", *day)
+            runs.append((wall, cpu, phases_of(output)))
             took = next(line for line in output.splitlines() if line.startswith("took "))
-            print(f"run {i + 1}: {wall:.1f} s wall, load {os.getloadavg()[0]:.2f}; {took}")
-        wall, phases = min(runs, key=lambda run: run[0])
-        print(f"fastest run: {wall:.1f} s wall, where the time went:")
+            load = os.getloadavg()[0]
+            print(f"run {i + 1}: {wall:.1f} s wall, {cpu:.1f} s CPU, load {load:.2f}; {took}")
+        wall, cpu, phases = min(runs, key=lambda run: run[0])
+        print(f"fastest run: {wall:.1f} s wall, {cpu:.1f} s CPU, where the time went:")
         for name, seconds in phases.items():
             print(f"  {name:24} {seconds:6.1f} s")
         print(f"  {'exit':24} {wall - sum(phases.values()):6.1f} s")

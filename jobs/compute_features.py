@@ -30,6 +30,7 @@ from jstore.config import Settings
 from jstore.lake import staging_dir
 from jstore.lake_fs import location
 from jstore.model import ResolvedView, SqlFeatureView
+from jstore.process_exit import freeze_at_exit
 from jstore.request import ComputeRequest, check_interval, read_range
 from jstore.staging import StagedRun
 
@@ -84,20 +85,13 @@ def stage_view(
     )
     path = staging_dir(settings, view.name, run_id)
     rows.write.mode("overwrite").parquet(path.spark_uri)
-    staged = StagedRun(
-        view=view.name,
-        version=view.version,
-        run_id=run_id,
-        start=start,
-        end=end,
-        rows=spark.read.parquet(path.spark_uri).count(),
-        path=path,
-    )
+    staged = StagedRun.written(view, run_id, start, end, path)
     staged.write_manifest()
     return staged
 
 
 def main(argv: list[str] | None = None) -> None:
+    freeze_at_exit()  # the driver's Python exits quickly after pyspark and jstore were imported
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--request", required=True, help="the _request.json the pipeline wrote")
     settings = Settings()

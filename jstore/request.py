@@ -17,7 +17,6 @@ from pydantic import BaseModel, field_validator
 from jstore.durations import as_utc, format_duration, is_aligned
 from jstore.lake_fs import LakePath
 from jstore.model import ResolvedView
-from jstore.registry import new_run_id
 
 REQUEST = "_request.json"
 
@@ -94,6 +93,9 @@ class ComputeRequest(RequestFile):
     ) -> ComputeRequest:
         """The request for [start, end) of a resolved view, its interval checked (once): raises
         ValueError naming the field (`start`, `end`). `run_id` is generated unless given."""
+        # here, not at the top: the Spark job loads requests, and needs no MongoDB client
+        from jstore.registry import new_run_id
+
         check_interval(view, start, end)
         return cls(
             view=view,

@@ -11,10 +11,17 @@ interval (docs/compute.md, "Where the time of a small run goes"):
 - A class-data-sharing archive of the classes the driver loads (`-XX:SharedArchiveFile`): Spark's
   ~15,000 classes are mapped from it instead of being read from jars and verified. It is
   written at the exit of the first successful run that finds none (`-XX:ArchiveClassesAtExit`,
-  to a temp name, moved in place after that run) under the user's cache folder, named by the
-  Spark version and the JVM, so a new Spark or JVM makes a new one. A JVM that cannot use an
-  archive warns and runs without it.
+  to a temp name, moved in place after that run) under the user's cache folder, named by what
+  the JVM checks before it maps one: the JVM's files, and every jar of Spark's class path by
+  size and modification time. A reinstalled Spark (same version, new files) or a new JVM makes
+  a new one; a JVM that cannot use an archive warns, maps nothing and runs without it (which
+  costs more than having none). Each run that maps an archive touches it; writing a new one
+  removes those no run has mapped for `UNUSED_ARCHIVE_DAYS` (~190 MB each).
 - No Spark UI: the CLI shows the stages' progress itself.
+- `SPARK_HOME` set for spark-submit, which otherwise starts a Python to find it
+  (find_spark_home.py), and the driver on the loopback address (`SPARK_LOCAL_IP`), which Spark
+  otherwise finds by resolving the hostname and listing the network interfaces (and warns
+  about where the hostname resolves to loopback). The user's own values win.
 
 The options go in `spark.driver.defaultJavaOptions`, which Spark puts before a job's own
 `spark.driver.extraJavaOptions`. A cluster's jobs (Airflow's spark_default) get none of this.
@@ -25,24 +32,55 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from importlib.metadata import version
+from contextlib import contextmanager, suppress
+from importlib.util import find_spec
 from pathlib import Path
 
 LOCAL_DRIVER_JAVA_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 LOCAL_CONF = {"spark.ui.enabled": "false"}
+ARCHIVE_PREFIX = "spark-classes-"
+UNUSED_ARCHIVE_DAYS = 7
 
 
 def class_archive() -> Path:
-    """Where the archive of this Spark on this JVM is (or will be)."""
-    home = os.environ.get("JAVA_HOME")
-    java = Path(home) / "bin" / "java" if home else Path(shutil.which("java") or "java")
-    java = java.resolve()
-    modified = java.stat().st_mtime_ns if java.exists() else 0
-    key = f"{version('pyspark')} {java} {modified}"
+    """Where the archive of this Spark on this JVM is (or will be). Paths are resolved: a
+    checkout whose venv is a symlink to another's maps the same archive."""
+    java = _java().resolve()
+    jars = sorted(_spark_home().resolve().glob("jars/*.jar"))
+    files = [java, java.parent.parent / "lib" / "modules", *jars]
+    key = "\n".join(f"{f} {_identity(f)}" for f in files)
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jstore"
-    return cache / f"spark-classes-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
+    return cache / f"{ARCHIVE_PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
+
+
+def local_driver_env() -> dict[str, str]:
+    """The environment spark-submit gets for a local driver, under the user's own."""
+    return {"SPARK_HOME": str(_spark_home()), "SPARK_LOCAL_IP": "127.0.0.1"}
+
+
+def _java() -> Path:
+    """The `java` spark-class runs: $JAVA_HOME/bin/java, else the one on the PATH."""
+    home = os.environ.get("JAVA_HOME")
+    return Path(home) / "bin" / "java" if home else Path(shutil.which("java") or "java")
+
+
+def _spark_home() -> Path:
+    """The SPARK_HOME spark-submit uses: the variable, else the pyspark package's folder."""
+    if home := os.environ.get("SPARK_HOME"):
+        return Path(home)
+    spec = find_spec("pyspark")
+    locations = spec.submodule_search_locations if spec else None
+    return Path(next(iter(locations))) if locations else Path()
+
+
+def _identity(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except OSError:
+        return "-"
+    return f"{stat.st_size} {stat.st_mtime_ns}"
 
 
 @contextmanager
@@ -51,6 +89,8 @@ def local_driver_conf() -> Iterator[dict[str, str]]:
     archive yet, the driver writes one at its exit, kept when the block ends without error."""
     archive = class_archive()
     if archive.exists():
+        with suppress(OSError):  # a read-only cache: the archive is still mapped
+            os.utime(archive)
         yield _conf(f"-XX:SharedArchiveFile={archive}")
         return
     try:
@@ -63,8 +103,19 @@ def local_driver_conf() -> Iterator[dict[str, str]]:
         yield _conf(f"-XX:ArchiveClassesAtExit={written}")
         if written.exists():
             written.replace(archive)
+            _remove_unused(archive.parent)
     finally:
         written.unlink(missing_ok=True)
+
+
+def _remove_unused(cache: Path) -> None:
+    """Remove the archives no run has mapped (touched) for UNUSED_ARCHIVE_DAYS: those of a
+    Spark or JVM since reinstalled or removed."""
+    too_old = time.time() - UNUSED_ARCHIVE_DAYS * 86400
+    for old in cache.glob(f"{ARCHIVE_PREFIX}*.jsa"):
+        with suppress(OSError):  # another run removed it first
+            if old.stat().st_mtime < too_old:
+                old.unlink()
 
 
 def _conf(*archive_option: str) -> dict[str, str]:

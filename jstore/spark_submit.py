@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from jstore import phases, progress
 from jstore.config import Settings
 from jstore.lake_fs import spark_jars
-from jstore.spark_local import local_driver_conf
+from jstore.spark_local import local_driver_conf, local_driver_env
 
 FAILURE_TAIL_LINES = 15
 """How many of the job's last output lines a failure message carries."""
@@ -110,8 +110,8 @@ def submit(
     Spark's stage progress is counted live (`jstore.progress`: a bar in the CLI, log lines in
     a task) as `<description>: stage N` in tasks. Raises SparkJobFailed("<description> failed
     (exit N):\\n<last lines>") if it exits non-zero. On a `local[...]` master the driver gets
-    the confs of `jstore.spark_local` (a fast start). The job's time is a `spark-submit` phase
-    (`jstore.phases`), followed by the phases the job printed, if any.
+    the confs and environment of `jstore.spark_local` (a fast start). The job's time is a
+    `spark-submit` phase (`jstore.phases`), followed by the phases the job printed, if any.
     """
     env = {**os.environ, **job_environment(settings), **job.env_vars}
     began = time.perf_counter()
@@ -119,6 +119,7 @@ def submit(
         conf = dict(job.conf)
         if settings.spark_master.startswith("local"):
             conf |= run.enter_context(local_driver_conf())
+            env = {**local_driver_env(), **env}
         confs = [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
         command = [
             str(Path(sys.executable).parent / "spark-submit"),

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jstore.arrow_types import ARROW_TYPES
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from jstore.request import ComputeRequest
 
 MANIFEST = "_manifest.json"
+PARQUET_FILES = "*.parquet"
 
 
 def staged_dtypes(view: ResolvedView) -> dict[str, DType]:
@@ -52,6 +54,15 @@ def staged_schema(view: ResolvedView) -> pa.Schema:
     return pa.schema([(name, ARROW_TYPES[dtype]) for name, dtype in staged_dtypes(view).items()])
 
 
+def parquet_rows(files: list[LakePath]) -> int:
+    """The rows of Parquet files, from their footers."""
+    total = 0
+    for file in files:
+        with file.open_input() as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total
+
+
 class StagedRun(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -71,7 +82,24 @@ class StagedRun(BaseModel):
 
     @property
     def parquet_files(self) -> list[LakePath]:
-        return self.path.glob("*.parquet")
+        return self.path.glob(PARQUET_FILES)
+
+    @classmethod
+    def written(
+        cls, view: ResolvedView, run_id: str, start: datetime, end: datetime, path: LakePath
+    ) -> StagedRun:
+        """The staged run whose rows were just written to `path` (no manifest yet), its rows
+        counted from the Parquet footers: no Spark job reads the files back."""
+        rows = parquet_rows(path.glob(PARQUET_FILES))
+        return cls(
+            view=view.name,
+            version=view.version,
+            run_id=run_id,
+            start=start,
+            end=end,
+            rows=rows,
+            path=path,
+        )
 
     def write_manifest(self) -> None:
         (self.path / MANIFEST).write_text(self.model_dump_json(indent=2))

@@ -9,6 +9,7 @@ import typer
 from jstore.cli import definitions, demo, ingest, offline, online, quality, recompute
 from jstore.cli.common import SERVER_DOWN_EXIT_CODE, UserError, unreachable_server
 from jstore.cli.progress_bar import shown_on_stderr
+from jstore.process_exit import freeze_at_exit
 
 app = typer.Typer(
     name="jstore",
@@ -33,6 +34,7 @@ def main() -> None:
     # typer vendors click: its usage errors are typer._click's, not the `click` package's.
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
+    freeze_at_exit()  # a quick exit after Great Expectations and the rest were imported
     try:
         with shown_on_stderr():  # progress of long work: a bar on a terminal, else lines
             exit_code = app(standalone_mode=False)  # the code of a `typer.Exit`, else None

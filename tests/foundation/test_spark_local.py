@@ -1,11 +1,20 @@
 """A local driver's confs: C1 only, serial GC, no UI, and a class-data-sharing archive that the
-first successful run writes and every later run maps."""
+first successful run writes and every later run maps, one per install of Spark and the JVM."""
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import pytest
 
-from jstore.spark_local import class_archive, local_driver_conf
+from jstore.spark_local import (
+    UNUSED_ARCHIVE_DAYS,
+    class_archive,
+    local_driver_conf,
+    local_driver_env,
+)
 
 
 @pytest.fixture
@@ -63,3 +72,57 @@ def test_without_a_cache_folder_to_write_to_the_driver_runs_without_an_archive(
 
     with local_driver_conf() as conf:
         assert java_options(conf) == ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+
+
+def test_a_reinstalled_spark_gets_an_archive_of_its_own(cache, tmp_path, monkeypatch) -> None:
+    """The JVM refuses an archive when a jar of its class path changed size or modification
+    time (a reinstall of the same version), and then runs without any: the name changes too."""
+    jars = tmp_path / "spark" / "jars"
+    jars.mkdir(parents=True)
+    jar = jars / "spark-core.jar"
+    jar.write_bytes(b"classes")
+    monkeypatch.setenv("SPARK_HOME", str(jars.parent))
+    installed = class_archive()
+
+    os.utime(jar, ns=(jar.stat().st_atime_ns, jar.stat().st_mtime_ns + 1_000_000_000))
+
+    assert class_archive() != installed
+    assert class_archive().parent == installed.parent == cache
+
+
+def test_writing_an_archive_removes_those_unused_for_a_week(cache) -> None:
+    cache.mkdir()
+    unused, recent = cache / "spark-classes-0000000000000000.jsa", cache / "spark-classes-1.jsa"
+    for old in unused, recent:
+        old.write_bytes(b"archive")
+    week_ago = time.time() - UNUSED_ARCHIVE_DAYS * 86400 - 60
+    os.utime(unused, (week_ago, week_ago))
+
+    with local_driver_conf() as conf:
+        written = java_options(conf)[-1].removeprefix("-XX:ArchiveClassesAtExit=")
+        (cache / written.rpartition("/")[2]).write_bytes(b"archive")
+
+    assert sorted(cache.iterdir()) == sorted([recent, class_archive()])
+
+
+def test_mapping_an_archive_marks_it_used(cache) -> None:
+    cache.mkdir()
+    archive = class_archive()
+    archive.write_bytes(b"archive")
+    os.utime(archive, (0, 0))
+
+    with local_driver_conf():
+        pass
+
+    assert archive.stat().st_mtime > time.time() - 3600
+
+
+def test_spark_submit_gets_the_spark_home_it_would_start_a_python_to_find(monkeypatch) -> None:
+    from pyspark.find_spark_home import _find_spark_home
+
+    monkeypatch.delenv("SPARK_HOME", raising=False)
+
+    assert local_driver_env() == {
+        "SPARK_HOME": str(Path(_find_spark_home())),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
