@@ -9,12 +9,13 @@ table run one at a time and `_computed_at` grows in commit order):
    of its own).
 2. The interval is cut into pieces. On plain PostgreSQL, each calendar month the interval
    covers at least SWAP_SHARE of is rebuilt before the transaction: its staged rows are
-   loaded, already stamped with the run id and `_computed_at`, into a fresh table, the month's
-   stored rows outside the interval are copied next to them (meanwhile, on another
-   connection), then the primary key is built by one sort, which costs a fraction of inserting
-   the rows one by one into a live index; the `_computed_at` index and the keys of the
-   entities the month loses are built beside it. The rest (short ends of the interval inside a
-   month, and everything on TimescaleDB) is one piece, replaced inside the transaction.
+   loaded by LOAD_STREAMS COPY streams, already stamped with the run id and `_computed_at`,
+   into a fresh table, the month's stored rows outside the interval are copied next to them
+   (meanwhile, on another connection), then a copy of each of the table's indexes is built,
+   the primary key by one sort, which costs a fraction of inserting the rows one by one into a
+   live index; the keys of the entities the month loses are found beside them. The rest (short
+   ends of the interval inside a month, and everything on TimescaleDB) is one piece, replaced
+   inside the transaction.
 3. One transaction, on the ADBC connection: the rest's ranges are deleted (the deleted keys,
    distinct, kept in a temporary table) and its rows copied straight into the live table with
    the run columns as constant columns; the deleted entities with no row back in the ranges
@@ -40,6 +41,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 
 import adbc_driver_postgresql.dbapi as adbc
 import psycopg
@@ -83,6 +85,9 @@ LOAD_STREAMS = 2
 a stream is one client thread encoding rows and one server backend storing them, neither busy
 all the time, so two keep two cores busy (the table is not visible before the swap, so the
 streams need not share a transaction)."""
+KEEP_STREAMS = 2
+"""Statements copying a rebuilt month's other stored rows at once, each over its share of the
+old partition's pages: one was the longest part of a 10-day rebuild, leaving a core idle."""
 SWAP_SHARE = 0.15
 """A month whose partition is rebuilt: the interval covers at least this share of it (4.65 days
 of 31). Below, copying the month's other rows and sorting the whole month's key would cost more
@@ -235,16 +240,16 @@ def _load(
         _run_defaults(conn, scratch, {"_run_id": staged.run_id, "_computed_at": computed_at})
         counted = _Counted(_batches(view, staged, piece))
         batches = _Shared(iter(counted))
-        keep = _keep_other_rows(schema, piece)
+        keep = _keep_other_rows(conn, schema, piece)
         streams = [loader, *(adbc.connect(dsn) for _ in range(LOAD_STREAMS - 1))]
         try:
-            with ThreadPoolExecutor(LOAD_STREAMS + 1) as pool:
-                kept = pool.submit(_run_apart, dsn, keep) if keep else None
+            with ThreadPoolExecutor(LOAD_STREAMS + len(keep)) as pool:
+                kept = [pool.submit(_run_apart, dsn, [statement]) for statement in keep]
                 loads = [
                     pool.submit(_ingest, stream, schema, piece.scratch, view, batches)
                     for stream in streams
                 ]
-                for done in [*loads, *([kept] if kept else [])]:
+                for done in [*loads, *kept]:
                     done.result()
             for stream in streams:
                 if counted.rejected is None:
@@ -289,22 +294,39 @@ def _run_defaults(conn: psycopg.Connection, table: sql.Identifier, values: dict)
     )
 
 
-def _keep_other_rows(schema: str, piece: Piece) -> list[sql.Composed]:
-    """The statement copying a month's stored rows outside the piece's range into its new table
-    (none for a whole month, or for the piece that is not a month)."""
+def _keep_other_rows(conn: psycopg.Connection, schema: str, piece: Piece) -> list[sql.Composed]:
+    """The statements copying a month's stored rows outside the piece's range into its new
+    table, each over its share of the old partition's pages (a TID range scan), to run side by
+    side (none for a whole month, or for the piece that is not a month)."""
     if piece.partition is None or piece.ranges[0] == piece.month:
         return []
+    old = sql.Identifier(schema, piece.partition)
+    pages = conn.execute(
+        "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int",
+        [old.as_string(conn)],
+    ).fetchone()[0]  # type: ignore[index]
+    cuts = [None, *(pages * i // KEEP_STREAMS for i in range(1, KEEP_STREAMS)), None]
     start, end = map(sql.Literal, piece.ranges[0])
-    return [
-        sql.SQL(
-            "INSERT INTO {} SELECT * FROM {} WHERE NOT (feature_ts >= {} AND feature_ts < {})"
-        ).format(
-            sql.Identifier(schema, piece.scratch),
-            sql.Identifier(schema, piece.partition),
-            start,
-            end,
+    statements = []
+    for low, high in pairwise(cuts):
+        pages_of = [
+            sql.SQL("ctid {} {}::tid").format(sql.SQL(op), sql.Literal(f"({page},0)"))
+            for op, page in ((">=", low), ("<", high))
+            if page is not None
+        ]
+        statements.append(
+            sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE {}").format(
+                sql.Identifier(schema, piece.scratch),
+                old,
+                sql.SQL(" AND ").join(
+                    [
+                        *pages_of,
+                        sql.SQL("NOT (feature_ts >= {} AND feature_ts < {})").format(start, end),
+                    ]
+                ),
+            )
         )
-    ]
+    return statements
 
 
 def _index_and_find_removed(

@@ -167,3 +167,19 @@ def test_a_whole_month_with_rows_outside_it_is_refused(store, settings, spend_vi
         [store.schema, f"{spend_view.table}\\_\\_load\\_%"],
     ).fetchone()[0]
     assert scratch == 0
+
+
+def test_a_rebuilt_month_keeps_every_stored_row_outside_the_interval(store, settings, spend_view):
+    """The month's other rows are copied by several statements, each over its share of the old
+    partition's pages (3,000 rows fill dozens): together they copy each row once."""
+    stamps = [MAY + (h % (31 * 24)) * HOUR for h in range(0, 3000 * 7, 7)]
+    first = [_row(i, ts, i) for i, ts in enumerate(stamps)]
+    store.publish(spend_view, stage_rows(settings, spend_view, first, MAY, JUNE, "r1"))
+    start, end = MAY + 10 * 24 * HOUR, MAY + 20 * 24 * HOUR
+    again = [_row(i, ts, -i) for i, ts in enumerate(stamps) if start <= ts < end and i % 2]
+    store.publish(spend_view, stage_rows(settings, spend_view, again, start, end, "r2"))
+
+    kept = [(i, ts, i, "r1") for i, ts in enumerate(stamps) if not start <= ts < end]
+    replaced = [(r["account_id"], r["feature_ts"], r["count_1h"], "r2") for r in again]
+    assert len(kept) > 2000
+    assert _stored(store, spend_view) == sorted(kept + replaced)
