@@ -8,13 +8,14 @@ table run one at a time and `_computed_at` grows in commit order):
 1. The monthly partitions the interval needs are created (plain PostgreSQL; a short transaction
    of its own).
 2. The interval is cut into pieces. On plain PostgreSQL, each calendar month the interval
-   covers at least half of (SWAP_SHARE) is rebuilt before the transaction: its staged rows are
-   loaded, already stamped with the run id and `_computed_at`, into a fresh table, the month's
-   stored rows outside the interval are copied next to them (meanwhile, on another
-   connection), then the primary key is built by one sort, which costs a fraction of inserting
-   the rows one by one into a live index; the `_computed_at` index and the keys of the
-   entities the month loses are built beside it. The rest (short ends of the interval inside a
-   month, and everything on TimescaleDB) is one piece, replaced inside the transaction.
+   covers at least SWAP_SHARE of is rebuilt before the transaction: its staged rows are
+   loaded by LOAD_STREAMS COPY streams, already stamped with the run id and `_computed_at`,
+   into a fresh table, the month's stored rows outside the interval are copied next to them
+   (meanwhile, on another connection), then a copy of each of the table's indexes is built,
+   the primary key by one sort, which costs a fraction of inserting the rows one by one into a
+   live index; the keys of the entities the month loses are found beside them. The rest (short
+   ends of the interval inside a month, and everything on TimescaleDB) is one piece, replaced
+   inside the transaction.
 3. One transaction, on the ADBC connection: the rest's ranges are deleted (the deleted keys,
    distinct, kept in a temporary table) and its rows copied straight into the live table with
    the run columns as constant columns; the deleted entities with no row back in the ranges
@@ -34,11 +35,13 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 
 import adbc_driver_postgresql.dbapi as adbc
 import psycopg
@@ -77,9 +80,21 @@ STAGED_KEYS = "jstore_staged_keys"
 """The temporary table of the distinct keys of the rows a delete-and-insert publish copies."""
 BATCH_ROWS = 65_536
 INDEX_MEMORY = "256MB"
-SWAP_SHARE = 0.5
-"""A month whose partition is rebuilt: the interval covers at least this share of it. Below,
-copying the month's other rows would cost more than inserting the new ones into its index."""
+LOAD_STREAMS = 2
+"""Binary COPY streams loading a month's new table at once, each on a connection of its own:
+a stream is one client thread encoding rows and one server backend storing them, neither busy
+all the time, so two keep two cores busy (the table is not visible before the swap, so the
+streams need not share a transaction)."""
+KEEP_STREAMS = 2
+"""Statements copying a rebuilt month's other stored rows at once, each over its share of the
+old partition's pages: one was the longest part of a 10-day rebuild, leaving a core idle."""
+SWAP_SHARE = 0.15
+"""A month whose partition is rebuilt: the interval covers at least this share of it (4.65 days
+of 31). Below, copying the month's other rows and sorting the whole month's key would cost more
+than inserting the new rows into the live index (measured with 2M-row months: 3 days deleted
+and inserted in 7-8.5 s against 16-18 s rebuilt, 6 days 25-29 s against 15-20 s, 10 days 41-47 s
+against 19-24 s; inserting into the live index slows down more than in proportion, as the rows
+and index pages it dirties outgrow the buffer cache)."""
 
 
 class StagedRunRejected(ValueError):
@@ -218,27 +233,47 @@ def _load(
         scratch = sql.Identifier(schema, piece.scratch)
         conn.execute(
             sql.SQL(
-                "CREATE TABLE {} (LIKE {}, CHECK (feature_ts >= {} AND feature_ts < {}))"
+                "CREATE TABLE {} (LIKE {}, CHECK (feature_ts >= {} AND feature_ts < {})) "
+                "WITH (autovacuum_enabled = off)"
             ).format(scratch, target, *map(sql.Literal, piece.month))
         )
         _run_defaults(conn, scratch, {"_run_id": staged.run_id, "_computed_at": computed_at})
         counted = _Counted(_batches(view, staged, piece))
-        reader = pa.RecordBatchReader.from_batches(staged_schema(view), iter(counted))
-        keep = _keep_other_rows(schema, piece)
-        with ThreadPoolExecutor(1) as pool:
-            kept = pool.submit(_run_apart, dsn, keep) if keep else None
-            with loader.cursor() as cursor:
-                cursor.adbc_ingest(piece.scratch, reader, mode="append", db_schema_name=schema)
-            if kept is not None:
-                kept.result()
+        batches = _Shared(iter(counted))
+        keep = _keep_other_rows(conn, schema, piece)
+        streams = [loader, *(adbc.connect(dsn) for _ in range(LOAD_STREAMS - 1))]
+        try:
+            with ThreadPoolExecutor(LOAD_STREAMS + len(keep)) as pool:
+                kept = [pool.submit(_run_apart, dsn, [statement]) for statement in keep]
+                loads = [
+                    pool.submit(_ingest, stream, schema, piece.scratch, view, batches)
+                    for stream in streams
+                ]
+                for done in [*loads, *kept]:
+                    done.result()
+            for stream in streams:
+                if counted.rejected is None:
+                    stream.commit()
+                else:
+                    stream.rollback()
+        finally:
+            for stream in streams[1:]:
+                stream.close()
         if counted.rejected is not None:
-            loader.rollback()
             raise counted.rejected
-        loader.commit()
         rows += counted.rows
         _run_defaults(conn, scratch, {"_run_id": None, "_computed_at": None})
         _index_and_find_removed(conn, schema, view, piece, dsn)
     return rows
+
+
+def _ingest(
+    loader: adbc.Connection, schema: str, table: str, view: ResolvedView, batches: _Shared
+) -> None:
+    """One binary COPY stream into `table`, of the batches it draws (not committed)."""
+    reader = pa.RecordBatchReader.from_batches(staged_schema(view), batches)
+    with loader.cursor() as cursor:
+        cursor.adbc_ingest(table, reader, mode="append", db_schema_name=schema)
 
 
 def _run_defaults(conn: psycopg.Connection, table: sql.Identifier, values: dict) -> None:
@@ -259,31 +294,49 @@ def _run_defaults(conn: psycopg.Connection, table: sql.Identifier, values: dict)
     )
 
 
-def _keep_other_rows(schema: str, piece: Piece) -> list[sql.Composed]:
-    """The statement copying a month's stored rows outside the piece's range into its new table
-    (none for a whole month, or for the piece that is not a month)."""
+def _keep_other_rows(conn: psycopg.Connection, schema: str, piece: Piece) -> list[sql.Composed]:
+    """The statements copying a month's stored rows outside the piece's range into its new
+    table, each over its share of the old partition's pages (a TID range scan), to run side by
+    side (none for a whole month, or for the piece that is not a month)."""
     if piece.partition is None or piece.ranges[0] == piece.month:
         return []
+    old = sql.Identifier(schema, piece.partition)
+    pages = conn.execute(
+        "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int",
+        [old.as_string(conn)],
+    ).fetchone()[0]  # type: ignore[index]
+    cuts = [None, *(pages * i // KEEP_STREAMS for i in range(1, KEEP_STREAMS)), None]
     start, end = map(sql.Literal, piece.ranges[0])
-    return [
-        sql.SQL(
-            "INSERT INTO {} SELECT * FROM {} WHERE NOT (feature_ts >= {} AND feature_ts < {})"
-        ).format(
-            sql.Identifier(schema, piece.scratch),
-            sql.Identifier(schema, piece.partition),
-            start,
-            end,
+    statements = []
+    for low, high in pairwise(cuts):
+        pages_of = [
+            sql.SQL("ctid {} {}::tid").format(sql.SQL(op), sql.Literal(f"({page},0)"))
+            for op, page in ((">=", low), ("<", high))
+            if page is not None
+        ]
+        statements.append(
+            sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE {}").format(
+                sql.Identifier(schema, piece.scratch),
+                old,
+                sql.SQL(" AND ").join(
+                    [
+                        *pages_of,
+                        sql.SQL("NOT (feature_ts >= {} AND feature_ts < {})").format(start, end),
+                    ]
+                ),
+            )
         )
-    ]
+    return statements
 
 
 def _index_and_find_removed(
     conn: psycopg.Connection, schema: str, view: ResolvedView, piece: Piece, dsn: str
 ) -> None:
-    """Build the indexes the attach will adopt as the partition's (primary key, `_computed_at`)
-    and find the entities the month's new table removes, the three at once.
+    """Build on the month's new table the indexes the attach will adopt as the partition's (a
+    copy of each of the table's own: the primary key, `_computed_at`'s, any other) and find the
+    entities the new table removes, all at once.
 
-    Each is one backend's sort or hash over the month, reading the new table and writing
+    Each is one backend's sort, scan or hash over the month, reading the new table and writing
     nothing another reads (CREATE INDEX takes a SHARE lock, which lets the others read), so
     they run side by side on connections of their own. The publish's advisory lock keeps the
     old partition as it is until the swap.
@@ -291,26 +344,54 @@ def _index_and_find_removed(
     assert piece.partition is not None and piece.removed is not None
     scratch = sql.Identifier(schema, piece.scratch)
     memory = sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(INDEX_MEMORY))
-    primary_key = sql.SQL(", ").join(map(sql.Identifier, [*view.join_keys, "feature_ts"]))
+    indexes = _indexes(conn, table_id(schema, view))
     jobs = [
-        [memory, sql.SQL("CREATE UNIQUE INDEX ON {} ({})").format(scratch, primary_key)],
-        [memory, sql.SQL("CREATE INDEX ON {} (_computed_at)").format(scratch)],
-        [_find_removed(conn, schema, view, piece)],
+        [
+            memory,
+            sql.SQL("CREATE {}INDEX ON {} USING {}").format(
+                sql.SQL("UNIQUE " if index.unique else ""), scratch, sql.SQL(index.shape)
+            ),
+        ]
+        for index in indexes
     ]
+    jobs.append([_find_removed(conn, schema, view, piece)])
     with ThreadPoolExecutor(len(jobs)) as pool:
         for done in [pool.submit(_run_apart, dsn, statements) for statements in jobs]:
             done.result()
-    unique = conn.execute(
-        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-        "WHERE i.indrelid = %s::regclass AND i.indisunique",
-        [scratch.as_string(conn)],
-    ).fetchone()
+    primary = next(index.shape for index in indexes if index.primary)
+    built = next(index.name for index in _indexes(conn, scratch) if index.shape == primary)
     conn.execute(
         sql.SQL("ALTER TABLE {} ADD PRIMARY KEY USING INDEX {}").format(
-            scratch,
-            sql.Identifier(unique[0]),  # type: ignore[index]
+            scratch, sql.Identifier(built)
         )
     )
+
+
+@dataclass(frozen=True)
+class _Index:
+    name: str
+    shape: str
+    """The part of its definition after USING (`btree (a, b)`), naming neither it nor its table."""
+    unique: bool
+    primary: bool
+
+
+def _indexes(conn: psycopg.Connection, table: sql.Identifier) -> list[_Index]:
+    rows = conn.execute(
+        "SELECT c.relname, a.amname, pg_get_indexdef(i.indexrelid), i.indisunique, "
+        "i.indisprimary FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = %s::regclass",
+        [table.as_string(conn)],
+    ).fetchall()
+    return [
+        _Index(name, _shape(method, definition), unique, primary)
+        for name, method, definition, unique, primary in rows
+    ]
+
+
+def _shape(method: str, definition: str) -> str:
+    """`CREATE INDEX <name> ON [ONLY] <table> USING btree (a, b)` -> `btree (a, b)`."""
+    return definition[definition.index(f" USING {method} ") + len(" USING ") :]
 
 
 def _find_removed(
@@ -420,6 +501,9 @@ def _swap_partition(
             target, old, *map(sql.Literal, piece.month)
         )
     )
+    # Kept from autovacuum while it was built: a worker on it would have held up the rename by
+    # a deadlock_timeout (1 s) before being cancelled.
+    run(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(old))
 
 
 def _live_schema(view: ResolvedView) -> pa.Schema:
@@ -477,6 +561,21 @@ class _DistinctKeys:
 
     def _distinct(self, table: pa.Table) -> pa.Table:
         return table.select(self._keys).group_by(self._keys).aggregate([])
+
+
+class _Shared:
+    """Batches drawn by several loading threads, one batch at a time each."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]):
+        self._batches = batches
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        with self._lock:
+            return next(self._batches)
 
 
 class _Counted:

@@ -123,3 +123,22 @@ def test_layout_arithmetic():
     assert months_between(T0, T0 + timedelta(days=31)) == [T0]
     long_name = "v" * 60 + "__v1"
     assert len(partition_name(long_name, T0)) == 63
+
+
+def test_text_keys_compare_bytewise_and_computed_at_has_a_brin_index(store, spend_view):
+    store.ensure_table(spend_view)
+    table = f"{store.schema}.account_spend__v1"
+    collations = store.conn.execute(
+        "SELECT a.attname, c.collname FROM pg_attribute a "
+        "LEFT JOIN pg_collation c ON c.oid = a.attcollation "
+        "WHERE a.attrelid = %s::regclass AND a.attname IN ('bank', 'account_id', '_run_id') "
+        "ORDER BY a.attnum",
+        [table],
+    ).fetchall()
+    assert collations == [("bank", "C"), ("account_id", None), ("_run_id", "default")]
+    indexes = store.conn.execute(
+        "SELECT regexp_replace(pg_get_indexdef(indexrelid), '^.* USING ', '') FROM pg_index "
+        "WHERE indrelid = %s::regclass ORDER BY 1",
+        [table],
+    ).fetchall()
+    assert indexes == [("brin (_computed_at)",), ("btree (bank, account_id, feature_ts)",)]

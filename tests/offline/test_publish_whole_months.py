@@ -1,7 +1,7 @@
-"""Publishing an interval that covers at least half of a calendar month (plain PostgreSQL): the
-month's new rows, and its stored rows outside the interval, go into a fresh table that replaces
-the month's partition in the publish's transaction; short ends of the interval inside a month
-are deleted and inserted as before."""
+"""Publishing an interval that covers at least SWAP_SHARE of a calendar month (plain
+PostgreSQL): the month's new rows, and its stored rows outside the interval, go into a fresh
+table that replaces the month's partition in the publish's transaction; short ends of the
+interval inside a month are deleted and inserted as before."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from psycopg import sql
 
-from jstore.offline import OfflineStore
+from jstore.offline import OfflineStore, StagedRunRejected
 from jstore.offline.changes import REMOVED, queue_id
 from jstore.offline.tables import partition_name
 from tests.factories import stage_rows
@@ -67,6 +67,10 @@ def test_a_whole_month_replaces_its_partition(store, settings, spend_view):
         [sql.Identifier(store.schema, spend_view.table).as_string(store.conn)],
     ).fetchall()
     assert partition == [(partition_name(spend_view.table, MAY),)]
+    assert _index_shapes(store, partition[0][0]) == [
+        ("brin (_computed_at)", True),
+        ("btree (bank, account_id, feature_ts)", True),
+    ]
 
 
 def test_whole_months_and_the_ends_around_them(store, settings, spend_view):
@@ -104,3 +108,78 @@ def test_no_scratch_table_is_left_behind(store, settings, spend_view):
         f"{spend_view.table}__published",
         f"{spend_view.table}__removed",
     ]
+
+
+def _index_shapes(store, table):
+    """Each index of `table` as the part of its definition after USING, and whether it is
+    attached to an index of the parent table."""
+    rows = store.conn.execute(
+        "SELECT regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', ''), "
+        "EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid) "
+        "FROM pg_index i WHERE i.indrelid = %s::regclass ORDER BY 1",
+        [sql.Identifier(store.schema, table).as_string(store.conn)],
+    ).fetchall()
+    return [tuple(row) for row in rows]
+
+
+def test_a_rebuilt_month_gets_the_indexes_of_its_table(store, settings, spend_view):
+    """A table made before text keys were COLLATE "C" and `_computed_at`'s index a BRIN one, and
+    given an index of its own, keeps its shape: the month's new table gets a copy of each of
+    the table's indexes, which the attach adopts (none is built again, none is missing)."""
+    store.ensure_table(spend_view)
+    table = sql.Identifier(store.schema, spend_view.table)
+    brin = store.conn.execute(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = %s::regclass AND a.amname = 'brin'",
+        [table.as_string(store.conn)],
+    ).fetchone()[0]
+    store.conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(store.schema, brin)))
+    store.conn.execute(sql.SQL("CREATE INDEX ON {} (_computed_at)").format(table))
+    store.conn.execute(sql.SQL("CREATE INDEX ON {} (feature_ts DESC)").format(table))
+    store.conn.execute(
+        sql.SQL('ALTER TABLE {} ALTER COLUMN bank TYPE text COLLATE "default"').format(table)
+    )
+    first = [_row(1, MAY, 1), _row(2, MAY + HOUR, 2)]
+    store.publish(spend_view, stage_rows(settings, spend_view, first, MAY, JUNE, "r1"))
+    again = [_row(1, MAY + 2 * HOUR, 3)]
+    store.publish(spend_view, stage_rows(settings, spend_view, again, MAY, JUNE, "r2"))
+
+    assert _stored(store, spend_view) == [(1, MAY + 2 * HOUR, 3, "r2")]
+    assert _removed(store, spend_view) == [2]
+    expected = [
+        ("btree (_computed_at)", True),
+        ("btree (bank, account_id, feature_ts)", True),
+        ("btree (feature_ts DESC)", True),
+    ]
+    assert _index_shapes(store, partition_name(spend_view.table, MAY)) == expected
+
+
+def test_a_whole_month_with_rows_outside_it_is_refused(store, settings, spend_view):
+    store.publish(spend_view, stage_rows(settings, spend_view, [_row(1, MAY, 1)], MAY, JUNE, "r1"))
+    late = [_row(1, MAY + HOUR, 9), _row(1, JUNE, 9)]
+    with pytest.raises(StagedRunRejected, match=r"feature_ts: .* rows outside \[2024-05-01"):
+        store.publish(spend_view, stage_rows(settings, spend_view, late, MAY, JUNE, "r2"))
+
+    assert _stored(store, spend_view) == [(1, MAY, 1, "r1")]
+    scratch = store.conn.execute(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname LIKE %s",
+        [store.schema, f"{spend_view.table}\\_\\_load\\_%"],
+    ).fetchone()[0]
+    assert scratch == 0
+
+
+def test_a_rebuilt_month_keeps_every_stored_row_outside_the_interval(store, settings, spend_view):
+    """The month's other rows are copied by several statements, each over its share of the old
+    partition's pages (3,000 rows fill dozens): together they copy each row once."""
+    stamps = [MAY + (h % (31 * 24)) * HOUR for h in range(0, 3000 * 7, 7)]
+    first = [_row(i, ts, i) for i, ts in enumerate(stamps)]
+    store.publish(spend_view, stage_rows(settings, spend_view, first, MAY, JUNE, "r1"))
+    start, end = MAY + 10 * 24 * HOUR, MAY + 20 * 24 * HOUR
+    again = [_row(i, ts, -i) for i, ts in enumerate(stamps) if start <= ts < end and i % 2]
+    store.publish(spend_view, stage_rows(settings, spend_view, again, start, end, "r2"))
+
+    kept = [(i, ts, i, "r1") for i, ts in enumerate(stamps) if not start <= ts < end]
+    replaced = [(r["account_id"], r["feature_ts"], r["count_1h"], "r2") for r in again]
+    assert len(kept) > 2000
+    assert _stored(store, spend_view) == sorted(kept + replaced)
