@@ -165,7 +165,7 @@ class TileStore:
         if not stale:
             return
         files = sorted({f.path for p in stale for f in p.files})
-        in_ranges = _any(self._events_in(p) for p in stale)
+        in_ranges = self._events_in(_merged([r for p in stale for r in p.rebuild]))
         rows = landed_rows(
             self.spark,
             [self.lake.spark_path(f) for f in files],
@@ -258,10 +258,12 @@ class TileStore:
             return None
         return low - low % self.step, high - high % self.step + self.step
 
-    def _events_in(self, plan: BlockPlan) -> Column:
-        """The events of `plan`'s rebuild ranges (timestamp literals: pushed down to Parquet)."""
+    def _events_in(self, ranges: list[tuple[int, int]]) -> Column:
+        """The events of these tile-time ranges (timestamp literals: pushed down to Parquet), as
+        few ranges as possible: one range per block (61 ORs of two timestamp comparisons for a
+        first run) made the filter of every landed row cost more than building the tiles."""
         ts = F.col(self.view.source.timestamp_name)
-        return _any((ts >= F.lit(_at(lo))) & (ts < F.lit(_at(hi))) for lo, hi in plan.rebuild)
+        return _any((ts >= F.lit(_at(lo))) & (ts < F.lit(_at(hi))) for lo, hi in ranges)
 
     def _tiles_in(self, plan: BlockPlan) -> Column:
         tile = F.col(TILE)
