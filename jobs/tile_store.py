@@ -37,7 +37,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.lake_files import FileEntry, LakeFiles
-from jobs.landing import first_copies, landed_files, landed_rows, landing_schema
+from jobs.landing import RECORD_ID, first_copies, landed_files, landed_rows, landing_schema
 from jobs.tiles import TILE, build_tiles
 from jstore.model import ResolvedView, WindowedFeatureView
 
@@ -100,16 +100,31 @@ def blocks_of(read_start: datetime, read_end: datetime, period: int) -> list[Blo
 
 
 def canonical_tiles(rows: DataFrame, view: ResolvedView, step: int) -> DataFrame:
-    """`build_tiles` over each entity's events in one total order (event time, partition,
-    offset, topic, then every column), aggregated where they were sorted: a tile's float sum
-    and sketch then never depend on which files, splits or Spark tasks its events came from.
-    `rows` are the landed rows with their duplicates: the copies of a Kafka record are dropped
-    in the same sorted pass (`first_copies`), so the events are shuffled once, by entity."""
+    """`build_tiles` over each entity's events in one total order of what the tiles read (event
+    time, partition, offset, topic, then the aggregated columns), aggregated where they were
+    sorted: a tile's float sum and sketch then never depend on which files, splits or Spark
+    tasks its events came from. `rows` are the landed rows with their duplicates: the copies of
+    a Kafka record are dropped in the same sorted pass (`first_copies`), so the events are
+    shuffled once, by entity.
+
+    Only the columns the tiles read are kept before the shuffle (`tile_inputs`), and ordered
+    by: two rows equal in all of them give the same partials in either order, so ordering them
+    further would change no bit; two rows that differ in one are ordered by it. The copies of a
+    Kafka record are identical rows, so they stay neighbours."""
     keys, ts = view.join_keys, view.source.timestamp_name
-    rest = [f.name for f in view.source.schema_ if f.name not in (*keys, ts)]
     order = [ts, "_partition", "_offset", "_topic"]
-    ordered = rows.repartition(*keys).sortWithinPartitions(*keys, *order, *rest)
+    inputs = tile_inputs(view)
+    values = [c for c in inputs if c not in (*keys, *order)]
+    ordered = rows.select(*inputs).repartition(*keys).sortWithinPartitions(*keys, *order, *values)
     return build_tiles(first_copies(ordered, keys, order), view, step)
+
+
+def tile_inputs(view: ResolvedView) -> list[str]:
+    """The landed columns the tiles read: the join keys, the event time, the Kafka record id
+    (to drop copies, and to order `last`'s ties), and the aggregated columns in schema order."""
+    keys, ts = view.join_keys, view.source.timestamp_name
+    aggregated = {spec.column for spec in view.features} - {*keys, ts}
+    return [*keys, ts, *RECORD_ID, *(f.name for f in view.source.schema_ if f.name in aggregated)]
 
 
 class TileStore:
@@ -165,7 +180,7 @@ class TileStore:
         if not stale:
             return
         files = sorted({f.path for p in stale for f in p.files})
-        in_ranges = _any(self._events_in(p) for p in stale)
+        in_ranges = self._events_in(_merged([r for p in stale for r in p.rebuild]))
         rows = landed_rows(
             self.spark,
             [self.lake.spark_path(f) for f in files],
@@ -258,10 +273,12 @@ class TileStore:
             return None
         return low - low % self.step, high - high % self.step + self.step
 
-    def _events_in(self, plan: BlockPlan) -> Column:
-        """The events of `plan`'s rebuild ranges (timestamp literals: pushed down to Parquet)."""
+    def _events_in(self, ranges: list[tuple[int, int]]) -> Column:
+        """The events of these tile-time ranges (timestamp literals: pushed down to Parquet), as
+        few ranges as possible: one range per block (61 ORs of two timestamp comparisons for a
+        first run) made the filter of every landed row cost more than building the tiles."""
         ts = F.col(self.view.source.timestamp_name)
-        return _any((ts >= F.lit(_at(lo))) & (ts < F.lit(_at(hi))) for lo, hi in plan.rebuild)
+        return _any((ts >= F.lit(_at(lo))) & (ts < F.lit(_at(hi))) for lo, hi in ranges)
 
     def _tiles_in(self, plan: BlockPlan) -> Column:
         tile = F.col(TILE)

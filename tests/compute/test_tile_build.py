@@ -7,7 +7,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.landing import landed_rows
-from jobs.tile_store import canonical_tiles
+from jobs.tile_store import canonical_tiles, tile_inputs
 from jstore.model import Aggregation, WindowedFeatureView
 from tests.compute.windowing_helpers import at, clicks, resolved, write_landing
 
@@ -49,3 +49,19 @@ def test_the_events_are_shuffled_once_by_entity_and_not_sorted_by_record(spark, 
     assert plan.count("Exchange hashpartitioning(") == 1
     assert "Exchange hashpartitioning(user_id" in plan
     assert "SortAggregate" not in plan
+
+
+def test_only_the_columns_the_tiles_read_are_read_and_shuffled(spark, lake):
+    events = [{"user_id": "u1", "amount": 2.5, "page": "home", "ts": at("10:05"), "_offset": 1}]
+    plan = tiles_of(spark, lake, events)._jdf.queryExecution().executedPlan().toString()
+    (read_schema,) = [line for line in plan.splitlines() if "ReadSchema:" in line]
+    read = read_schema.split("ReadSchema: struct<")[1]
+    assert [c.split(":")[0] for c in read.rstrip(">").split(",")] == [
+        "user_id",
+        "amount",
+        "ts",
+        "_topic",
+        "_partition",
+        "_offset",
+    ]
+    assert tile_inputs(SPEND) == ["user_id", "ts", "_topic", "_partition", "_offset", "amount"]
