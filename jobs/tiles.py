@@ -46,6 +46,9 @@ class Partial:
     """The aggregate of the tile column over a window of tiles."""
     exact_total: bool = False
     """An integer sum: a window's total is exact as a difference of two running totals."""
+    merge_of_one_is_itself: bool = True
+    """Merging a single tile gives its partial, bit for bit (sum, min, max; not a sketch union),
+    so a one-step window needs no frame."""
 
 
 def partials_of(spec: FeatureSpec, view: ResolvedView) -> list[Partial]:
@@ -70,7 +73,11 @@ def partials_of(spec: FeatureSpec, view: ResolvedView) -> list[Partial]:
             dtype = view.source.dtype_of(spec.column)
             value = column if dtype in HLL_DTYPES else column.cast("string")
             sketch = F.hll_sketch_agg(value, HLL_LG_CONFIG_K)
-            return [Partial(f"__hll_{spec.column}", sketch, F.hll_union_agg)]
+            return [
+                Partial(
+                    f"__hll_{spec.column}", sketch, F.hll_union_agg, merge_of_one_is_itself=False
+                )
+            ]
     raise ValueError(f"{spec.name}: a windowed feature needs a function, not {spec.function!r}")
 
 
