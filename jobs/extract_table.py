@@ -19,7 +19,6 @@ import os
 from datetime import datetime
 from urllib.parse import unquote, urlparse
 
-import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -34,6 +33,7 @@ from jstore.lake_fs import lake_root
 from jstore.model import TableSource
 from jstore.registry import Registry
 from jstore.registry.leases import Lease
+from jstore.staging import parquet_rows
 
 FETCH_ROWS = 10_000
 """Rows a JDBC read fetches at a time (a cursor), instead of its whole result at once."""
@@ -128,10 +128,7 @@ def extract_to_landing(
     dsn = dsn or source_dsn(settings, source)
     frame = read_table(spark, settings, source, plan.start, plan.end, dsn, snapshot)
     frame.write.mode("overwrite").partitionBy("event_date").parquet(output.spark_uri)
-    rows = sum(
-        pq.ParquetFile(p.open_input()).metadata.num_rows
-        for p in output.glob("event_date=*/*.parquet")
-    )
+    rows = parquet_rows(output.glob("event_date=*/*.parquet"))
     with Registry(settings) as registry:
         lease = Lease.of_token(registry, source.name, lease_token, settings.lease_duration_s)
         files = commit_extract(settings, plan, output, lease)
