@@ -19,6 +19,7 @@ free belongs to a join that was killed, and the next join in the schema drops it
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -55,15 +56,14 @@ class SpanTables:
                 self._owner.execute(
                     sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.schema, name))
                 )
-                self._owner.execute("SELECT pg_advisory_unlock(hashtext(%s))", [self._lock(name)])
-
-    def _lock(self, name: str) -> str:
-        return _lock_key(self.schema, name)
+                self._owner.execute(
+                    "SELECT pg_advisory_unlock(hashtext(%s))", [_lock_key(self.schema, name)]
+                )
 
     def load(self, view: ResolvedView, spans: pa.Table) -> SpanTable:
         """A new span table holding `spans` (CODE, the view's join keys, FIRST and LAST)."""
         name = SPAN_TABLE_PREFIX + uuid.uuid4().hex[:16]
-        self._owner.execute("SELECT pg_advisory_lock(hashtext(%s))", [self._lock(name)])
+        self._owner.execute("SELECT pg_advisory_lock(hashtext(%s))", [_lock_key(self.schema, name)])
         self._names.append(name)
         columns = [sql.SQL("{} bigint").format(sql.Identifier(CODE))]
         columns += [
@@ -83,21 +83,15 @@ class SpanTables:
         return SpanTable(self.dsn, self.schema, name, bounds)
 
 
+@dataclass(frozen=True)
 class SpanTable:
     """One loaded span table: the spans of the views of one join key tuple and period."""
 
-    def __init__(
-        self,
-        dsn: str,
-        schema: str,
-        name: str,
-        bounds: tuple[datetime | None, datetime | None],
-    ):
-        self.dsn = dsn
-        self.schema = schema
-        self.name = name
-        self.bounds = bounds
-        """The spans' earliest FIRST and latest LAST (None without spans)."""
+    dsn: str
+    schema: str
+    name: str
+    bounds: tuple[datetime | None, datetime | None]
+    """The spans' earliest FIRST and latest LAST (None without spans)."""
 
     def rows(self, view: ResolvedView, features: list[FeatureSpec]) -> pa.Table:
         """Per span, the view's rows with FIRST <= feature_ts <= LAST: a table of CODE,
