@@ -15,6 +15,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -25,6 +26,7 @@ import redis
 from psycopg import sql
 
 from jstore.config import Settings
+from jstore.durations import floor_to_step
 from jstore.registry import Registry
 from jstore.repo import FeatureRepo, load_repo
 
@@ -135,6 +137,13 @@ def lake_env(settings: Settings) -> dict[str, str]:
     if settings.s3_endpoint_url:
         env["JSTORE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
     return env
+
+
+@pytest.fixture
+def now_step() -> datetime:
+    """The current hour, read when the test starts. Rows published up to it are fresh for a 2h
+    ttl; a constant read when the session starts ages past that ttl in a long session."""
+    return floor_to_step(datetime.now(UTC), timedelta(hours=1))
 
 
 @pytest.fixture

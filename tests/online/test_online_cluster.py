@@ -8,7 +8,7 @@ tags keep every multi-key command within one bucket's slot.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,6 @@ from tests.online.online_helpers import (
 from tests.online.redis_cluster import LocalCluster, start_cluster
 from tests.online.test_online_materialize import stored
 
-NOW_STEP = floor_to_step(datetime.now(UTC), HOUR)
 ENTITIES = 300
 """Enough entities for every bucket of a view version: its keys land on all three nodes."""
 
@@ -79,19 +78,19 @@ def keys_by_node(cluster: redis.cluster.RedisCluster, project: str) -> dict[str,
 
 
 def test_materialized_views_are_looked_up_through_the_api_on_a_cluster(
-    on_cluster: Settings, registry: Registry, redis_cluster: LocalCluster
+    now_step: datetime, on_cluster: Settings, registry: Registry, redis_cluster: LocalCluster
 ):
     registry.apply(FeatureRepo.of(user, clicks, user_clicks, user_spend))
     clicks_view, spend_view = registry.get_view("user_clicks"), registry.get_view("user_spend")
-    start = floor_to_step(NOW_STEP - 2 * HOUR, clicks_view.definition.checkpoint_period)
-    ts = NOW_STEP - HOUR
+    start = floor_to_step(now_step - 2 * HOUR, clicks_view.definition.checkpoint_period)
+    ts = now_step - HOUR
     users = [f"u{i}" for i in range(ENTITIES)]
     publish_rows(
         on_cluster,
         registry,
         clicks_view,
         start,
-        NOW_STEP,
+        now_step,
         [row(u, ts, i + 1, 2.0 * i, float(i)) for i, u in enumerate(users)],
     )
     publish_rows(
@@ -99,7 +98,7 @@ def test_materialized_views_are_looked_up_through_the_api_on_a_cluster(
         registry,
         spend_view,
         start,
-        NOW_STEP,
+        now_step,
         [{"user_id": u, "feature_ts": ts, "amount_sum_1h": i + 0.5} for i, u in enumerate(users)],
     )
 
@@ -215,7 +214,7 @@ def test_a_retired_version_leaves_no_key_on_any_node(
 
 
 def test_a_cluster_that_stops_is_answered_from_the_offline_store(
-    settings: Settings, registry: Registry, tmp_path: Path
+    now_step: datetime, settings: Settings, registry: Registry, tmp_path: Path
 ):
     own = start_cluster(tmp_path / "cluster")
     try:
@@ -223,8 +222,8 @@ def test_a_cluster_that_stops_is_answered_from_the_offline_store(
             update={"redis_url": own.url, "redis_cluster": True, "api_auth_disabled": True}
         )
         view = apply_clicks(registry)
-        ts = NOW_STEP - HOUR
-        publish_rows(on_own, registry, view, ts, NOW_STEP, [row("u1", ts, 2, 7.5, 5.0)])
+        ts = now_step - HOUR
+        publish_rows(on_own, registry, view, ts, now_step, [row("u1", ts, 2, 7.5, 5.0)])
         materialize(on_own, registry)
         body = {"features": ["user_clicks:count_1h"], "entities": [{"user_id": "u1"}]}
         with TestClient(create_app(on_own)) as client:

@@ -8,7 +8,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -26,8 +26,6 @@ READ_KEY = "read-secret"
 WRITE_KEY = "write-secret"
 READ = {"X-API-Key": READ_KEY}
 WRITE = {"X-API-Key": WRITE_KEY}
-NOW_STEP = floor_to_step(datetime.now(UTC), HOUR)
-"""The current step: rows published up to it are fresh for a 2h ttl."""
 
 
 def digest(key: str) -> str:
@@ -51,7 +49,7 @@ def client(api_settings: Settings, registry: Registry) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def fresh_clicks(api_settings: Settings, registry: Registry):
+def fresh_clicks(api_settings: Settings, registry: Registry, now_step: datetime):
     """user_clicks published from a checkpoint up to the current step and materialized: u1 and
     u2 have rows."""
     view = apply_clicks(registry)
@@ -59,12 +57,12 @@ def fresh_clicks(api_settings: Settings, registry: Registry):
         api_settings,
         registry,
         view,
-        floor_to_step(NOW_STEP - 2 * HOUR, view.definition.checkpoint_period),
-        NOW_STEP,
+        floor_to_step(now_step - 2 * HOUR, view.definition.checkpoint_period),
+        now_step,
         [
-            row("u1", NOW_STEP - 2 * HOUR, 1, 5.0, 5.0),
-            row("u1", NOW_STEP - HOUR, 2, 7.5, 5.0),
-            row("u2", NOW_STEP - 2 * HOUR, 1, 3.0, 3.0),
+            row("u1", now_step - 2 * HOUR, 1, 5.0, 5.0),
+            row("u1", now_step - HOUR, 2, 7.5, 5.0),
+            row("u2", now_step - 2 * HOUR, 1, 3.0, 3.0),
         ],
     )
     materialize(api_settings, registry)

@@ -35,8 +35,8 @@ def examples() -> list[str]:
 
 @pytest.fixture
 def purchases_published(api_settings: Settings, registry: Registry, example_repo: FeatureRepo):
-    """Published up to the current step, read now: NOW_STEP is read when the session starts,
-    and a long session's might have aged past the view's 2h ttl (the values `expired`)."""
+    """Published up to the current step, read now (a long session's first hour would have
+    aged past the view's 2h ttl: the values `expired`)."""
     registry.apply(example_repo)
     view = registry.get_view("user_purchases")
     step = floor_to_step(datetime.now(UTC), HOUR)

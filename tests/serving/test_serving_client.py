@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import pyarrow as pa
@@ -14,11 +14,14 @@ import pytest
 from jstore.client import AsyncFeatureStoreClient, FeatureStoreClient, FeatureStoreError
 from jstore.model import Entity
 from serving.app import create_app
-from tests.serving.conftest import NOW_STEP, READ_KEY, WRITE_KEY
+from tests.serving.conftest import READ_KEY, WRITE_KEY
 from tests.serving.live_api import live_api
 
-JUST_BEFORE = NOW_STEP - timedelta(minutes=1)
-"""Inside the published coverage, which ends at NOW_STEP: u1 has 2 clicks, u2 has 1."""
+
+@pytest.fixture
+def just_before(now_step: datetime) -> datetime:
+    """Inside the published coverage, which ends at `now_step`: u1 has 2 clicks, u2 has 1."""
+    return now_step - timedelta(minutes=1)
 
 
 @pytest.fixture
@@ -83,11 +86,11 @@ def test_the_former_online_call_still_works_with_a_warning(reader, fresh_clicks)
     assert values == {"user_clicks:count_1h": 2, "user_clicks:amount_max_1h": 5.0}
 
 
-def test_historical_features_as_pandas_and_arrow(reader, fresh_clicks):
+def test_historical_features_as_pandas_and_arrow(now_step, just_before, reader, fresh_clicks):
     rows = pd.DataFrame(
         {
             "user_id": ["u2", "u1", "u9", "u1"],
-            "event_timestamp": [JUST_BEFORE] * 3 + [NOW_STEP],
+            "event_timestamp": [just_before] * 3 + [now_step],
             "label": [0, 1, 0, 1],
         }
     )
@@ -98,8 +101,8 @@ def test_historical_features_as_pandas_and_arrow(reader, fresh_clicks):
         uncovered = training.uncovered_rows
 
     assert frame["user_id"].tolist() == ["u2", "u1", "u9", "u1"]
-    assert frame["event_timestamp"].tolist() == [pd.Timestamp(JUST_BEFORE)] * 3 + [
-        pd.Timestamp(NOW_STEP)
+    assert frame["event_timestamp"].tolist() == [pd.Timestamp(just_before)] * 3 + [
+        pd.Timestamp(now_step)
     ]
     assert frame["label"].tolist() == [0, 1, 0, 1]
     assert frame["user_clicks__count_1h"].tolist()[:3] == [1, 2, 0]
@@ -109,11 +112,11 @@ def test_historical_features_as_pandas_and_arrow(reader, fresh_clicks):
     assert uncovered == {"user_clicks__v1": 1}
 
 
-def test_historical_features_of_an_arrow_table_and_of_a_list(reader, fresh_clicks):
+def test_historical_features_of_an_arrow_table_and_of_a_list(just_before, reader, fresh_clicks):
     table = pa.table(
-        {"user_id": ["u1"], "event_timestamp": pa.array([JUST_BEFORE], pa.timestamp("us", "UTC"))}
+        {"user_id": ["u1"], "event_timestamp": pa.array([just_before], pa.timestamp("us", "UTC"))}
     )
-    listed = [{"user_id": "u2", "event_timestamp": JUST_BEFORE.isoformat()}]
+    listed = [{"user_id": "u2", "event_timestamp": just_before.isoformat()}]
 
     from_table = reader.get_historical_features(table, feature_service="clicks_v1").to_arrow()
     from_list = reader.get_historical_features(listed, feature_service="clicks_v1").to_df()
@@ -123,17 +126,19 @@ def test_historical_features_of_an_arrow_table_and_of_a_list(reader, fresh_click
     assert reader.get_training_set(listed, feature_service="clicks_v1").equals(from_list)
 
 
-def test_to_polars_without_polars_says_what_to_install(reader, fresh_clicks, monkeypatch):
+def test_to_polars_without_polars_says_what_to_install(
+    just_before, reader, fresh_clicks, monkeypatch
+):
     monkeypatch.setitem(sys.modules, "polars", None)  # as if polars were not installed
-    rows = [{"user_id": "u1", "event_timestamp": JUST_BEFORE.isoformat()}]
+    rows = [{"user_id": "u1", "event_timestamp": just_before.isoformat()}]
     training = reader.get_historical_features(rows, features=["user_clicks:count_1h"])
 
     with pytest.raises(ImportError, match=r"to_polars: the polars package is not installed"):
         training.to_polars()
 
 
-def test_a_refused_training_set_raises_with_the_apis_detail(reader, fresh_clicks):
-    rows = pd.DataFrame({"user_id": ["u1"], "event_timestamp": [JUST_BEFORE]})
+def test_a_refused_training_set_raises_with_the_apis_detail(just_before, reader, fresh_clicks):
+    rows = pd.DataFrame({"user_id": ["u1"], "event_timestamp": [just_before]})
 
     with pytest.raises(FeatureStoreError) as refused:
         reader.get_historical_features(rows, features=["user_clicks:count_9h"])
@@ -158,8 +163,8 @@ def test_url_and_key_come_from_the_environment(monkeypatch):
     assert (default.url, default.headers) == ("http://127.0.0.1:8765", {})
 
 
-def test_the_async_client_over_a_real_server(api_settings, fresh_clicks):
-    rows = pd.DataFrame({"user_id": ["u1", "u2"], "event_timestamp": [JUST_BEFORE] * 2})
+def test_the_async_client_over_a_real_server(just_before, api_settings, fresh_clicks):
+    rows = pd.DataFrame({"user_id": ["u1", "u2"], "event_timestamp": [just_before] * 2})
 
     async def calls(url: str):
         async with AsyncFeatureStoreClient(url, READ_KEY) as api:

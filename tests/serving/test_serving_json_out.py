@@ -12,7 +12,7 @@ from jstore.durations import floor_to_step
 from jstore.online import materialize
 from jstore.online.lookup import iso
 from tests.online.online_helpers import HOUR, apply_clicks, publish_rows, row
-from tests.serving.conftest import NOW_STEP, READ
+from tests.serving.conftest import READ
 
 REFS = ["user_clicks:count_1h", "user_clicks:amount_sum_1h", "user_clicks:amount_max_1h"]
 
@@ -26,12 +26,12 @@ def strict_json(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
-def publish_non_finite(settings, registry):
+def publish_non_finite(settings, registry, now_step):
     """u1's row at the previous step: amount_sum_1h infinite, amount_max_1h NaN (set in
     PostgreSQL after the publish, as no path of JStore writes them)."""
     view = apply_clicks(registry)
-    start = floor_to_step(NOW_STEP - HOUR, view.definition.checkpoint_period)
-    publish_rows(settings, registry, view, start, NOW_STEP, [row("u1", NOW_STEP - HOUR, 2, 1, 1)])
+    start = floor_to_step(now_step - HOUR, view.definition.checkpoint_period)
+    publish_rows(settings, registry, view, start, now_step, [row("u1", now_step - HOUR, 2, 1, 1)])
     with psycopg.connect(settings.postgres_dsn.get_secret_value(), autocommit=True) as conn:
         conn.execute(
             sql.SQL(
@@ -41,8 +41,10 @@ def publish_non_finite(settings, registry):
         )
 
 
-def test_online_answers_null_from_the_offline_store_and_from_redis(client, api_settings, registry):
-    publish_non_finite(api_settings, registry)
+def test_online_answers_null_from_the_offline_store_and_from_redis(
+    now_step, client, api_settings, registry
+):
+    publish_non_finite(api_settings, registry, now_step)
     body = {"features": REFS, "entities": [{"user_id": "u1"}]}
 
     before = client.post("/v1/online", json=body, headers=READ)
@@ -55,13 +57,13 @@ def test_online_answers_null_from_the_offline_store_and_from_redis(client, api_s
                 "entity": {"user_id": "u1"},
                 "values": dict(zip(REFS, [2, None, None], strict=True)),
                 "statuses": dict.fromkeys(REFS, status),
-                "feature_ts": {"user_clicks": iso(NOW_STEP - HOUR)},
+                "feature_ts": {"user_clicks": iso(now_step - HOUR)},
             }
         ]
 
 
-def test_history_and_json_training_sets_answer_null(client, api_settings, registry):
-    publish_non_finite(api_settings, registry)
+def test_history_and_json_training_sets_answer_null(now_step, client, api_settings, registry):
+    publish_non_finite(api_settings, registry, now_step)
 
     history = client.get(
         "/v1/feature-views/user_clicks/history", params={"user_id": "u1"}, headers=READ
@@ -70,7 +72,7 @@ def test_history_and_json_training_sets_answer_null(client, api_settings, regist
         "/v1/training-sets?format=json",
         json={
             "features": REFS,
-            "entity_rows": [{"user_id": "u1", "event_timestamp": iso(NOW_STEP - HOUR)}],
+            "entity_rows": [{"user_id": "u1", "event_timestamp": iso(now_step - HOUR)}],
         },
         headers=READ,
     )
@@ -82,7 +84,7 @@ def test_history_and_json_training_sets_answer_null(client, api_settings, regist
     assert strict_json(training.text) == [
         {
             "user_id": "u1",
-            "event_timestamp": iso(NOW_STEP - HOUR),
+            "event_timestamp": iso(now_step - HOUR),
             "user_clicks__count_1h": 2,
             "user_clicks__amount_sum_1h": None,
             "user_clicks__amount_max_1h": None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jstore.durations import iso
 from tests.online.online_helpers import HOUR, T0, apply_clicks, publish_rows, row
-from tests.serving.conftest import NOW_STEP, READ
+from tests.serving.conftest import READ
 
 REFS = ["user_clicks:count_1h", "user_clicks:amount_sum_1h", "user_clicks:amount_max_1h"]
 
@@ -14,7 +14,7 @@ def lookup(client, entities, **selection):
 
 
 def test_present_values_and_the_empty_window_values_of_an_entity_without_a_key(
-    client, fresh_clicks
+    now_step, client, fresh_clicks
 ):
     response = lookup(client, [{"user_id": "u1"}, {"user_id": "nobody"}], features=REFS)
 
@@ -26,7 +26,7 @@ def test_present_values_and_the_empty_window_values_of_an_entity_without_a_key(
                 "entity": {"user_id": "u1"},
                 "values": dict(zip(REFS, [2, 7.5, 5.0], strict=True)),
                 "statuses": dict.fromkeys(REFS, "present"),
-                "feature_ts": {"user_clicks": iso(NOW_STEP - HOUR)},
+                "feature_ts": {"user_clicks": iso(now_step - HOUR)},
             },
             {
                 "entity": {"user_id": "nobody"},
@@ -48,10 +48,10 @@ def test_a_feature_service_names_the_features_in_its_order(client, fresh_clicks)
     }
 
 
-def test_a_pinned_version_is_named_with_it(client, fresh_clicks):
+def test_a_pinned_version_is_named_with_it(now_step, client, fresh_clicks):
     body = lookup(client, [{"user_id": "u2"}], features=["user_clicks@v1:count_1h"]).json()
 
-    assert body["rows"][0]["feature_ts"] == {"user_clicks@v1": iso(NOW_STEP - 2 * HOUR)}
+    assert body["rows"][0]["feature_ts"] == {"user_clicks@v1": iso(now_step - 2 * HOUR)}
     assert body["rows"][0]["statuses"] == {"user_clicks@v1:count_1h": "present"}
 
 
@@ -76,15 +76,15 @@ def test_a_view_without_coverage_is_missing(client, registry):
 
 
 def test_a_publish_not_yet_materialized_is_answered_from_the_offline_store(
-    client, api_settings, registry, fresh_clicks
+    now_step, client, api_settings, registry, fresh_clicks
 ):
     publish_rows(
         api_settings,
         registry,
         fresh_clicks,
-        NOW_STEP - HOUR,
-        NOW_STEP,
-        [row("u1", NOW_STEP - HOUR, 4, 20.0, 9.0)],
+        now_step - HOUR,
+        now_step,
+        [row("u1", now_step - HOUR, 4, 20.0, 9.0)],
     )
 
     body = lookup(client, [{"user_id": "u1"}, {"user_id": "nobody"}], features=REFS).json()
@@ -94,7 +94,7 @@ def test_a_publish_not_yet_materialized_is_answered_from_the_offline_store(
         dict(zip(REFS, [0, 0, None], strict=True)),
     ]
     assert [r["statuses"] for r in body["rows"]] == [dict.fromkeys(REFS, "fallback")] * 2
-    assert body["rows"][0]["feature_ts"] == {"user_clicks": iso(NOW_STEP - HOUR)}
+    assert body["rows"][0]["feature_ts"] == {"user_clicks": iso(now_step - HOUR)}
 
 
 def test_the_metrics_count_hits_misses_and_fallbacks(client, fresh_clicks):
@@ -110,16 +110,16 @@ def test_the_metrics_count_hits_misses_and_fallbacks(client, fresh_clicks):
 
 
 def test_a_published_view_never_materialized_is_answered_from_the_offline_store(
-    client, api_settings, registry
+    now_step, client, api_settings, registry
 ):
     view = apply_clicks(registry)
     publish_rows(
         api_settings,
         registry,
         view,
-        NOW_STEP - HOUR,
-        NOW_STEP,
-        [row("u1", NOW_STEP - HOUR, 3, 9.0, 6.0)],
+        now_step - HOUR,
+        now_step,
+        [row("u1", now_step - HOUR, 3, 9.0, 6.0)],
     )
 
     body = lookup(client, [{"user_id": "u1"}], features=REFS).json()

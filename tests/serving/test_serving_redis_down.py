@@ -8,21 +8,23 @@ from jstore.durations import iso
 from jstore.online import materialize
 from serving.app import create_app
 from tests.online.online_helpers import HOUR, apply_clicks, publish_rows, row
-from tests.serving.conftest import NOW_STEP, READ
+from tests.serving.conftest import READ
 
 REFS = ["user_clicks:count_1h", "user_clicks:amount_max_1h"]
 
 
-def test_redis_stopped_mid_test_falls_back_to_the_offline_store(api_settings, registry, own_redis):
+def test_redis_stopped_mid_test_falls_back_to_the_offline_store(
+    now_step, api_settings, registry, own_redis
+):
     settings = api_settings.model_copy(update={"redis_url": own_redis.url})
     view = apply_clicks(registry)
     publish_rows(
         settings,
         registry,
         view,
-        NOW_STEP - HOUR,
-        NOW_STEP,
-        [row("u1", NOW_STEP - HOUR, 2, 7.5, 5.0)],
+        now_step - HOUR,
+        now_step,
+        [row("u1", now_step - HOUR, 2, 7.5, 5.0)],
     )
     materialize(settings, registry)
     body = {"features": REFS, "entities": [{"user_id": "u1"}, {"user_id": "nobody"}]}
@@ -44,7 +46,7 @@ def test_redis_stopped_mid_test_falls_back_to_the_offline_store(api_settings, re
         ]
     )
     assert [r["feature_ts"] for r in after["rows"]] == [
-        {"user_clicks": iso(NOW_STEP - HOUR)},
+        {"user_clicks": iso(now_step - HOUR)},
         {"user_clicks": None},
     ]
     assert ready.status_code == 503
