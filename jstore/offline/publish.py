@@ -1,7 +1,9 @@
 """Publish a staged run: its rows replace the view's rows in [start, end), in one transaction.
 
-The staged rows go to PostgreSQL by binary COPY straight from Arrow (ADBC's `adbc_ingest`), on
-the ADBC connection that also runs the publish's transaction. Holding the table's advisory lock
+The staged rows go to PostgreSQL by binary COPY straight from Arrow: a rebuilt month's by
+JStore's own encoder (binary_copy.py, half the client CPU of ADBC's) on psycopg connections of
+their own, the rest by ADBC's `adbc_ingest` on the ADBC connection that also runs the publish's
+transaction. Holding the table's advisory lock
 (a session lock on `conn`, from before the load until after the commit, so publishes of one
 table run one at a time and `_computed_at` grows in commit order):
 
@@ -53,6 +55,7 @@ from psycopg import sql
 from jstore.arrow_types import ARROW_TYPES
 from jstore.durations import iso
 from jstore.model import ResolvedView
+from jstore.offline.binary_copy import copy_in
 from jstore.offline.changes import (
     PUBLISHED,
     REMOVED,
@@ -149,7 +152,7 @@ def publish_interval(
         computed_at = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
         pieces = _pieces(layout, view, staged)
         with adbc.connect(dsn) as loader:
-            rows = _load(conn, layout.schema, view, staged, pieces, computed_at, dsn, loader)
+            rows = _load(conn, layout.schema, view, staged, pieces, computed_at, dsn)
             with loader.cursor() as cursor:
                 run = _Statements(cursor, conn)
                 try:
@@ -214,7 +217,6 @@ def _load(
     pieces: list[Piece],
     computed_at: datetime,
     dsn: str,
-    loader: adbc.Connection,
 ) -> int:
     """Load each month piece's table by binary COPY and index it; returns the rows loaded.
 
@@ -241,12 +243,12 @@ def _load(
         counted = _Counted(_batches(view, staged, piece))
         batches = _Shared(iter(counted))
         keep = _keep_other_rows(conn, schema, piece)
-        streams = [loader, *(adbc.connect(dsn) for _ in range(LOAD_STREAMS - 1))]
+        streams = [psycopg.connect(dsn) for _ in range(LOAD_STREAMS)]
         try:
             with ThreadPoolExecutor(LOAD_STREAMS + len(keep)) as pool:
                 kept = [pool.submit(_run_apart, dsn, [statement]) for statement in keep]
                 loads = [
-                    pool.submit(_ingest, stream, schema, piece.scratch, view, batches)
+                    pool.submit(copy_in, stream, scratch, staged_schema(view).names, batches)
                     for stream in streams
                 ]
                 for done in [*loads, *kept]:
@@ -254,26 +256,15 @@ def _load(
             for stream in streams:
                 if counted.rejected is None:
                     stream.commit()
-                else:
-                    stream.rollback()
         finally:
-            for stream in streams[1:]:
-                stream.close()
+            for stream in streams:
+                stream.close()  # rolls back what was not committed
         if counted.rejected is not None:
             raise counted.rejected
         rows += counted.rows
         _run_defaults(conn, scratch, {"_run_id": None, "_computed_at": None})
         _index_and_find_removed(conn, schema, view, piece, dsn)
     return rows
-
-
-def _ingest(
-    loader: adbc.Connection, schema: str, table: str, view: ResolvedView, batches: _Shared
-) -> None:
-    """One binary COPY stream into `table`, of the batches it draws (not committed)."""
-    reader = pa.RecordBatchReader.from_batches(staged_schema(view), batches)
-    with loader.cursor() as cursor:
-        cursor.adbc_ingest(table, reader, mode="append", db_schema_name=schema)
 
 
 def _run_defaults(conn: psycopg.Connection, table: sql.Identifier, values: dict) -> None:
