@@ -1,11 +1,11 @@
 """Publish a staged run: its rows replace the view's rows in [start, end), in one transaction.
 
-The staged rows go to PostgreSQL by binary COPY straight from Arrow: a rebuilt month's by
-JStore's own encoder (binary_copy.py, half the client CPU of ADBC's) on psycopg connections of
-their own, the rest by ADBC's `adbc_ingest` on the ADBC connection that also runs the publish's
-transaction. Holding the table's advisory lock
-(a session lock on `conn`, from before the load until after the commit, so publishes of one
-table run one at a time and `_computed_at` grows in commit order):
+The staged rows go to PostgreSQL by binary COPY straight from Arrow, encoded by JStore's own
+encoder (binary_copy.py: half the client CPU of ADBC's `adbc_ingest`, which it replaced), a
+rebuilt month's on connections of their own, the rest on the connection that runs the
+publish's transaction. Holding the table's advisory lock (a session lock on `conn`, from before
+the load until after the commit, so publishes of one table run one at a time and
+`_computed_at` grows in commit order):
 
 1. The monthly partitions the interval needs are created (plain PostgreSQL; a short transaction
    of its own).
@@ -18,7 +18,7 @@ table run one at a time and `_computed_at` grows in commit order):
    live index; the keys of the entities the month loses are found beside them. The rest (short
    ends of the interval inside a month, and everything on TimescaleDB) is one piece, replaced
    inside the transaction.
-3. One transaction, on the ADBC connection: the rest's ranges are deleted (the deleted keys,
+3. One transaction, on a connection of its own: the rest's ranges are deleted (the deleted keys,
    distinct, kept in a temporary table) and its rows copied straight into the live table with
    the run columns as constant columns; the deleted entities with no row back in the ranges
    are queued as removed (changes.py). Then each rebuilt month's old partition is detached and
@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 
-import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -137,7 +136,8 @@ def publish_interval(
 ) -> int:
     """Replace [staged.start, staged.end) of the view's table by the staged rows; returns rows.
 
-    `conn` is in autocommit mode; `dsn` opens the ADBC connection that loads the rows.
+    `conn` is in autocommit mode; `dsn` opens the connections that load the rows and the one
+    that runs the publish's transaction.
     """
     if (staged.view, staged.version) != (view.name, view.version):
         raise StagedRunRejected(
@@ -151,24 +151,16 @@ def publish_interval(
         layout.ensure_partitions(conn, view, staged.start, staged.end)
         computed_at = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
         pieces = _pieces(layout, view, staged)
-        with adbc.connect(dsn) as loader:
-            rows = _load(conn, layout.schema, view, staged, pieces, computed_at, dsn)
-            with loader.cursor() as cursor:
-                run = _Statements(cursor, conn)
-                try:
-                    run(sql.SQL("SET LOCAL jit = off"))  # compiling these plans costs more
-                    for piece in pieces:  # the rest first: the swaps lock the table until the end
-                        if piece.month is None:
-                            rows += _replace_rows(
-                                run, layout.schema, view, staged, piece, computed_at
-                            )
-                    for piece in pieces:
-                        if piece.month is not None:
-                            _swap_partition(run, layout.schema, view, piece, computed_at)
-                    loader.commit()
-                except BaseException:
-                    loader.rollback()
-                    raise
+        rows = _load(conn, layout.schema, view, staged, pieces, computed_at, dsn)
+        with psycopg.connect(dsn) as tx:  # rolled back if anything below raises
+            tx.execute("SET LOCAL jit = off")  # compiling these plans costs more than they run
+            for piece in pieces:  # the rest first: the swaps lock the table until the end
+                if piece.month is None:
+                    rows += _replace_rows(tx, layout.schema, view, staged, piece, computed_at)
+            for piece in pieces:
+                if piece.month is not None:
+                    _swap_partition(tx, layout.schema, view, piece, computed_at)
+            tx.commit()
     finally:
         _drop_scratch(conn, layout.schema, view)
         conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
@@ -419,7 +411,7 @@ def _run_apart(dsn: str, statements: list[sql.Composed]) -> None:
 
 
 def _replace_rows(
-    run: _Statements,
+    tx: psycopg.Connection,
     schema: str,
     view: ResolvedView,
     staged: StagedRun,
@@ -434,24 +426,23 @@ def _replace_rows(
     """
     gone, staged_keys = sql.Identifier(GONE), sql.Identifier(STAGED_KEYS)
     for statement in delete_ranges(schema, view, piece.ranges, gone):
-        run(statement)
+        tx.execute(statement)
     crash_point("publish:after_delete")
     keys = _DistinctKeys(view.join_keys, _batches(view, staged, piece))
     counted = _Counted(_with_run_columns(b, staged.run_id, computed_at) for b in keys)
-    reader = pa.RecordBatchReader.from_batches(_live_schema(view), iter(counted))
-    run.cursor.adbc_ingest(view.table, reader, mode="append", db_schema_name=schema)
+    copy_in(tx, table_id(schema, view), _live_schema(view).names, counted)
     if counted.rejected is not None:
         raise counted.rejected
-    run(keys_table(schema, view, staged_keys))
+    tx.execute(keys_table(schema, view, staged_keys))
     if keys.seen():
-        run.cursor.adbc_ingest(STAGED_KEYS, keys.table(), mode="append", temporary=True)
+        copy_in(tx, staged_keys, view.join_keys, keys.table().to_batches())
     for statement in queue_changes(schema, view, computed_at, gone, staged_keys):
-        run(statement)
+        tx.execute(statement)
     return counted.rows
 
 
 def _swap_partition(
-    run: _Statements,
+    tx: psycopg.Connection,
     schema: str,
     view: ResolvedView,
     piece: Piece,
@@ -469,7 +460,7 @@ def _swap_partition(
     new = sql.Identifier(schema, piece.scratch)
     keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
     stamp = sql.Literal(computed_at)
-    run(
+    tx.execute(
         sql.SQL("INSERT INTO {} ({}, _computed_at) SELECT {}, {}::timestamptz FROM {}").format(
             queue_id(schema, view, REMOVED),
             keys,
@@ -478,23 +469,23 @@ def _swap_partition(
             sql.Identifier(schema, piece.removed),
         )
     )
-    run(
+    tx.execute(
         sql.SQL("INSERT INTO {} VALUES ({}::timestamptz)").format(
             queue_id(schema, view, PUBLISHED), stamp
         )
     )
-    run(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(target, old))
-    run(sql.SQL("DROP TABLE {}").format(old))
+    tx.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(target, old))
+    tx.execute(sql.SQL("DROP TABLE {}").format(old))
     crash_point("publish:after_delete")
-    run(sql.SQL("ALTER TABLE {} RENAME TO {}").format(new, sql.Identifier(piece.partition)))
-    run(  # `old` names the new table now
+    tx.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(new, sql.Identifier(piece.partition)))
+    tx.execute(  # `old` names the new table now
         sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
             target, old, *map(sql.Literal, piece.month)
         )
     )
     # Kept from autovacuum while it was built: a worker on it would have held up the rename by
     # a deadlock_timeout (1 s) before being cancelled.
-    run(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(old))
+    tx.execute(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(old))
 
 
 def _live_schema(view: ResolvedView) -> pa.Schema:
@@ -516,18 +507,6 @@ def _with_run_columns(batch: pa.RecordBatch, run_id: str, computed_at: datetime)
         ],
         names=[*batch.schema.names, "_run_id", "_computed_at"],
     )
-
-
-class _Statements:
-    """Runs statements composed with psycopg (rendered by its connection `conn`) on the ADBC
-    cursor whose connection holds the publish's transaction."""
-
-    def __init__(self, cursor: adbc.Cursor, conn: psycopg.Connection):
-        self.cursor = cursor
-        self.conn = conn
-
-    def __call__(self, statement: sql.Composable) -> None:
-        self.cursor.execute(statement.as_string(self.conn))
 
 
 class _DistinctKeys:
@@ -570,8 +549,8 @@ class _Shared:
 
 
 class _Counted:
-    """Batches passed through, counting their rows. A rejection stops the stream and is kept
-    (raised through ADBC's reader it would come back wrapped in a driver error)."""
+    """Batches passed through, counting their rows. A rejection ends the batches and is kept,
+    for the caller to raise once the COPY streams drawing them are done."""
 
     def __init__(self, batches: Iterator[pa.RecordBatch]):
         self._batches = batches
