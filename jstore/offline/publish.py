@@ -232,7 +232,12 @@ def _load(
             ).format(scratch, target, *map(sql.Literal, piece.month))
         )
         _run_defaults(conn, scratch, {"_run_id": staged.run_id, "_computed_at": computed_at})
-        counted = _Counted(_batches(view, staged, piece))
+        staged_keys = (
+            _DistinctKeys(view.join_keys, _batches(view, staged, piece))
+            if _replaces_rows(conn, schema, piece)
+            else None
+        )
+        counted = _Counted(staged_keys or _batches(view, staged, piece))
         batches = _Shared(iter(counted))
         keep = _keep_other_rows(conn, schema, piece)
         streams = [psycopg.connect(dsn) for _ in range(LOAD_STREAMS)]
@@ -255,7 +260,7 @@ def _load(
             raise counted.rejected
         rows += counted.rows
         _run_defaults(conn, scratch, {"_run_id": None, "_computed_at": None})
-        _index_and_find_removed(conn, schema, view, piece, dsn)
+        _index_and_find_removed(conn, schema, view, piece, dsn, staged_keys)
     return rows
 
 
@@ -313,16 +318,21 @@ def _keep_other_rows(conn: psycopg.Connection, schema: str, piece: Piece) -> lis
 
 
 def _index_and_find_removed(
-    conn: psycopg.Connection, schema: str, view: ResolvedView, piece: Piece, dsn: str
+    conn: psycopg.Connection,
+    schema: str,
+    view: ResolvedView,
+    piece: Piece,
+    dsn: str,
+    staged_keys: _DistinctKeys | None,
 ) -> None:
     """Build on the month's new table the indexes the attach will adopt as the partition's (a
     copy of each of the table's own: the primary key, `_computed_at`'s, any other) and find the
-    entities the new table removes, all at once.
+    entities the new table removes (`_find_removed`), all at once.
 
-    Each is one backend's sort, scan or hash over the month, reading the new table and writing
-    nothing another reads (CREATE INDEX takes a SHARE lock, which lets the others read), so
-    they run side by side on connections of their own. The publish's advisory lock keeps the
-    old partition as it is until the swap.
+    Each is one backend's sort, scan or hash over the month, reading the new table or the old
+    partition and writing nothing another reads (CREATE INDEX takes a SHARE lock, which lets
+    the others read), so they run side by side on connections of their own. The publish's
+    advisory lock keeps the old partition as it is until the swap.
     """
     assert piece.partition is not None and piece.removed is not None
     scratch = sql.Identifier(schema, piece.scratch)
@@ -337,9 +347,10 @@ def _index_and_find_removed(
         ]
         for index in indexes
     ]
-    jobs.append([_find_removed(conn, schema, view, piece)])
-    with ThreadPoolExecutor(len(jobs)) as pool:
-        for done in [pool.submit(_run_apart, dsn, statements) for statements in jobs]:
+    with ThreadPoolExecutor(len(jobs) + 1) as pool:
+        running = [pool.submit(_run_apart, dsn, statements) for statements in jobs]
+        running.append(pool.submit(_find_removed, dsn, schema, view, piece, staged_keys))
+        for done in running:
             done.result()
     primary = next(index.shape for index in indexes if index.primary)
     built = next(index.name for index in _indexes(conn, scratch) if index.shape == primary)
@@ -377,31 +388,60 @@ def _shape(method: str, definition: str) -> str:
     return definition[definition.index(f" USING {method} ") + len(" USING ") :]
 
 
-def _find_removed(
-    conn: psycopg.Connection, schema: str, view: ResolvedView, piece: Piece
-) -> sql.Composed:
-    """The statement filling the piece's `removed` table: the entities with rows in the old
-    partition within the piece's range and none in the new table there, by EXCEPT (one hashed
-    pass over each side; an anti-join probed per old row measured 6x slower). Empty when the
-    old partition has no row there (a first publish into the month), without reading the new
-    table."""
-    assert piece.partition is not None and piece.removed is not None
-    (start, end), old = piece.ranges[0], sql.Identifier(schema, piece.partition)
-    in_range = sql.SQL("feature_ts >= {} AND feature_ts < {}").format(
+def _replaces_rows(conn: psycopg.Connection, schema: str, piece: Piece) -> bool:
+    """Whether the old partition has rows in the piece's range (not so for a first publish)."""
+    assert piece.partition is not None
+    found = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(
+            sql.Identifier(schema, piece.partition), _in_range(piece)
+        )
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def _in_range(piece: Piece) -> sql.Composed:
+    start, end = piece.ranges[0]
+    return sql.SQL("feature_ts >= {} AND feature_ts < {}").format(
         sql.Literal(start), sql.Literal(end)
     )
+
+
+def _find_removed(
+    dsn: str,
+    schema: str,
+    view: ResolvedView,
+    piece: Piece,
+    staged_keys: _DistinctKeys | None,
+) -> None:
+    """Fill the piece's `removed` table, on a connection of its own: the entities with rows in
+    the old partition within the piece's range and no staged row, by EXCEPT of the staged
+    rows' distinct keys (kept in Arrow while they loaded, a row per entity, loaded into a
+    scratch table here) from the old rows' keys: one hashed pass over the old range and one
+    over the keys, where EXCEPT from the new table's rows in the range hashed every new row
+    again (an anti-join probed per old row measured 6x slower). Empty, reading nothing, when
+    the old partition has no row there (`staged_keys` is None: a first publish into the
+    month)."""
+    assert piece.partition is not None and piece.removed is not None
     keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
-    replaced = conn.execute(
-        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(old, in_range)
-    ).fetchone()
-    query = sql.SQL(
-        "SELECT {keys} FROM {old} WHERE {in_range} EXCEPT SELECT {keys} FROM {new} WHERE {in_range}"
-    ).format(keys=keys, old=old, new=sql.Identifier(schema, piece.scratch), in_range=in_range)
-    return sql.SQL("CREATE UNLOGGED TABLE {} AS {} WITH {}").format(
-        sql.Identifier(schema, piece.removed),
-        query,
-        sql.SQL("DATA" if replaced and replaced[0] else "NO DATA"),
-    )
+    old = sql.Identifier(schema, piece.partition)
+    removed = sql.Identifier(schema, piece.removed)
+    old_keys = sql.SQL("SELECT {} FROM {} WHERE {}").format(keys, old, _in_range(piece))
+    gone = sql.SQL("SELECT DISTINCT * FROM ({}) AS old_keys").format(old_keys)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if staged_keys is not None and staged_keys.seen():
+            staged = sql.Identifier(schema, _scratch_name(view))
+            conn.execute(
+                sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(
+                    staged, keys, old
+                )
+            )
+            copy_in(conn, staged, view.join_keys, staged_keys.table().to_batches())
+            gone = sql.SQL("{} EXCEPT SELECT {} FROM {}").format(old_keys, keys, staged)
+        conn.execute(
+            sql.SQL("CREATE UNLOGGED TABLE {} AS {} WITH {}").format(
+                removed, gone, sql.SQL("NO DATA" if staged_keys is None else "DATA")
+            )
+        )
 
 
 def _run_apart(dsn: str, statements: list[sql.Composed]) -> None:
@@ -530,7 +570,7 @@ class _DistinctKeys:
         return self._distinct(pa.concat_tables(self._seen))
 
     def _distinct(self, table: pa.Table) -> pa.Table:
-        return table.select(self._keys).group_by(self._keys).aggregate([])
+        return table.select(self._keys).group_by(self._keys).aggregate([]).select(self._keys)
 
 
 class _Shared:
