@@ -1,9 +1,11 @@
 """Publish a staged run: its rows replace the view's rows in [start, end), in one transaction.
 
-The staged rows go to PostgreSQL by binary COPY straight from Arrow (ADBC's `adbc_ingest`), on
-the ADBC connection that also runs the publish's transaction. Holding the table's advisory lock
-(a session lock on `conn`, from before the load until after the commit, so publishes of one
-table run one at a time and `_computed_at` grows in commit order):
+The staged rows go to PostgreSQL by binary COPY straight from Arrow, encoded by JStore's own
+encoder (binary_copy.py: half the client CPU of ADBC's `adbc_ingest`, which it replaced), a
+rebuilt month's on connections of their own, the rest on the connection that runs the
+publish's transaction. Holding the table's advisory lock (a session lock on `conn`, from before
+the load until after the commit, so publishes of one table run one at a time and
+`_computed_at` grows in commit order):
 
 1. The monthly partitions the interval needs are created (plain PostgreSQL; a short transaction
    of its own).
@@ -16,7 +18,7 @@ table run one at a time and `_computed_at` grows in commit order):
    live index; the keys of the entities the month loses are found beside them. The rest (short
    ends of the interval inside a month, and everything on TimescaleDB) is one piece, replaced
    inside the transaction.
-3. One transaction, on the ADBC connection: the rest's ranges are deleted (the deleted keys,
+3. One transaction, on a connection of its own: the rest's ranges are deleted (the deleted keys,
    distinct, kept in a temporary table) and its rows copied straight into the live table with
    the run columns as constant columns; the deleted entities with no row back in the ranges
    are queued as removed (changes.py). Then each rebuilt month's old partition is detached and
@@ -43,7 +45,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 
-import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -53,6 +54,7 @@ from psycopg import sql
 from jstore.arrow_types import ARROW_TYPES
 from jstore.durations import iso
 from jstore.model import ResolvedView
+from jstore.offline.binary_copy import copy_in
 from jstore.offline.changes import (
     PUBLISHED,
     REMOVED,
@@ -134,7 +136,8 @@ def publish_interval(
 ) -> int:
     """Replace [staged.start, staged.end) of the view's table by the staged rows; returns rows.
 
-    `conn` is in autocommit mode; `dsn` opens the ADBC connection that loads the rows.
+    `conn` is in autocommit mode; `dsn` opens the connections that load the rows and the one
+    that runs the publish's transaction.
     """
     if (staged.view, staged.version) != (view.name, view.version):
         raise StagedRunRejected(
@@ -148,24 +151,16 @@ def publish_interval(
         layout.ensure_partitions(conn, view, staged.start, staged.end)
         computed_at = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
         pieces = _pieces(layout, view, staged)
-        with adbc.connect(dsn) as loader:
-            rows = _load(conn, layout.schema, view, staged, pieces, computed_at, dsn, loader)
-            with loader.cursor() as cursor:
-                run = _Statements(cursor, conn)
-                try:
-                    run(sql.SQL("SET LOCAL jit = off"))  # compiling these plans costs more
-                    for piece in pieces:  # the rest first: the swaps lock the table until the end
-                        if piece.month is None:
-                            rows += _replace_rows(
-                                run, layout.schema, view, staged, piece, computed_at
-                            )
-                    for piece in pieces:
-                        if piece.month is not None:
-                            _swap_partition(run, layout.schema, view, piece, computed_at)
-                    loader.commit()
-                except BaseException:
-                    loader.rollback()
-                    raise
+        rows = _load(conn, layout.schema, view, staged, pieces, computed_at, dsn)
+        with psycopg.connect(dsn) as tx:  # rolled back if anything below raises
+            tx.execute("SET LOCAL jit = off")  # compiling these plans costs more than they run
+            for piece in pieces:  # the rest first: the swaps lock the table until the end
+                if piece.month is None:
+                    rows += _replace_rows(tx, layout.schema, view, staged, piece, computed_at)
+            for piece in pieces:
+                if piece.month is not None:
+                    _swap_partition(tx, layout.schema, view, piece, computed_at)
+            tx.commit()
     finally:
         _drop_scratch(conn, layout.schema, view)
         conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
@@ -214,7 +209,6 @@ def _load(
     pieces: list[Piece],
     computed_at: datetime,
     dsn: str,
-    loader: adbc.Connection,
 ) -> int:
     """Load each month piece's table by binary COPY and index it; returns the rows loaded.
 
@@ -238,15 +232,20 @@ def _load(
             ).format(scratch, target, *map(sql.Literal, piece.month))
         )
         _run_defaults(conn, scratch, {"_run_id": staged.run_id, "_computed_at": computed_at})
-        counted = _Counted(_batches(view, staged, piece))
+        staged_keys = (
+            _DistinctKeys(view.join_keys, _batches(view, staged, piece))
+            if _replaces_rows(conn, schema, piece)
+            else None
+        )
+        counted = _Counted(staged_keys or _batches(view, staged, piece))
         batches = _Shared(iter(counted))
         keep = _keep_other_rows(conn, schema, piece)
-        streams = [loader, *(adbc.connect(dsn) for _ in range(LOAD_STREAMS - 1))]
+        streams = [psycopg.connect(dsn) for _ in range(LOAD_STREAMS)]
         try:
             with ThreadPoolExecutor(LOAD_STREAMS + len(keep)) as pool:
                 kept = [pool.submit(_run_apart, dsn, [statement]) for statement in keep]
                 loads = [
-                    pool.submit(_ingest, stream, schema, piece.scratch, view, batches)
+                    pool.submit(copy_in, stream, scratch, staged_schema(view).names, batches)
                     for stream in streams
                 ]
                 for done in [*loads, *kept]:
@@ -254,26 +253,15 @@ def _load(
             for stream in streams:
                 if counted.rejected is None:
                     stream.commit()
-                else:
-                    stream.rollback()
         finally:
-            for stream in streams[1:]:
-                stream.close()
+            for stream in streams:
+                stream.close()  # rolls back what was not committed
         if counted.rejected is not None:
             raise counted.rejected
         rows += counted.rows
         _run_defaults(conn, scratch, {"_run_id": None, "_computed_at": None})
-        _index_and_find_removed(conn, schema, view, piece, dsn)
+        _index_and_find_removed(conn, schema, view, piece, dsn, staged_keys)
     return rows
-
-
-def _ingest(
-    loader: adbc.Connection, schema: str, table: str, view: ResolvedView, batches: _Shared
-) -> None:
-    """One binary COPY stream into `table`, of the batches it draws (not committed)."""
-    reader = pa.RecordBatchReader.from_batches(staged_schema(view), batches)
-    with loader.cursor() as cursor:
-        cursor.adbc_ingest(table, reader, mode="append", db_schema_name=schema)
 
 
 def _run_defaults(conn: psycopg.Connection, table: sql.Identifier, values: dict) -> None:
@@ -330,16 +318,21 @@ def _keep_other_rows(conn: psycopg.Connection, schema: str, piece: Piece) -> lis
 
 
 def _index_and_find_removed(
-    conn: psycopg.Connection, schema: str, view: ResolvedView, piece: Piece, dsn: str
+    conn: psycopg.Connection,
+    schema: str,
+    view: ResolvedView,
+    piece: Piece,
+    dsn: str,
+    staged_keys: _DistinctKeys | None,
 ) -> None:
     """Build on the month's new table the indexes the attach will adopt as the partition's (a
     copy of each of the table's own: the primary key, `_computed_at`'s, any other) and find the
-    entities the new table removes, all at once.
+    entities the new table removes (`_find_removed`), all at once.
 
-    Each is one backend's sort, scan or hash over the month, reading the new table and writing
-    nothing another reads (CREATE INDEX takes a SHARE lock, which lets the others read), so
-    they run side by side on connections of their own. The publish's advisory lock keeps the
-    old partition as it is until the swap.
+    Each is one backend's sort, scan or hash over the month, reading the new table or the old
+    partition and writing nothing another reads (CREATE INDEX takes a SHARE lock, which lets
+    the others read), so they run side by side on connections of their own. The publish's
+    advisory lock keeps the old partition as it is until the swap.
     """
     assert piece.partition is not None and piece.removed is not None
     scratch = sql.Identifier(schema, piece.scratch)
@@ -354,9 +347,10 @@ def _index_and_find_removed(
         ]
         for index in indexes
     ]
-    jobs.append([_find_removed(conn, schema, view, piece)])
-    with ThreadPoolExecutor(len(jobs)) as pool:
-        for done in [pool.submit(_run_apart, dsn, statements) for statements in jobs]:
+    with ThreadPoolExecutor(len(jobs) + 1) as pool:
+        running = [pool.submit(_run_apart, dsn, statements) for statements in jobs]
+        running.append(pool.submit(_find_removed, dsn, schema, view, piece, staged_keys))
+        for done in running:
             done.result()
     primary = next(index.shape for index in indexes if index.primary)
     built = next(index.name for index in _indexes(conn, scratch) if index.shape == primary)
@@ -394,31 +388,60 @@ def _shape(method: str, definition: str) -> str:
     return definition[definition.index(f" USING {method} ") + len(" USING ") :]
 
 
-def _find_removed(
-    conn: psycopg.Connection, schema: str, view: ResolvedView, piece: Piece
-) -> sql.Composed:
-    """The statement filling the piece's `removed` table: the entities with rows in the old
-    partition within the piece's range and none in the new table there, by EXCEPT (one hashed
-    pass over each side; an anti-join probed per old row measured 6x slower). Empty when the
-    old partition has no row there (a first publish into the month), without reading the new
-    table."""
-    assert piece.partition is not None and piece.removed is not None
-    (start, end), old = piece.ranges[0], sql.Identifier(schema, piece.partition)
-    in_range = sql.SQL("feature_ts >= {} AND feature_ts < {}").format(
+def _replaces_rows(conn: psycopg.Connection, schema: str, piece: Piece) -> bool:
+    """Whether the old partition has rows in the piece's range (not so for a first publish)."""
+    assert piece.partition is not None
+    found = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(
+            sql.Identifier(schema, piece.partition), _in_range(piece)
+        )
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def _in_range(piece: Piece) -> sql.Composed:
+    start, end = piece.ranges[0]
+    return sql.SQL("feature_ts >= {} AND feature_ts < {}").format(
         sql.Literal(start), sql.Literal(end)
     )
+
+
+def _find_removed(
+    dsn: str,
+    schema: str,
+    view: ResolvedView,
+    piece: Piece,
+    staged_keys: _DistinctKeys | None,
+) -> None:
+    """Fill the piece's `removed` table, on a connection of its own: the entities with rows in
+    the old partition within the piece's range and no staged row, by EXCEPT of the staged
+    rows' distinct keys (kept in Arrow while they loaded, a row per entity, loaded into a
+    scratch table here) from the old rows' keys: one hashed pass over the old range and one
+    over the keys, where EXCEPT from the new table's rows in the range hashed every new row
+    again (an anti-join probed per old row measured 6x slower). Empty, reading nothing, when
+    the old partition has no row there (`staged_keys` is None: a first publish into the
+    month)."""
+    assert piece.partition is not None and piece.removed is not None
     keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
-    replaced = conn.execute(
-        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(old, in_range)
-    ).fetchone()
-    query = sql.SQL(
-        "SELECT {keys} FROM {old} WHERE {in_range} EXCEPT SELECT {keys} FROM {new} WHERE {in_range}"
-    ).format(keys=keys, old=old, new=sql.Identifier(schema, piece.scratch), in_range=in_range)
-    return sql.SQL("CREATE UNLOGGED TABLE {} AS {} WITH {}").format(
-        sql.Identifier(schema, piece.removed),
-        query,
-        sql.SQL("DATA" if replaced and replaced[0] else "NO DATA"),
-    )
+    old = sql.Identifier(schema, piece.partition)
+    removed = sql.Identifier(schema, piece.removed)
+    old_keys = sql.SQL("SELECT {} FROM {} WHERE {}").format(keys, old, _in_range(piece))
+    gone = sql.SQL("SELECT DISTINCT * FROM ({}) AS old_keys").format(old_keys)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if staged_keys is not None and staged_keys.seen():
+            staged = sql.Identifier(schema, _scratch_name(view))
+            conn.execute(
+                sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(
+                    staged, keys, old
+                )
+            )
+            copy_in(conn, staged, view.join_keys, staged_keys.table().to_batches())
+            gone = sql.SQL("{} EXCEPT SELECT {} FROM {}").format(old_keys, keys, staged)
+        conn.execute(
+            sql.SQL("CREATE UNLOGGED TABLE {} AS {} WITH {}").format(
+                removed, gone, sql.SQL("NO DATA" if staged_keys is None else "DATA")
+            )
+        )
 
 
 def _run_apart(dsn: str, statements: list[sql.Composed]) -> None:
@@ -428,7 +451,7 @@ def _run_apart(dsn: str, statements: list[sql.Composed]) -> None:
 
 
 def _replace_rows(
-    run: _Statements,
+    tx: psycopg.Connection,
     schema: str,
     view: ResolvedView,
     staged: StagedRun,
@@ -443,24 +466,23 @@ def _replace_rows(
     """
     gone, staged_keys = sql.Identifier(GONE), sql.Identifier(STAGED_KEYS)
     for statement in delete_ranges(schema, view, piece.ranges, gone):
-        run(statement)
+        tx.execute(statement)
     crash_point("publish:after_delete")
     keys = _DistinctKeys(view.join_keys, _batches(view, staged, piece))
     counted = _Counted(_with_run_columns(b, staged.run_id, computed_at) for b in keys)
-    reader = pa.RecordBatchReader.from_batches(_live_schema(view), iter(counted))
-    run.cursor.adbc_ingest(view.table, reader, mode="append", db_schema_name=schema)
+    copy_in(tx, table_id(schema, view), _live_schema(view).names, counted)
     if counted.rejected is not None:
         raise counted.rejected
-    run(keys_table(schema, view, staged_keys))
+    tx.execute(keys_table(schema, view, staged_keys))
     if keys.seen():
-        run.cursor.adbc_ingest(STAGED_KEYS, keys.table(), mode="append", temporary=True)
+        copy_in(tx, staged_keys, view.join_keys, keys.table().to_batches())
     for statement in queue_changes(schema, view, computed_at, gone, staged_keys):
-        run(statement)
+        tx.execute(statement)
     return counted.rows
 
 
 def _swap_partition(
-    run: _Statements,
+    tx: psycopg.Connection,
     schema: str,
     view: ResolvedView,
     piece: Piece,
@@ -478,7 +500,7 @@ def _swap_partition(
     new = sql.Identifier(schema, piece.scratch)
     keys = sql.SQL(", ").join(map(sql.Identifier, view.join_keys))
     stamp = sql.Literal(computed_at)
-    run(
+    tx.execute(
         sql.SQL("INSERT INTO {} ({}, _computed_at) SELECT {}, {}::timestamptz FROM {}").format(
             queue_id(schema, view, REMOVED),
             keys,
@@ -487,23 +509,23 @@ def _swap_partition(
             sql.Identifier(schema, piece.removed),
         )
     )
-    run(
+    tx.execute(
         sql.SQL("INSERT INTO {} VALUES ({}::timestamptz)").format(
             queue_id(schema, view, PUBLISHED), stamp
         )
     )
-    run(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(target, old))
-    run(sql.SQL("DROP TABLE {}").format(old))
+    tx.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(target, old))
+    tx.execute(sql.SQL("DROP TABLE {}").format(old))
     crash_point("publish:after_delete")
-    run(sql.SQL("ALTER TABLE {} RENAME TO {}").format(new, sql.Identifier(piece.partition)))
-    run(  # `old` names the new table now
+    tx.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(new, sql.Identifier(piece.partition)))
+    tx.execute(  # `old` names the new table now
         sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
             target, old, *map(sql.Literal, piece.month)
         )
     )
     # Kept from autovacuum while it was built: a worker on it would have held up the rename by
     # a deadlock_timeout (1 s) before being cancelled.
-    run(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(old))
+    tx.execute(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(old))
 
 
 def _live_schema(view: ResolvedView) -> pa.Schema:
@@ -527,18 +549,6 @@ def _with_run_columns(batch: pa.RecordBatch, run_id: str, computed_at: datetime)
     )
 
 
-class _Statements:
-    """Runs statements composed with psycopg (rendered by its connection `conn`) on the ADBC
-    cursor whose connection holds the publish's transaction."""
-
-    def __init__(self, cursor: adbc.Cursor, conn: psycopg.Connection):
-        self.cursor = cursor
-        self.conn = conn
-
-    def __call__(self, statement: sql.Composable) -> None:
-        self.cursor.execute(statement.as_string(self.conn))
-
-
 class _DistinctKeys:
     """Batches passed through, keeping the distinct join keys they hold (a row per entity)."""
 
@@ -560,7 +570,7 @@ class _DistinctKeys:
         return self._distinct(pa.concat_tables(self._seen))
 
     def _distinct(self, table: pa.Table) -> pa.Table:
-        return table.select(self._keys).group_by(self._keys).aggregate([])
+        return table.select(self._keys).group_by(self._keys).aggregate([]).select(self._keys)
 
 
 class _Shared:
@@ -579,8 +589,8 @@ class _Shared:
 
 
 class _Counted:
-    """Batches passed through, counting their rows. A rejection stops the stream and is kept
-    (raised through ADBC's reader it would come back wrapped in a driver error)."""
+    """Batches passed through, counting their rows. A rejection ends the batches and is kept,
+    for the caller to raise once the COPY streams drawing them are done."""
 
     def __init__(self, batches: Iterator[pa.RecordBatch]):
         self._batches = batches

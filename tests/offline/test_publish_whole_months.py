@@ -183,3 +183,30 @@ def test_a_rebuilt_month_keeps_every_stored_row_outside_the_interval(store, sett
     replaced = [(r["account_id"], r["feature_ts"], r["count_1h"], "r2") for r in again]
     assert len(kept) > 2000
     assert _stored(store, spend_view) == sorted(kept + replaced)
+
+
+def _removed_by_last_publish(store, view):
+    """The keys the latest publish queued as removed, as queued (duplicates kept)."""
+    rows = store.conn.execute(
+        sql.SQL(
+            "SELECT account_id FROM {0} WHERE _computed_at = "
+            "(SELECT max(_computed_at) FROM {0}) ORDER BY 1"
+        ).format(queue_id(store.schema, view, REMOVED))
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_a_rebuilt_month_queues_each_entity_it_removes_once(store, settings, spend_view):
+    old = [_row(1, MAY + 24 * HOUR, 1), _row(1, MAY + 48 * HOUR, 2), _row(2, MAY + 96 * HOUR, 3)]
+    old += [_row(2, MAY + 97 * HOUR, 4), _row(3, JUNE - HOUR, 5), _row(4, MAY + 24 * HOUR, 6)]
+    store.publish(spend_view, stage_rows(settings, spend_view, old, MAY, JUNE, "r1"))
+    new = [_row(1, MAY + 72 * HOUR, 7), _row(1, MAY + 73 * HOUR, 7), _row(4, MAY + 24 * HOUR, 8)]
+    may_30 = JUNE - 24 * HOUR
+    store.publish(spend_view, stage_rows(settings, spend_view, new, MAY, may_30, "r2"))
+
+    assert _removed_by_last_publish(store, spend_view) == [2]  # 3's row is outside May 1-31
+
+    store.publish(spend_view, stage_rows(settings, spend_view, [], MAY, JUNE, "r3"))
+
+    assert _stored(store, spend_view) == []
+    assert _removed_by_last_publish(store, spend_view) == [1, 3, 4]
