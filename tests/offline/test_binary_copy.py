@@ -1,15 +1,20 @@
-"""Arrow batches loaded by JStore's binary COPY encoder read back exactly as they were, and as
-ADBC's `adbc_ingest` (the encoder it replaces in publish) loads them."""
+"""Arrow batches loaded by JStore's binary COPY encoder read back exactly as they were (any rows,
+cut into any batches), and as ADBC's `adbc_ingest` (the encoder it replaces in publish) loads
+them."""
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import adbc_driver_postgresql.dbapi as adbc
+import hypothesis
 import psycopg
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from psycopg import sql
 
 from jstore.offline.binary_copy import copy_in
@@ -106,3 +111,43 @@ def test_a_type_without_encoding_is_refused_naming_its_field(conn, settings):
 
     with pytest.raises(TypeError, match=r"^n: no binary COPY encoding for Arrow type int32"):
         _load(conn, settings.offline_schema, [batch])
+
+
+def _optional(values):
+    return st.none() | values
+
+
+row_strategy = st.fixed_dictionaries(
+    {
+        "key": _optional(st.text(st.characters(blacklist_characters="\x00"), max_size=40)),
+        "ts": _optional(
+            st.datetimes(
+                min_value=datetime(1, 1, 1),
+                max_value=datetime(9999, 12, 31),
+                timezones=st.just(UTC),
+            )
+        ),
+        "n": _optional(st.integers(-(2**63), 2**63 - 1)),
+        "x": _optional(st.floats(allow_nan=True, allow_infinity=True)),
+        "flag": _optional(st.booleans()),
+    }
+)
+
+
+@hypothesis.settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@given(rows=st.lists(row_strategy, max_size=30), cuts=st.lists(st.integers(0, 30), max_size=4))
+def test_any_rows_in_any_batches_read_back_exactly(conn, settings, rows, cuts):
+    schema = settings.offline_schema
+    conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(schema, "mine")))
+    table = pa.Table.from_pylist(rows, SCHEMA)
+    edges = sorted({0, len(rows), *(min(c, len(rows)) for c in cuts)})
+    batches = [b for lo, hi in pairwise(edges) for b in table.slice(lo, hi - lo).to_batches()]
+
+    _load(conn, schema, batches)
+
+    expected = [(*(row[f] for f in SCHEMA.names), "default") for row in rows]
+    assert _comparable(_read(conn, schema, "mine")) == _comparable(expected)
