@@ -13,6 +13,9 @@ computed from the landing zone alone, reading events from `start - step - max_wi
 
 from __future__ import annotations
 
+import jobs.installed_pyspark  # noqa: F401  first: pyspark from the installed package, not a zip
+
+# isort: split
 import argparse
 from datetime import datetime
 
