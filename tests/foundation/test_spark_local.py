@@ -37,7 +37,8 @@ def test_the_first_run_writes_the_archive_and_later_runs_map_it(cache) -> None:
         assert written != str(archive)  # a temp name: no run maps a half-written archive
         (cache / written.rpartition("/")[2]).write_bytes(b"archive")  # what the JVM does
     assert fixed == ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
-    assert conf["spark.ui.enabled"] == conf["spark.python.sql.dataFrameDebugging.enabled"] == "false"
+    assert conf["spark.ui.enabled"] == "false"
+    assert conf["spark.python.sql.dataFrameDebugging.enabled"] == "false"
     assert archive.read_bytes() == b"archive"
 
     with local_driver_conf() as conf:
