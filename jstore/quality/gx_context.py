@@ -28,6 +28,7 @@ from great_expectations.data_context.types.base import DataContextConfig, Progre
 from great_expectations.exceptions import DataContextError
 
 from jstore.quality.offline_assets import make_offline
+from jstore.quality.report_templates import share_compiled_templates
 
 STORES = "gx"
 """The folder of the site where GX keeps its raw validation results (the index lists them)."""
@@ -38,6 +39,7 @@ BATCH = "staged_run"
 
 @lru_cache
 def data_context(quality_dir: Path) -> EphemeralDataContext:
+    share_compiled_templates()  # each report template compiled once per process
     stores_dir = quality_dir / STORES
 
     def on_disk(class_name: str, folder: str) -> dict:

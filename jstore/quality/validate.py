@@ -84,11 +84,13 @@ def validate_staged(
 
 
 def prepare_validation(settings: Settings) -> None:
-    """Import Great Expectations and build the quality folder's context: the seconds a first
-    validation in a process pays, which `jstore compute` spends while its Spark job runs."""
-    from jstore.quality import findings, gx_context, suites  # noqa: F401
+    """Import Great Expectations, build the quality folder's context and compile the report's
+    templates: the seconds a first validation in a process pays, which `jstore compute` spends
+    while its Spark job runs."""
+    from jstore.quality import findings, gx_context, report_templates, suites  # noqa: F401
 
     gx_context.data_context(quality_dir(settings))
+    report_templates.compile_all()
 
 
 def read_staged(staged: StagedRun, columns: list[str]) -> pa.Table:

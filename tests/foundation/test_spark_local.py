@@ -36,10 +36,9 @@ def test_the_first_run_writes_the_archive_and_later_runs_map_it(cache) -> None:
         written = dump.removeprefix("-XX:ArchiveClassesAtExit=")
         assert written != str(archive)  # a temp name: no run maps a half-written archive
         (cache / written.rpartition("/")[2]).write_bytes(b"archive")  # what the JVM does
-    assert (fixed, conf["spark.ui.enabled"]) == (
-        ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"],
-        "false",
-    )
+    assert fixed == ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+    assert conf["spark.ui.enabled"] == "false"
+    assert conf["spark.python.sql.dataFrameDebugging.enabled"] == "false"
     assert archive.read_bytes() == b"archive"
 
     with local_driver_conf() as conf:
