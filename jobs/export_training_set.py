@@ -24,6 +24,9 @@ The entity rows' position in their Parquet file (`_metadata.row_index`) orders t
 
 from __future__ import annotations
 
+import jobs.installed_pyspark  # noqa: F401  first: pyspark from the installed package, not a zip
+
+# isort: split
 import argparse
 import json
 import sys

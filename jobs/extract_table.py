@@ -13,6 +13,9 @@ caller (jstore.ingest.extract.extract) holds the source's lease; its token fence
 
 from __future__ import annotations
 
+import jobs.installed_pyspark  # noqa: F401  first: pyspark from the installed package, not a zip
+
+# isort: split
 import argparse
 import json
 import os
