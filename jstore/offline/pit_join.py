@@ -173,7 +173,9 @@ class PointInTimeJoin:
             if keys not in dictionaries:
                 dtypes = [ARROW_TYPES[self.keys[k]] for k in keys]
                 dictionaries[keys] = KeyDictionary(dtypes)
-            spans.setdefault(_span_kind(part.view), Spans(part.view, dictionaries[keys]))
+            spans.setdefault(
+                _span_kind(part.view), Spans(part.view, dictionaries[keys], RANGE_SPANS)
+            )
         self.uncovered_rows = {part.view.table: 0 for part in self.parts}
         offset = 0
         try:
@@ -190,7 +192,7 @@ class PointInTimeJoin:
                 for collected in spans.values():
                     collected.add(codes[tuple(collected.view.join_keys)], times_us)
                 offset += batch.num_rows
-            ranges = {kind: collected.ranges(RANGE_SPANS) for kind, collected in spans.items()}
+            ranges = {kind: collected.ranges() for kind, collected in spans.items()}
             self.ranges = {part.view.table: ranges[_span_kind(part.view)] for part in joined}
             if joined:
                 self._fetch(joined, spans, ranges)

@@ -102,7 +102,7 @@ class RangeSpools:
 
     def read(self, index: int) -> pa.Table:
         """Every row of range `index`, in the order written."""
-        with pa.memory_map(self._paths[index]) as source:
+        with pa.OSFile(self._paths[index]) as source:
             return pa.ipc.open_stream(source).read_all()
 
     def take(self, range_of_row: np.ndarray) -> pa.RecordBatch:
@@ -134,7 +134,7 @@ class _SpoolReader:
     """An IPC stream file read `n` rows at a time."""
 
     def __init__(self, path: str, schema: pa.Schema):
-        self._source = pa.memory_map(path)
+        self._source = pa.OSFile(path)
         self._stream = pa.ipc.open_stream(self._source)
         self._schema = schema
         self._left: pa.RecordBatch | None = None

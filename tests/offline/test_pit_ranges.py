@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from jstore.offline import OfflineStore
 from jstore.offline.pit_join import KeyDictionary
@@ -20,9 +21,9 @@ from tests.offline.test_pit_join import cut_into_ranges
 US = 1_000_000
 
 
-def _spans(view, keys, hours):
+def _spans(view, keys, hours, budget):
     """Spans of `view` (one key, card_id) for entity rows of cards `keys` (card n: code n)."""
-    spans = Spans(view, KeyDictionary([pa.string()]))
+    spans = Spans(view, KeyDictionary([pa.string()]), budget)
     _add(spans, keys, hours)
     return spans
 
@@ -34,19 +35,28 @@ def _add(spans, keys, hours):
 
 def test_ranges_hold_about_the_budget_and_never_split_a_key(card_view):
     # Codes 0-9, two days each (a daily checkpoint period): 20 spans.
-    spans = _spans(card_view, [c for c in range(10) for _ in (0, 1)], [1, 30] * 10)
-    ranges = spans.ranges(5)
+    keys, hours = [c for c in range(10) for _ in (0, 1)], [1, 30] * 10
+    ranges = _spans(card_view, keys, hours, budget=5).ranges()
     assert ranges.starts.tolist() == [0, 3, 5, 8]
     assert ranges.of(np.array([-1, 0, 2, 3, 4, 7, 8, 9])).tolist() == [0, 0, 0, 1, 1, 2, 3, 3]
-    assert spans.ranges(100).starts.tolist() == [0]
+    assert _spans(card_view, keys, hours, budget=20).ranges().starts.tolist() == [0]
     # One key with 6 spans stays whole in a budget of 2.
-    assert _spans(card_view, [0] * 6 + [1], [0, 30, 50, 80, 100, 130, 0]).ranges(
-        2
-    ).starts.tolist() == [0, 1]
+    one_key = _spans(card_view, [0] * 6 + [1], [0, 30, 50, 80, 100, 130, 0], budget=2)
+    assert one_key.ranges().starts.tolist() == [0, 1]
 
 
-def test_a_range_table_merges_its_spans_across_batches(card_view):
-    spans = _spans(card_view, [0, 1, 2], [1, 2, 3])
+def test_the_same_span_in_many_batches_counts_once_while_it_fits(card_view):
+    spans = _spans(card_view, [0, 1], [1, 2], budget=3)
+    for hour in range(3, 10):
+        _add(spans, [0, 1], [hour, hour])
+    assert len(spans.ranges()) == 1
+    assert spans.count == 2
+
+
+@pytest.mark.parametrize("budget", [1, 100])
+def test_a_range_table_merges_its_spans_across_batches(card_view, budget):
+    """In the file (budget 1) or in memory (100), the same spans."""
+    spans = _spans(card_view, [0, 1, 2], [1, 2, 3], budget)
     _add(spans, [1, 2], [5, 30])
     ranges = KeyRanges(np.array([0, 1]))
     table = spans.table(ranges, 1)  # codes 1 and 2; code 1's first day seen twice
