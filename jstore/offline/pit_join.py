@@ -18,16 +18,23 @@ Every entity row is kept, in order, its columns unchanged; the features are appe
 How (`PointInTimeJoin`), in two passes over the entity rows, batch by batch, so that memory
 holds a fixed number of batches of entity rows, not all of them:
 1. `prepare` reads only the join keys and `event_timestamp`: each row's key tuple gets an
-   integer code from a growing `KeyDictionary` (the codes go to a temporary file, `RowCodes`,
-   for pass 2), and per view kind (join keys and checkpoint period) the *spans* asked are
-   collected: per key code and checkpoint period, the period's start and the last time asked
-   in it (one numpy sort of (code, period) per batch, merged). PostgreSQL returns the stored
-   rows inside the spans (pit_candidates.py: the spans loaded once per kind, a connection per
-   view, in parallel); they are sorted once by (key code, feature_ts) into an `AsOfIndex`,
-   which ends with two extra rows: the empty-window values and nulls.
+   integer code from a growing `KeyDictionary` (the codes and times go to temporary files,
+   `RowCodes`, for the later passes), and per view kind (join keys and checkpoint period) the
+   *spans* asked are collected (pit_spans.py: per key code and checkpoint period, the period's
+   start and the last time asked in it). PostgreSQL returns the stored rows inside the spans
+   (pit_candidates.py: the spans loaded once per kind, a connection per view, in parallel);
+   they are sorted by (key code, feature_ts) into an `AsOfIndex`, which ends with two extra
+   rows: the empty-window values and nulls.
 2. `batches`: per batch of entity rows, each row's key code (read back) and one binary search
    find its row, or one of the two extra rows (no row in [C(T), T]; not covered); one `take`
    per view appends its features, and the batch is yielded.
+A kind with more than RANGE_SPANS spans is cut into key code ranges of about that many
+(`KeyRanges`), so that memory holds one range's spans and candidate rows, whatever the number
+of entity rows: its spans go to PostgreSQL range by range into the same table, each view's
+rows are still fetched by one query, streamed into one temporary file per range as they
+arrive (`RangeSpools`); then per range, its `AsOfIndex` is built and the features of that
+range's entity rows (codes and times read back) are spooled, in entity-row order; `batches`
+merges them back (each row knows its range, so each range's file gives its next rows).
 One LATERAL … ORDER BY feature_ts DESC LIMIT 1 seek per entity row measured slower: its server
 output per entity row costs more than the candidate rows (figures in docs/offline_store.md).
 """
@@ -57,7 +64,7 @@ EVENT_TIMESTAMP = "event_timestamp"
 MAX_CONNECTIONS = 4
 JOIN_THREADS = 2
 BATCH_ROWS = 65_536
-RANGE_SPANS = 1_000_000
+RANGE_SPANS = 500_000
 """The most spans of a view kind joined at once: more are cut into key code ranges joined one
 after the other (see the module docstring), so memory holds about this many spans and their
 candidate rows, whatever the number of entity rows."""
@@ -208,9 +215,10 @@ class PointInTimeJoin:
     ) -> None:
         """Each joined view's candidate rows: the spans of each kind loaded once, each view's
         query started as soon as its spans are in, on a connection of its own, all in
-        parallel. A view of one range gets its `AsOfIndex`; a view of several has its rows
-        spooled by range as they arrive, then is joined range by range (`_join_ranges`)."""
-        candidates: dict[str, RangeSpools] = {}
+        parallel, each view joined as soon as its rows are in: a view of one range gets its
+        `AsOfIndex`; a view of several is joined range by range (`_join_by_ranges`)."""
+        if any(len(kind_ranges) > 1 for kind_ranges in ranges.values()):
+            self._folder = tempfile.TemporaryDirectory(prefix="jstore-join-")
         with (
             SpanTables(self.dsn, self.schema) as tables,
             ThreadPoolExecutor(MAX_CONNECTIONS) as pool,
@@ -219,87 +227,61 @@ class PointInTimeJoin:
                 pool.submit(tables.load, collected.view, collected.tables(ranges[kind])): kind
                 for kind, collected in spans.items()
             }
-            fetching: dict[Future, _ViewPart] = {}
+            joining: dict[Future, _ViewPart] = {}
             for loaded in as_completed(loading):
                 kind = loading[loaded]
+                dictionary = spans[kind].dictionary
                 for part in joined:
                     if _span_kind(part.view) != kind:
                         continue
                     if len(ranges[kind]) == 1:
-                        rows = pool.submit(loaded.result().rows, part.view, part.features)
+                        task = pool.submit(self._index, loaded.result(), part, dictionary)
                     else:
-                        rows = pool.submit(self._spool, loaded.result(), part, ranges[kind])
-                    fetching[rows] = part
-            for fetched in as_completed(fetching):
-                part = fetching[fetched]
-                if isinstance(result := fetched.result(), RangeSpools):
-                    candidates[part.view.table] = result
-                    continue
-                dictionary = spans[_span_kind(part.view)].dictionary
-                self._indexes[part.view.table] = AsOfIndex(dictionary, result, part.features)
+                        task = pool.submit(
+                            self._join_by_ranges, loaded.result(), part, ranges[kind], dictionary
+                        )
+                    joining[task] = part
+            for joined_view in as_completed(joining):
+                table = joining[joined_view].view.table
+                if isinstance(result := joined_view.result(), RangeSpools):
+                    self._spooled[table] = result
+                else:
+                    self._indexes[table] = result
+
+    @staticmethod
+    def _index(spans: SpanTable, part: _ViewPart, dictionary: KeyDictionary) -> AsOfIndex:
+        """A view's candidate rows, sorted for the as-of match."""
+        return AsOfIndex(dictionary, spans.rows(part.view, part.features), part.features)
+
+    def _join_by_ranges(
+        self, spans: SpanTable, part: _ViewPart, ranges: KeyRanges, dictionary: KeyDictionary
+    ) -> RangeSpools:
+        """A view of several key ranges: its candidate rows streamed from the server into one
+        file per range; then per range, its rows sorted into an `AsOfIndex` and the features of
+        that range's entity rows (their codes and times read back from pass 1) spooled, in
+        entity-row order, for `batches` to merge."""
+        candidates = RangeSpools(ranges, _candidate_schema(part), self._folder.name)
         try:
-            for kind, kind_ranges in ranges.items():
-                parts = [
-                    p for p in joined if p.view.table in candidates and _span_kind(p.view) == kind
-                ]
-                if parts:
-                    self._join_ranges(parts, spans[kind].dictionary, kind_ranges, candidates)
-        finally:
-            for spooled in candidates.values():
-                spooled.remove()
-
-    def _spool(self, spans: SpanTable, part: _ViewPart, ranges: KeyRanges) -> RangeSpools:
-        """A view's candidate rows, streamed from the server into one file per key range."""
-        spooled: RangeSpools | None = None
-        for batch in spans.row_batches(part.view, part.features):
-            if spooled is None:
-                spooled = RangeSpools(ranges, batch.schema, self._temporary_folder())
-            spooled.write(batch, ranges.of(batch.column(CODE).to_numpy().astype(np.int64)))
-        if spooled is None:  # no batch at all: an empty file per range
-            schema = _candidate_schema(part)
-            spooled = RangeSpools(ranges, schema, self._temporary_folder())
-        spooled.finish()
-        return spooled
-
-    def _join_ranges(
-        self,
-        parts: list[_ViewPart],
-        dictionary: KeyDictionary,
-        ranges: KeyRanges,
-        candidates: dict[str, RangeSpools],
-    ) -> None:
-        """Views of one kind cut into ranges: per range, its candidate rows sorted into an
-        `AsOfIndex`, and the features of that range's entity rows (their codes and times
-        read back from pass 1) spooled, in entity-row order, for `batches` to merge."""
-        keys = tuple(parts[0].view.join_keys)
-        for part in parts:
+            for batch in spans.row_batches(part.view, part.features):
+                code = batch.column(CODE).to_numpy().astype(np.int64)
+                candidates.write(batch.cast(candidates.schema), ranges.of(code))
+            candidates.finish()
+            keys = tuple(part.view.join_keys)
             schema = pa.schema([(s.name, ARROW_TYPES[s.dtype]) for s in part.features])
-            self._spooled[part.view.table] = RangeSpools(ranges, schema, self._temporary_folder())
-        for index in range(len(ranges)):
-            asof = {
-                part.view.table: AsOfIndex(
-                    dictionary, candidates[part.view.table].read(index), part.features
-                )
-                for part in parts
-            }
-            read = self._row_codes.reader()
-            for n in _chunks(self._row_codes.rows):
-                codes, times_us = read(n)
-                inside = ranges.of(codes[keys]) == index
-                if not inside.any():
-                    continue
-                for part in parts:
-                    values = self._values(
-                        part, asof[part.view.table], codes[keys][inside], times_us[inside]
-                    )
-                    self._spooled[part.view.table].append(index, values)
-        for part in parts:
-            self._spooled[part.view.table].finish()
-
-    def _temporary_folder(self) -> str:
-        if self._folder is None:
-            self._folder = tempfile.TemporaryDirectory(prefix="jstore-join-")
-        return self._folder.name
+            features = RangeSpools(ranges, schema, self._folder.name)
+            for index in range(len(ranges)):
+                asof = AsOfIndex(dictionary, candidates.read(index), part.features)
+                read = self._row_codes.reader()
+                for n in _chunks(self._row_codes.rows):
+                    codes, times_us = read(n)
+                    inside = ranges.of(codes[keys]) == index
+                    if inside.any():
+                        values = self._values(part, asof, codes[keys][inside], times_us[inside])
+                        features.append(index, values)
+            features.finish()
+            return features
+        finally:
+            candidates.remove()
 
     def batches(self, entity_batches: EntityBatches) -> Iterator[pa.RecordBatch]:
         """Pass 2: each batch of entity rows with the features appended, in order; JOIN_THREADS
