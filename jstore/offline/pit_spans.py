@@ -30,7 +30,7 @@ from jstore.model import ResolvedView
 from jstore.offline.pit_candidates import CODE, FIRST, LAST
 
 if TYPE_CHECKING:
-    from jstore.offline.pit_join import KeyDictionary
+    from jstore.offline.pit_keys import KeyDictionary
 
 READ_SPANS = 1 << 20
 """Spans read from the file at a time when a range's are merged."""

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from jstore.offline import OfflineStore
-from jstore.offline.pit_join import KeyDictionary
+from jstore.offline.pit_keys import KeyDictionary
 from jstore.offline.pit_spans import KeyRanges, Spans
 from jstore.offline.pit_spool import RangeSpools
 from tests.factories import stage_rows
