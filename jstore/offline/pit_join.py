@@ -65,7 +65,7 @@ EVENT_TIMESTAMP = "event_timestamp"
 MAX_CONNECTIONS = 4
 JOIN_THREADS = 2
 BATCH_ROWS = 65_536
-RANGE_SPANS = 1_000_000
+RANGE_SPANS = 500_000
 """The most spans of a view kind joined at once: more are cut into key code ranges joined one
 after the other (see the module docstring), so memory holds about this many spans and their
 candidate rows, whatever the number of entity rows."""
