@@ -19,6 +19,7 @@ free belongs to a join that was killed, and the next join in the schema drops it
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -60,8 +61,9 @@ class SpanTables:
                     "SELECT pg_advisory_unlock(hashtext(%s))", [_lock_key(self.schema, name)]
                 )
 
-    def load(self, view: ResolvedView, spans: pa.Table) -> SpanTable:
-        """A new span table holding `spans` (CODE, the view's join keys, FIRST and LAST)."""
+    def load(self, view: ResolvedView, spans: Iterable[pa.Table]) -> SpanTable:
+        """A new span table holding `spans` (tables of CODE, the view's join keys, FIRST and
+        LAST, loaded one after the other: one key code range's at a time)."""
         name = SPAN_TABLE_PREFIX + uuid.uuid4().hex[:16]
         self._owner.execute("SELECT pg_advisory_lock(hashtext(%s))", [_lock_key(self.schema, name)])
         self._names.append(name)
@@ -75,11 +77,16 @@ class SpanTables:
         self._owner.execute(
             sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(table, sql.SQL(", ").join(columns))
         )
+        lows, highs = [], []
         with adbc.connect(self.dsn) as conn, conn.cursor() as cursor:
-            cursor.adbc_ingest(name, spans, mode="append", db_schema_name=self.schema)
+            for part in spans:
+                cursor.adbc_ingest(name, part, mode="append", db_schema_name=self.schema)
+                lows.append(pc.min(part[FIRST]).as_py())
+                highs.append(pc.max(part[LAST]).as_py())
             conn.commit()
         self._owner.execute(sql.SQL("ANALYZE {}").format(table))  # else it may seek per span
-        bounds = (pc.min(spans[FIRST]).as_py(), pc.max(spans[LAST]).as_py())
+        lows, highs = [t for t in lows if t is not None], [t for t in highs if t is not None]
+        bounds = (min(lows, default=None), max(highs, default=None))
         return SpanTable(self.dsn, self.schema, name, bounds)
 
 
@@ -100,6 +107,15 @@ class SpanTable:
             cursor.execute("SET jit = off")  # compiling the plan costs more than it saves
             cursor.execute(self._query(view, features).as_string(None))
             return cursor.fetch_arrow_table()
+
+    def row_batches(
+        self, view: ResolvedView, features: list[FeatureSpec]
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows of `rows`, streamed in batches as the server sends them."""
+        with adbc.connect(self.dsn) as conn, conn.cursor() as cursor:
+            cursor.execute("SET jit = off")
+            cursor.execute(self._query(view, features).as_string(None))
+            yield from cursor.fetch_record_batch()
 
     def _query(self, view: ResolvedView, features: list[FeatureSpec]) -> sql.Composed:
         """The rows of every span: a hash join on (keys, checkpoint period) over one scan of

@@ -18,16 +18,23 @@ Every entity row is kept, in order, its columns unchanged; the features are appe
 How (`PointInTimeJoin`), in two passes over the entity rows, batch by batch, so that memory
 holds a fixed number of batches of entity rows, not all of them:
 1. `prepare` reads only the join keys and `event_timestamp`: each row's key tuple gets an
-   integer code from a growing `KeyDictionary` (the codes go to a temporary file, `RowCodes`,
-   for pass 2), and per view kind (join keys and checkpoint period) the *spans* asked are
-   collected: per key code and checkpoint period, the period's start and the last time asked
-   in it (one numpy sort of (code, period) per batch, merged). PostgreSQL returns the stored
-   rows inside the spans (pit_candidates.py: the spans loaded once per kind, a connection per
-   view, in parallel); they are sorted once by (key code, feature_ts) into an `AsOfIndex`,
-   which ends with two extra rows: the empty-window values and nulls.
+   integer code from a growing `KeyDictionary` (the codes and times go to temporary files,
+   `RowCodes`, for the later passes), and per view kind (join keys and checkpoint period) the
+   *spans* asked are collected (pit_spans.py: per key code and checkpoint period, the period's
+   start and the last time asked in it). PostgreSQL returns the stored rows inside the spans
+   (pit_candidates.py: the spans loaded once per kind, a connection per view, in parallel);
+   they are sorted by (key code, feature_ts) into an `AsOfIndex`, which ends with two extra
+   rows: the empty-window values and nulls.
 2. `batches`: per batch of entity rows, each row's key code (read back) and one binary search
    find its row, or one of the two extra rows (no row in [C(T), T]; not covered); one `take`
    per view appends its features, and the batch is yielded.
+A kind with more than RANGE_SPANS spans is cut into key code ranges of about that many
+(`KeyRanges`), so that memory holds one range's spans and candidate rows, whatever the number
+of entity rows: its spans go to PostgreSQL range by range into the same table, each view's
+rows are still fetched by one query, streamed into one temporary file per range as they
+arrive (`RangeSpools`); then per range, its `AsOfIndex` is built and the features of that
+range's entity rows (codes and times read back) are spooled, in entity-row order; `batches`
+merges them back (each row knows its range, so each range's file gives its next rows).
 One LATERAL … ORDER BY feature_ts DESC LIMIT 1 seek per entity row measured slower: its server
 output per entity row costs more than the candidate rows (figures in docs/offline_store.md).
 """
@@ -38,10 +45,8 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO
 
 import numpy as np
 import psycopg
@@ -51,13 +56,19 @@ import pyarrow.compute as pc
 from jstore.arrow_types import ARROW_TYPES
 from jstore.errors import InputError
 from jstore.model import FeatureSpec, ResolvedView
-from jstore.offline.pit_candidates import CODE, FIRST, LAST, SpanTables
+from jstore.offline.pit_candidates import CODE, SpanTable, SpanTables
+from jstore.offline.pit_keys import KeyDictionary
+from jstore.offline.pit_spans import KeyRanges, Spans, checkpoints_us
+from jstore.offline.pit_spool import KeyCodes, RangeSpools, RowCodes
 
 EVENT_TIMESTAMP = "event_timestamp"
 MAX_CONNECTIONS = 4
 JOIN_THREADS = 2
 BATCH_ROWS = 65_536
-MERGE_SPANS = 1_000_000
+RANGE_SPANS = 500_000
+"""The most spans of a view kind joined at once: more are cut into key code ranges joined one
+after the other (see the module docstring), so memory holds about this many spans and their
+candidate rows, whatever the number of entity rows."""
 Coverage = dict[str, list[tuple[datetime, datetime]]]
 EntityBatches = Callable[[list[str] | None], Iterable[pa.RecordBatch]]
 """Called once per pass: the entity rows, in order, in batches, with only the columns named
@@ -109,7 +120,7 @@ def point_in_time_join(
 
 
 class PointInTimeJoin:
-    """The join of a stream of entity rows with the features (two passes, see the module)."""
+    """The join of a stream of entity rows with the features (passes: see the module)."""
 
     def __init__(
         self,
@@ -127,11 +138,26 @@ class PointInTimeJoin:
         self.uncovered_rows: dict[str, int] = {}
         """Per view table, the entity rows past its published coverage (set by `prepare`)."""
         self.output_schema = pa.schema([])
+        self.ranges: dict[str, KeyRanges] = {}
+        """Per joined view table, the key code ranges its kind was cut into (set by `prepare`:
+        one range when its spans fit RANGE_SPANS)."""
         self._indexes: dict[str, AsOfIndex] = {}
+        """The views joined from memory: a view of one range, or never published."""
+        self._spooled: dict[str, RangeSpools] = {}
+        """The views joined range by range: their features per entity row, per range."""
         self._row_codes = RowCodes()
+        self._folder: tempfile.TemporaryDirectory | None = None
 
     def prepare(self, entity_batches: EntityBatches, entity_schema: pa.Schema) -> None:
-        """Pass 1: check the entity rows, collect the spans, fetch the candidate rows."""
+        """Pass 1: check the entity rows, collect the spans, fetch the candidate rows (and join
+        the views of several ranges, range by range)."""
+        try:
+            self._prepare(entity_batches, entity_schema)
+        except BaseException:
+            self._close()
+            raise
+
+    def _prepare(self, entity_batches: EntityBatches, entity_schema: pa.Schema) -> None:
         self.parts = _group_by_view(self.features, entity_schema.names)
         self.keys = _key_dtypes(self.parts, entity_schema.names)
         if EVENT_TIMESTAMP not in entity_schema.names:
@@ -149,255 +175,196 @@ class PointInTimeJoin:
         # Views of the same join keys share a dictionary of the key tuples seen, and views of
         # the same keys and checkpoint period share their spans.
         dictionaries: dict[tuple[str, ...], KeyDictionary] = {}
-        spans: dict[tuple, _Spans] = {}
+        spans: dict[tuple, Spans] = {}
         for part in joined:
             keys = tuple(part.view.join_keys)
             if keys not in dictionaries:
                 dtypes = [ARROW_TYPES[self.keys[k]] for k in keys]
                 dictionaries[keys] = KeyDictionary(dtypes)
-            spans.setdefault(_span_kind(part.view), _Spans(part.view, dictionaries[keys]))
+            spans.setdefault(
+                _span_kind(part.view), Spans(part.view, dictionaries[keys], RANGE_SPANS)
+            )
         self.uncovered_rows = {part.view.table: 0 for part in self.parts}
         offset = 0
-        for batch in entity_batches([*self.keys, EVENT_TIMESTAMP]):
-            times = normalized_timestamps(batch, offset)
-            times_us = times.cast(pa.int64()).to_numpy()
-            keys = {k: _cast_key(batch, k, dtype) for k, dtype in self.keys.items()}
-            check_key_text(keys, offset)
-            for part in self.parts:
-                covered = _covered(times_us, self.coverage.get(part.view.table, []), part.view)
-                self.uncovered_rows[part.view.table] += len(covered) - int(np.sum(covered))
-            codes = {names: d.encode([keys[k] for k in names]) for names, d in dictionaries.items()}
-            self._row_codes.append(codes)
+        try:
+            for batch in entity_batches([*self.keys, EVENT_TIMESTAMP]):
+                times = normalized_timestamps(batch, offset)
+                times_us = times.cast(pa.int64()).to_numpy()
+                keys = {k: _cast_key(batch, k, dtype) for k, dtype in self.keys.items()}
+                check_key_text(keys, offset)
+                for part in self.parts:
+                    covered = _covered(times_us, self.coverage.get(part.view.table, []), part.view)
+                    self.uncovered_rows[part.view.table] += len(covered) - int(np.sum(covered))
+                codes = {n: d.encode([keys[k] for k in n]) for n, d in dictionaries.items()}
+                self._row_codes.append(codes, times_us)
+                for collected in spans.values():
+                    collected.add(codes[tuple(collected.view.join_keys)], times_us)
+                offset += batch.num_rows
+            ranges = {kind: collected.ranges() for kind, collected in spans.items()}
+            self.ranges = {part.view.table: ranges[_span_kind(part.view)] for part in joined}
+            if joined:
+                self._fetch(joined, spans, ranges)
+        finally:
             for collected in spans.values():
-                collected.add(codes[tuple(collected.view.join_keys)], times_us)
-            offset += batch.num_rows
-        if joined:
-            self._fetch(joined, spans)
+                collected.close()
         for part in self.parts:  # a view never published: nothing stored
-            self._indexes.setdefault(part.view.table, AsOfIndex(None, None, part.features))
+            if part.view.table not in self._spooled:
+                self._indexes.setdefault(part.view.table, AsOfIndex(None, None, part.features))
 
-    def _fetch(self, joined: list[_ViewPart], spans: dict[tuple, _Spans]) -> None:
-        """Each joined view's candidate rows, into its `AsOfIndex`: the spans of each kind
-        loaded once, each view's query started as soon as its spans are in, on a connection of
-        its own, all in parallel."""
+    def _fetch(
+        self, joined: list[_ViewPart], spans: dict[tuple, Spans], ranges: dict[tuple, KeyRanges]
+    ) -> None:
+        """Each joined view's candidate rows: the spans of each kind loaded once, each view's
+        query started as soon as its spans are in, on a connection of its own, all in
+        parallel, each view joined as soon as its rows are in: a view of one range gets its
+        `AsOfIndex`; a view of several is joined range by range (`_join_by_ranges`)."""
+        if any(len(kind_ranges) > 1 for kind_ranges in ranges.values()):
+            self._folder = tempfile.TemporaryDirectory(prefix="jstore-join-")
         with (
             SpanTables(self.dsn, self.schema) as tables,
             ThreadPoolExecutor(MAX_CONNECTIONS) as pool,
         ):
             loading = {
-                pool.submit(tables.load, collected.view, collected.table()): kind
+                pool.submit(tables.load, collected.view, collected.tables(ranges[kind])): kind
                 for kind, collected in spans.items()
             }
-            fetching: dict[Future[pa.Table], _ViewPart] = {}
+            joining: dict[Future, _ViewPart] = {}
             for loaded in as_completed(loading):
                 kind = loading[loaded]
+                dictionary = spans[kind].dictionary
                 for part in joined:
-                    if _span_kind(part.view) == kind:
-                        rows = pool.submit(loaded.result().rows, part.view, part.features)
-                        fetching[rows] = part
-            for fetched in as_completed(fetching):
-                part = fetching[fetched]
-                dictionary = spans[_span_kind(part.view)].dictionary
-                self._indexes[part.view.table] = AsOfIndex(
-                    dictionary, fetched.result(), part.features
-                )
+                    if _span_kind(part.view) != kind:
+                        continue
+                    if len(ranges[kind]) == 1:
+                        task = pool.submit(self._index, loaded.result(), part, dictionary)
+                    else:
+                        task = pool.submit(
+                            self._join_by_ranges, loaded.result(), part, ranges[kind], dictionary
+                        )
+                    joining[task] = part
+            for joined_view in as_completed(joining):
+                table = joining[joined_view].view.table
+                if isinstance(result := joined_view.result(), RangeSpools):
+                    self._spooled[table] = result
+                else:
+                    self._indexes[table] = result
+
+    @staticmethod
+    def _index(spans: SpanTable, part: _ViewPart, dictionary: KeyDictionary) -> AsOfIndex:
+        """A view's candidate rows, sorted for the as-of match."""
+        return AsOfIndex(dictionary, spans.rows(part.view, part.features), part.features)
+
+    def _join_by_ranges(
+        self, spans: SpanTable, part: _ViewPart, ranges: KeyRanges, dictionary: KeyDictionary
+    ) -> RangeSpools:
+        """A view of several key ranges: its candidate rows streamed from the server into one
+        file per range; then per range, its rows sorted into an `AsOfIndex` and the features of
+        that range's entity rows (their codes and times read back from pass 1) spooled, in
+        entity-row order, for `batches` to merge."""
+        candidates = RangeSpools(ranges, _candidate_schema(part), self._folder.name)
+        try:
+            for batch in spans.row_batches(part.view, part.features):
+                code = batch.column(CODE).to_numpy().astype(np.int64)
+                candidates.write(batch.cast(candidates.schema), ranges.of(code))
+            candidates.finish()
+            keys = tuple(part.view.join_keys)
+            schema = pa.schema([(s.name, ARROW_TYPES[s.dtype]) for s in part.features])
+            features = RangeSpools(ranges, schema, self._folder.name)
+            for index in range(len(ranges)):
+                asof = AsOfIndex(dictionary, candidates.read(index), part.features)
+                read = self._row_codes.reader()
+                for n in _chunks(self._row_codes.rows):
+                    codes, times_us = read(n)
+                    inside = ranges.of(codes[keys]) == index
+                    if inside.any():
+                        values = self._values(part, asof, codes[keys][inside], times_us[inside])
+                        features.append(index, values)
+            features.finish()
+            return features
+        finally:
+            candidates.remove()
 
     def batches(self, entity_batches: EntityBatches) -> Iterator[pa.RecordBatch]:
         """Pass 2: each batch of entity rows with the features appended, in order; JOIN_THREADS
         batches are joined at once (numpy and Arrow release the GIL), so memory holds a fixed
-        number of batches."""
-        with ThreadPoolExecutor(JOIN_THREADS) as pool, self._row_codes.reading() as codes:
-            pending: deque[Future[pa.RecordBatch]] = deque()
-            for batch in entity_batches(None):
-                pending.append(pool.submit(self._join_batch, batch, codes(batch.num_rows)))
-                if len(pending) > JOIN_THREADS:
+        number of batches. The temporary files are deleted at the end."""
+        try:
+            with ThreadPoolExecutor(JOIN_THREADS) as pool:
+                read = self._row_codes.reader()
+                pending: deque[Future[pa.RecordBatch]] = deque()
+                for batch in entity_batches(None):
+                    codes, _ = read(batch.num_rows)
+                    spooled = {
+                        table: values.take(self.ranges[table].of(codes[keys]))
+                        for table, values in self._spooled.items()
+                        for keys in [tuple(self._part(table).view.join_keys)]
+                    }
+                    pending.append(pool.submit(self._join_batch, batch, codes, spooled))
+                    if len(pending) > JOIN_THREADS:
+                        yield pending.popleft().result()
+                while pending:
                     yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        self._row_codes.close()
+        for spooled in self._spooled.values():
+            spooled.remove()
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+
+    def _part(self, table: str) -> _ViewPart:
+        return next(part for part in self.parts if part.view.table == table)
 
     def _join_batch(
-        self, batch: pa.RecordBatch, codes: dict[tuple[str, ...], np.ndarray]
+        self, batch: pa.RecordBatch, codes: KeyCodes, spooled: dict[str, pa.RecordBatch]
     ) -> pa.RecordBatch:
-        """`codes`: per join key tuple, each row's key code (from pass 1)."""
+        """`codes`: per join key tuple, each row's key code (from pass 1); `spooled`: the
+        features of the views joined range by range, for these rows."""
         times_us = normalized_timestamps(batch).cast(pa.int64()).to_numpy()
         columns: dict[str, pa.Array] = {}
         for part in self.parts:
-            index = self._indexes[part.view.table]
-            code = codes.get(tuple(part.view.join_keys), np.full(len(times_us), -1, np.int64))
-            since_us = checkpoints_us(times_us, part.view)
-            covered = _covered(times_us, self.coverage.get(part.view.table, []), part.view)
-            row = index.match(code, times_us, since_us)
-            row = np.where(row >= 0, row, index.empty_row)
-            values = index.values.take(np.where(covered, row, index.null_row))
+            if part.view.table in spooled:
+                values = spooled[part.view.table]
+            else:
+                code = codes.get(tuple(part.view.join_keys), np.full(len(times_us), -1, np.int64))
+                values = self._values(part, self._indexes[part.view.table], code, times_us)
             for spec in part.features:
                 columns[part.column(spec)] = values.column(spec.name)
         arrays = list(batch.columns)
         arrays += [columns[name] for name in self.output_schema.names[batch.num_columns :]]
         return pa.RecordBatch.from_arrays(arrays, schema=self.output_schema)
 
-
-class RowCodes:
-    """Each entity row's key codes, per join key tuple, from pass 1 to pass 2: in a temporary
-    file (4 bytes a row and tuple), so pass 2 neither looks the keys up again nor holds them."""
-
-    def __init__(self) -> None:
-        self._files: dict[tuple[str, ...], IO[bytes]] = {}
-
-    def append(self, codes: dict[tuple[str, ...], np.ndarray]) -> None:
-        for names, code in codes.items():
-            if names not in self._files:
-                self._files[names] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by reading)
-            self._files[names].write(code.astype(np.int32).tobytes())
-
-    @contextmanager
-    def reading(self) -> Iterator[Callable[[int], dict[tuple[str, ...], np.ndarray]]]:
-        """A function giving the next `n` rows' codes, per key tuple; the files are deleted
-        on exit."""
-        for file in self._files.values():
-            file.seek(0)
-
-        def read(n: int) -> dict[tuple[str, ...], np.ndarray]:
-            codes = {}
-            for names, file in self._files.items():
-                data = file.read(4 * n)
-                if len(data) != 4 * n:
-                    raise RuntimeError("the entity rows changed between the join's two passes")
-                codes[names] = np.frombuffer(data, np.int32).astype(np.int64)
-            return codes
-
-        try:
-            yield read
-        finally:
-            for file in self._files.values():
-                file.close()
-            self._files = {}
+    def _values(
+        self, part: _ViewPart, index: AsOfIndex, code: np.ndarray, times_us: np.ndarray
+    ) -> pa.RecordBatch:
+        """A view's features for entity rows of these key codes and times: the matched row's,
+        the empty-window values (no row in [C(T), T]) or nulls (not covered)."""
+        since_us = checkpoints_us(times_us, part.view)
+        covered = _covered(times_us, self.coverage.get(part.view.table, []), part.view)
+        row = index.match(code, times_us, since_us)
+        row = np.where(row >= 0, row, index.empty_row)
+        return index.values.take(np.where(covered, row, index.null_row))
 
 
-class KeyDictionary:
-    """Dense codes of the key tuples seen in the entity rows, growing as they are read.
-
-    Each key column has a dictionary of its distinct values (Arrow hash lookups); with more
-    than one key column, the tuple's code so far and the next column's code are packed into one
-    int64 and coded by a dictionary of those, so codes stay dense and no product overflows.
-    Memory grows with the distinct key tuples, not with the entity rows.
-    """
-
-    def __init__(self, dtypes: list[pa.DataType]):
-        self._columns = [_ValueCodes(dtype) for dtype in dtypes]
-        self._pairs = [_ValueCodes(pa.int64()) for _ in dtypes[1:]]
-
-    def encode(self, keys: list[pa.Array]) -> np.ndarray:
-        """The code of each row's key tuple, coding the tuples not seen before; -1 for a row
-        with a null key."""
-        code = self._columns[0].encode(keys[0])
-        for column, pairs, key in zip(self._columns[1:], self._pairs, keys[1:], strict=True):
-            code = pairs.encode(_pack(code, column.encode(key)))
-        return code
-
-    def keys(self, codes: np.ndarray) -> list[pa.Array]:
-        """The key columns of the tuples coded `codes` (all >= 0)."""
-        columns: list[pa.Array] = []
-        for column, pairs in zip(self._columns[:0:-1], self._pairs[::-1], strict=True):
-            packed = pairs.values.take(pa.array(codes)).to_numpy()
-            columns.append(column.values.take(pa.array(packed & _LOW)))
-            codes = packed >> 32
-        columns.append(self._columns[0].values.take(pa.array(codes)))
-        return columns[::-1]
+def _chunks(rows: int) -> Iterator[int]:
+    """`rows` cut into batches of at most BATCH_ROWS."""
+    for start in range(0, rows, BATCH_ROWS):
+        yield min(BATCH_ROWS, rows - start)
 
 
-_LOW = (1 << 32) - 1
-
-
-def _pack(code: np.ndarray, part: np.ndarray) -> pa.Array:
-    """(code, part) as one int64 (both below 2**31); null where either is -1."""
-    return pa.array((code << 32) | (part & _LOW), mask=(code < 0) | (part < 0))
-
-
-class _ValueCodes:
-    """Dense codes of the distinct values of one column, in the order first seen."""
-
-    def __init__(self, dtype: pa.DataType):
-        self.values = pa.array([], dtype)
-
-    def encode(self, column: pa.Array) -> np.ndarray:
-        encoded = pc.dictionary_encode(column)  # this batch's distinct values, nulls apart
-        code = _found(pc.index_in(encoded.dictionary, value_set=self.values))
-        new = np.flatnonzero(code < 0)
-        if len(new):
-            code[new] = len(self.values) + np.arange(len(new))
-            self.values = pa.concat_arrays(
-                [self.values, encoded.dictionary.take(pa.array(new)).cast(self.values.type)]
-            )
-        rows = _found(encoded.indices)
-        return np.append(code, -1)[rows]  # a null key (index -1) gets -1
-
-
-def _found(indices: pa.Array) -> np.ndarray:
-    """Arrow indices as int64, -1 where null."""
-    return indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+def _candidate_schema(part: _ViewPart) -> pa.Schema:
+    """The columns of a view's candidate rows (pit_candidates.SpanTable.rows)."""
+    return pa.schema(
+        [(CODE, pa.int64()), ("feature_ts", ARROW_TYPES["timestamp"])]
+        + [(spec.name, ARROW_TYPES[spec.dtype]) for spec in part.features]
+    )
 
 
 def _span_kind(view: ResolvedView) -> tuple:
     return (*view.join_keys, view.definition.checkpoint_period)
-
-
-class _Spans:
-    """Per key tuple and checkpoint period asked of one view: the period's start (FIRST) and
-    the last time asked in it (LAST), kept as numpy arrays of codes and microseconds."""
-
-    def __init__(self, view: ResolvedView, dictionary: KeyDictionary):
-        self.view = view
-        self.dictionary = dictionary
-        self._period_us = _period_us(view)
-        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._rows = 0
-        self._merged_rows = 0
-
-    def add(self, codes: np.ndarray, times_us: np.ndarray) -> None:
-        """The spans of a batch of entity rows (their key codes and times)."""
-        keep = codes >= 0  # a row with a null key matches nothing
-        times_us = times_us[keep]
-        first = checkpoints_us(times_us, self.view)
-        part = _last_per_span(codes[keep], first, times_us, self._period_us)
-        self._parts.append(part)
-        self._rows += len(part[0])
-        # Merged when the parts have doubled since the last merge: memory stays within a few
-        # times the spans, and each row is sorted a few times, not once per batch.
-        if self._rows > 2 * self._merged_rows + MERGE_SPANS:
-            self._parts = [self._merged()]
-            self._rows = self._merged_rows = len(self._parts[0][0])
-
-    def _merged(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not self._parts:
-            return tuple(np.empty(0, np.int64) for _ in range(3))
-        code, first, last = (np.concatenate(arrays) for arrays in zip(*self._parts, strict=True))
-        return _last_per_span(code, first, last, self._period_us)
-
-    def table(self) -> pa.Table:
-        """CODE, the join keys, FIRST and LAST (timestamps), one row per span."""
-        code, first, last = self._merged()
-        self._parts = []
-        timestamp = ARROW_TYPES["timestamp"]
-        keys = self.dictionary.keys(code)
-        return pa.table(
-            {CODE: code}
-            | dict(zip(self.view.join_keys, keys, strict=True))
-            | {FIRST: pa.array(first).cast(timestamp), LAST: pa.array(last).cast(timestamp)}
-        )
-
-
-def _last_per_span(
-    code: np.ndarray, first: np.ndarray, last: np.ndarray, period_us: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One row per (code, first), with its latest `last` (`first`: multiples of `period_us`).
-
-    (code, period number) packs into one int64, so one sort groups the rows."""
-    packed = (code << 32) | ((first // period_us + (1 << 31)) & _LOW)
-    order = np.argsort(packed)
-    packed = packed[order]
-    start = np.flatnonzero(np.r_[True, packed[1:] != packed[:-1]])
-    latest = np.maximum.reduceat(last[order], start) if len(start) else last[:0]
-    return code[order[start]], first[order[start]], latest
 
 
 class AsOfIndex:
@@ -547,15 +514,6 @@ def check_key_text(keys: dict[str, pa.Array], offset: int = 0) -> None:
         if pc.any(has_nul).as_py():
             row = offset + pc.index(has_nul, True).as_py()
             raise InputError(f"{key}: row {row} holds a NUL character, which no key can")
-
-
-def checkpoints_us(times_us: np.ndarray, view: ResolvedView) -> np.ndarray:
-    """Each time's checkpoint C(T), in microseconds since the epoch."""
-    return times_us - np.mod(times_us, _period_us(view))
-
-
-def _period_us(view: ResolvedView) -> int:
-    return int(view.definition.checkpoint_period.total_seconds()) * 1_000_000
 
 
 def _covered(

@@ -18,17 +18,24 @@ from jstore.model import (
     SqlFeatureView,
     WindowedFeatureView,
 )
-from jstore.offline import OfflineStore
+from jstore.offline import OfflineStore, pit_join
 from jstore.repo import FeatureRepo
 from tests.factories import stage_rows
 from tests.offline.conftest import HOUR, T0, account, payments
 from tests.offline.spark_engine import spark_point_in_time_join
 
 DAY = timedelta(days=1)
-ENGINES = ["default", pytest.param("spark", marks=pytest.mark.spark)]
+ENGINES = ["default", "ranges", pytest.param("spark", marks=pytest.mark.spark)]
 """The engines a test marked `@pytest.mark.parametrize("join", ENGINES, indirect=True)` runs
-against: the same rows are expected of both (Spark's are kept to the most telling tests: each
-costs seconds)."""
+against: the same rows are expected of each (Spark's are kept to the most telling tests: each
+costs seconds). `ranges` is the default engine with a budget of a few spans and batches of a
+few rows, so that every view is cut into key code ranges joined one after the other."""
+
+
+def cut_into_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A join budget of 3 spans per range and batches of 16 entity rows."""
+    monkeypatch.setattr(pit_join, "RANGE_SPANS", 3)
+    monkeypatch.setattr(pit_join, "BATCH_ROWS", 16)
 
 
 @pytest.fixture
@@ -41,7 +48,11 @@ def store(settings):
 def join(request, store, settings, tmp_path):
     """`point_in_time_join(entity_rows, features, coverage)` of the engine asked (default:
     the default engine)."""
-    if getattr(request, "param", "default") == "default":
+    engine = getattr(request, "param", "default")
+    if engine == "default":
+        return store.point_in_time_join
+    if engine == "ranges":
+        cut_into_ranges(request.getfixturevalue("monkeypatch"))
         return store.point_in_time_join
     spark = request.getfixturevalue("spark")
     return lambda *args: spark_point_in_time_join(spark, settings, tmp_path, *args)
@@ -198,6 +209,8 @@ def _oracle(entity_rows, stored, coverage, features):
         (1, "default"),
         (2, "default"),
         (3, "default"),
+        (1, "ranges"),
+        (2, "ranges"),
         pytest.param(1, "spark", marks=pytest.mark.spark),
     ],
     indirect=["join"],
@@ -370,7 +383,12 @@ PROFILE_REPO = FeatureRepo.of(
 
 @pytest.mark.parametrize(
     ("text_feature", "join"),
-    [(True, "default"), (False, "default"), pytest.param(True, "spark", marks=pytest.mark.spark)],
+    [
+        (True, "default"),
+        (False, "default"),
+        (True, "ranges"),
+        pytest.param(True, "spark", marks=pytest.mark.spark),
+    ],
     indirect=["join"],
 )
 def test_every_feature_type_and_null_keys_match_the_oracle(join, store, settings, text_feature):

@@ -3,7 +3,7 @@
 import numpy as np
 import pyarrow as pa
 
-from jstore.offline.pit_join import KeyDictionary
+from jstore.offline.pit_keys import KeyDictionary
 
 
 def test_one_key_column_codes_values_in_the_order_first_seen_and_nulls_as_minus_one():

@@ -1,0 +1,175 @@
+"""The spans a point-in-time join asks of one view kind, and the key code ranges they are cut into.
+
+A *span* is, per key code and checkpoint period asked, the period's start (FIRST) and the last
+time asked in it (LAST): the only stored rows an entity row at T can use lie in [C(T), T].
+Views of the same join keys and checkpoint period (a *kind*) share their spans.
+
+Memory: the first pass reduces each batch of entity rows to its spans (one numpy sort), merged
+in memory while they fit a budget of spans (24 bytes each); past it they go to a temporary
+file, each batch's as they come, and only a count per key code stays in memory (8 bytes per
+distinct key tuple, like the key dictionary). After it, `KeyRanges` cuts the key codes into
+ranges of about `budget` spans each (one range when they fit it), and `Spans.table(range)`
+merges one range's spans, reading the file.
+
+Invariants: range i holds the codes [starts[i], starts[i + 1]) (the last range has no end);
+a row with a null key (code -1) belongs to range 0, where it matches nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from jstore.arrow_types import ARROW_TYPES
+from jstore.model import ResolvedView
+from jstore.offline.pit_candidates import CODE, FIRST, LAST
+
+if TYPE_CHECKING:
+    from jstore.offline.pit_keys import KeyDictionary
+
+READ_SPANS = 1 << 20
+"""Spans read from the file at a time when a range's are merged."""
+_LOW = (1 << 32) - 1
+
+
+class KeyRanges:
+    """Key codes cut into ranges (see the module docstring)."""
+
+    def __init__(self, starts: np.ndarray):
+        self.starts = starts
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def bounds(self, index: int) -> tuple[int, int]:
+        """The codes [start, stop) of range `index`."""
+        stop = self.starts[index + 1] if index + 1 < len(self.starts) else np.iinfo(np.int64).max
+        return int(self.starts[index]), int(stop)
+
+    def of(self, codes: np.ndarray) -> np.ndarray:
+        """Each code's range (a null key's -1: range 0)."""
+        return np.searchsorted(self.starts, np.maximum(codes, 0), side="right") - 1
+
+
+class Spans:
+    """The spans of one view kind, collected batch by batch: merged in memory while they fit
+    `budget`, appended to a temporary file past it."""
+
+    def __init__(self, view: ResolvedView, dictionary: KeyDictionary, budget: int):
+        self.view = view
+        self.dictionary = dictionary
+        self.budget = budget
+        self.count = 0
+        """The spans held: exact while in memory; in the file each batch's distinct ones (the
+        same span in two batches counts twice, so this bounds the distinct spans above)."""
+        self._period_us = period_us(view)
+        self._parts: list[np.ndarray] = []
+        """In memory: (code, first, last) rows, the first part merged."""
+        self._file: IO[bytes] | None = None
+        self._per_code = np.zeros(0, np.int64)
+        """Spans in the file per key code."""
+
+    def add(self, codes: np.ndarray, times_us: np.ndarray) -> None:
+        """The spans of a batch of entity rows (their key codes and times)."""
+        keep = codes >= 0  # a row with a null key matches nothing
+        times_us = times_us[keep]
+        first = checkpoints_us(times_us, self.view)
+        spans = np.column_stack(last_per_span(codes[keep], first, times_us, self._period_us))
+        if self._file is not None:
+            self._spill(spans)
+            return
+        self._parts.append(spans)
+        self.count += len(spans)
+        if self.count > self.budget:
+            self._merge()
+
+    def _merge(self) -> None:
+        """The spans in memory merged; written to the file when they exceed the budget."""
+        spans = np.concatenate(self._parts) if self._parts else np.empty((0, 3), np.int64)
+        merged = np.column_stack(last_per_span(*spans.T, self._period_us))
+        self._parts, self.count = [merged], len(merged)
+        if len(merged) > self.budget:
+            self._parts, self.count = [], 0
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+            self._spill(merged)
+
+    def _spill(self, spans: np.ndarray) -> None:
+        self._file.write(np.ascontiguousarray(spans).tobytes())
+        per_code = np.bincount(spans[:, 0], minlength=len(self._per_code))
+        per_code[: len(self._per_code)] += self._per_code
+        self._per_code = per_code
+        self.count += len(spans)
+
+    def ranges(self) -> KeyRanges:
+        """The key codes cut into ranges of about `budget` spans each (a code's spans are never
+        split, so a range may hold more when one key alone does); one range when the spans fit
+        the budget."""
+        if self._file is None:
+            self._merge()
+        if self._file is None:
+            return KeyRanges(np.zeros(1, np.int64))
+        ranges = max(1, math.ceil(self.count / self.budget))
+        total = np.cumsum(self._per_code)
+        cuts = np.searchsorted(total, self.count * np.arange(1, ranges) / ranges) + 1
+        starts = np.unique(np.r_[0, cuts[cuts < len(self._per_code)]])
+        return KeyRanges(starts.astype(np.int64))
+
+    def tables(self, ranges: KeyRanges) -> Iterator[pa.Table]:
+        """`table` of each range in turn."""
+        for index in range(len(ranges)):
+            yield self.table(ranges, index)
+
+    def table(self, ranges: KeyRanges, index: int) -> pa.Table:
+        """CODE, the join keys, FIRST and LAST (timestamps): one row per span of range `index`."""
+        start, stop = ranges.bounds(index)
+        parts = [spans[(spans[:, 0] >= start) & (spans[:, 0] < stop)] for spans in self._read()]
+        spans = np.concatenate(parts) if parts else np.empty((0, 3), np.int64)
+        code, first, last = last_per_span(*spans.T, self._period_us)
+        timestamp = ARROW_TYPES["timestamp"]
+        keys = self.dictionary.keys(code)
+        return pa.table(
+            {CODE: code}
+            | dict(zip(self.view.join_keys, keys, strict=True))
+            | {FIRST: pa.array(first).cast(timestamp), LAST: pa.array(last).cast(timestamp)}
+        )
+
+    def _read(self) -> Iterator[np.ndarray]:
+        """The spans held, in parts of (code, first, last) rows."""
+        yield from self._parts
+        if self._file is not None:
+            self._file.seek(0)
+            while chunk := self._file.read(24 * READ_SPANS):
+                yield np.frombuffer(chunk, np.int64).reshape(-1, 3)
+
+    def close(self) -> None:
+        self._parts = []
+        if self._file is not None:
+            self._file.close()
+
+
+def last_per_span(
+    code: np.ndarray, first: np.ndarray, last: np.ndarray, period_us: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One row per (code, first), with its latest `last` (`first`: multiples of `period_us`).
+
+    (code, period number) packs into one int64, so one sort groups the rows."""
+    packed = (code << 32) | ((first // period_us + (1 << 31)) & _LOW)
+    order = np.argsort(packed)
+    packed = packed[order]
+    start = np.flatnonzero(np.r_[True, packed[1:] != packed[:-1]])
+    latest = np.maximum.reduceat(last[order], start) if len(start) else last[:0]
+    return code[order[start]], first[order[start]], latest
+
+
+def checkpoints_us(times_us: np.ndarray, view: ResolvedView) -> np.ndarray:
+    """Each time's checkpoint C(T), in microseconds since the epoch."""
+    return times_us - np.mod(times_us, period_us(view))
+
+
+def period_us(view: ResolvedView) -> int:
+    return int(view.definition.checkpoint_period.total_seconds()) * 1_000_000
