@@ -35,11 +35,13 @@ from functools import reduce
 from pydantic import BaseModel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from jobs.lake_files import FileEntry, LakeFiles
 from jobs.landing import RECORD_ID, first_copies, landed_files, landed_rows, landing_schema
 from jobs.tiles import TILE, build_tiles, tile_start, tiles_in_order
 from jstore.model import ResolvedView, WindowedFeatureView
+from jstore.staging import parquet_write_options
 
 TILE_FORMAT = 2
 """Bump when the stored partials change meaning (names and types are checked by themselves).
@@ -206,7 +208,8 @@ class TileStore:
         (
             tiles.withColumn(BLOCK, block_start)
             .repartition(BLOCK)
-            .write.partitionBy(BLOCK)
+            .write.options(**self._write_options())
+            .partitionBy(BLOCK)
             .parquet(self.lake.spark_path(build))
         )
         written = self.lake.list_files_recursive(build)
@@ -229,6 +232,10 @@ class TileStore:
             .parquet(*paths)
             .where((tile >= int(read_start.timestamp())) & (tile < int(read_end.timestamp())))
         )
+
+    def _write_options(self) -> dict[str, str]:
+        doubles = [f.name for f in self.schema.fields if isinstance(f.dataType, T.DoubleType)]
+        return parquet_write_options(doubles)
 
     def _block_folder(self, block: Block) -> str:
         return f"{self.folder}/block={block.name}"
