@@ -36,7 +36,7 @@ from jstore.lake_fs import location
 from jstore.model import ResolvedView, SqlFeatureView
 from jstore.process_exit import freeze_at_exit
 from jstore.request import ComputeRequest, check_interval, read_range
-from jstore.staging import StagedRun
+from jstore.staging import StagedRun, staged_write_options
 
 
 def changed_rows(
@@ -88,7 +88,7 @@ def stage_view(
         s3_endpoint_url=settings.s3_endpoint_url,
     )
     path = staging_dir(settings, view.name, run_id)
-    rows.write.mode("overwrite").parquet(path.spark_uri)
+    rows.write.options(**staged_write_options(view)).mode("overwrite").parquet(path.spark_uri)
     staged = StagedRun.written(view, run_id, start, end, path)
     staged.write_manifest()
     return staged

@@ -35,14 +35,18 @@ from functools import reduce
 from pydantic import BaseModel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from jobs.lake_files import FileEntry, LakeFiles
 from jobs.landing import RECORD_ID, first_copies, landed_files, landed_rows, landing_schema
-from jobs.tiles import TILE, build_tiles
+from jobs.tiles import TILE, build_tiles, tile_start, tiles_in_order
 from jstore.model import ResolvedView, WindowedFeatureView
+from jstore.staging import parquet_write_options
 
-TILE_FORMAT = 1
-"""Bump when the stored partials change meaning (names and types are checked by themselves)."""
+TILE_FORMAT = 2
+"""Bump when the stored partials change meaning (names and types are checked by themselves).
+2: tiles aggregated in a window over each tile's sorted rows (`tiles_in_order`); format 1's hash
+aggregation could add a float sum in pieces when it spilled, so its blocks are rebuilt."""
 MANIFEST = "_manifest.json"
 BLOCK = "__block"
 
@@ -115,8 +119,14 @@ def canonical_tiles(rows: DataFrame, view: ResolvedView, step: int) -> DataFrame
     order = [ts, "_partition", "_offset", "_topic"]
     inputs = tile_inputs(view)
     values = [c for c in inputs if c not in (*keys, *order)]
-    ordered = rows.select(*inputs).repartition(*keys).sortWithinPartitions(*keys, *order, *values)
-    return build_tiles(first_copies(ordered, keys, order), view, step)
+    by_tile = [*keys, TILE]
+    ordered = (
+        rows.select(*inputs)
+        .withColumn(TILE, tile_start(view, step))
+        .repartition(*keys)
+        .sortWithinPartitions(*by_tile, *order, *values)
+    )
+    return tiles_in_order(first_copies(ordered, by_tile, order), view, [*order, *values])
 
 
 def tile_inputs(view: ResolvedView) -> list[str]:
@@ -198,7 +208,8 @@ class TileStore:
         (
             tiles.withColumn(BLOCK, block_start)
             .repartition(BLOCK)
-            .write.partitionBy(BLOCK)
+            .write.options(**self._write_options())
+            .partitionBy(BLOCK)
             .parquet(self.lake.spark_path(build))
         )
         written = self.lake.list_files_recursive(build)
@@ -221,6 +232,10 @@ class TileStore:
             .parquet(*paths)
             .where((tile >= int(read_start.timestamp())) & (tile < int(read_end.timestamp())))
         )
+
+    def _write_options(self) -> dict[str, str]:
+        doubles = [f.name for f in self.schema.fields if isinstance(f.dataType, T.DoubleType)]
+        return parquet_write_options(doubles)
 
     def _block_folder(self, block: Block) -> str:
         return f"{self.folder}/block={block.name}"

@@ -90,12 +90,41 @@ def tile_partials(view: ResolvedView) -> list[Partial]:
     return list(unique.values())
 
 
-def build_tiles(events: DataFrame, view: ResolvedView, step_seconds: int) -> DataFrame:
-    """One row per (entity, tile) with events: the join keys, `__tile`, the partials."""
+def tile_start(view: ResolvedView, step_seconds: int) -> Column:
+    """The start of the tile holding each event (epoch seconds, a multiple of the step)."""
     seconds = F.unix_seconds(F.col(view.source.timestamp_name))
-    tile = (seconds - F.pmod(seconds, F.lit(step_seconds))).alias(TILE)
-    partials = [p.tile.alias(p.name) for p in tile_partials(view)]
-    return events.groupBy(*view.join_keys, tile).agg(*partials)
+    return seconds - F.pmod(seconds, F.lit(step_seconds))
+
+
+def build_tiles(events: DataFrame, view: ResolvedView, step_seconds: int) -> DataFrame:
+    """One row per (entity, tile) with events: the join keys, `__tile`, the partials, each
+    tile's rows aggregated in event-time order (ties in Spark's order; `canonical_tiles` orders
+    them all)."""
+    with_tile = events.withColumn(TILE, tile_start(view, step_seconds))
+    return tiles_in_order(with_tile, view, [view.source.timestamp_name])
+
+
+def tiles_in_order(events: DataFrame, view: ResolvedView, order: list[str]) -> DataFrame:
+    """One row per (join keys, `__tile`) of `events` (which hold `__tile`): the partials, each
+    aggregated over the tile's rows one row at a time in `order`.
+
+    A window over each tile, not a `groupBy`: a hash aggregation that runs short of memory
+    spills its map and later merges the partial buffers of one group, so a tile's float sum
+    would be added in another order and change its last bits (tests/compute/test_tile_build.py
+    forces that fallback). A window aggregates its partition's rows in their sorted order,
+    whatever the memory; Spark adds no sort when the rows are already sorted by the join keys,
+    `__tile`, then `order`."""
+    keys = view.join_keys
+    rows_of_tile = Window.partitionBy(*keys, TILE).orderBy(*order)
+    whole_tile = rows_of_tile.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    first = "__first_of_tile"
+    per_row = events.select(
+        *keys,
+        TILE,
+        (F.row_number().over(rows_of_tile) == 1).alias(first),
+        *(p.tile.over(whole_tile).alias(p.name) for p in tile_partials(view)),
+    )
+    return per_row.where(F.col(first)).drop(first)
 
 
 def running_total(partial: Partial, order: WindowSpec, through: int) -> Column:

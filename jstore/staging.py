@@ -54,6 +54,31 @@ def staged_schema(view: ResolvedView) -> pa.Schema:
     return pa.schema([(name, ARROW_TYPES[dtype]) for name, dtype in staged_dtypes(view).items()])
 
 
+PARQUET_CODEC = "zstd"
+
+
+def parquet_write_options(float_columns: list[str]) -> dict[str, str]:
+    """Spark's Parquet write options for JStore's own files (staged rows, stored tiles): zstd,
+    and no dictionary for the float columns.
+
+    A float feature or partial repeats few values: Parquet builds each page's dictionary, and for
+    most of them (sums and averages over days) finds it too large and writes the page plain
+    anyway. Measured on the 1M-event benchmark's staged rows (docs/compute.md, "Parquet"):
+    plain floats and zstd cost 27 % less CPU to write and 40 % less to read than snappy with
+    dictionaries, in 10 % smaller files. Integer and string columns keep their dictionaries.
+    `parquet.enable.dictionary#<column>` reaches parquet-mr through the write's options."""
+    return {
+        "compression": PARQUET_CODEC,
+        **{f"parquet.enable.dictionary#{name}": "false" for name in float_columns},
+    }
+
+
+def staged_write_options(view: ResolvedView) -> dict[str, str]:
+    """`parquet_write_options` for the staged rows of `view`."""
+    floats = [name for name, dtype in staged_dtypes(view).items() if dtype == "float64"]
+    return parquet_write_options(floats)
+
+
 def parquet_rows(files: list[LakePath]) -> int:
     """The rows of Parquet files, from their footers."""
     total = 0

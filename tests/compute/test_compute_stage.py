@@ -5,7 +5,9 @@ complete staged run (rows, request, manifest) recorded as the `compute` run."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -80,6 +82,26 @@ def test_stage_writes_parquet_and_the_manifest(settings, registry, example_repo)
             "amount_sum_7d": 40.0,
         },
     ]
+    staged_file = os.fspath(staged.parquet_files[0])
+    assert encodings(staged_file, "amount_sum_1d") == ({"ZSTD"}, False)
+    (tile_file, *_) = (Path(lake_root(settings)) / "tiles").glob("*/block=*/*.parquet")
+    assert encodings(tile_file, "__sum_amount") == ({"ZSTD"}, False)
+
+
+def encodings(path, column: str) -> tuple[set[str], bool]:
+    """The codecs of a column's chunks in a Parquet file, and whether any is dictionary-encoded
+    (float columns are written plain: jstore.staging.parquet_write_options)."""
+    metadata = pq.ParquetFile(path).metadata
+    chunks = [
+        group.column(i)
+        for group in (metadata.row_group(g) for g in range(metadata.num_row_groups))
+        for i in range(group.num_columns)
+        if group.column(i).path_in_schema == column
+    ]
+    dictionary = any(
+        "RLE_DICTIONARY" in c.encodings or "PLAIN_DICTIONARY" in c.encodings for c in chunks
+    )
+    return {c.compression for c in chunks}, dictionary
 
 
 def test_a_request_refuses_an_unaligned_end_before_starting_spark(settings, registry, example_repo):

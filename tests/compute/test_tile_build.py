@@ -1,7 +1,10 @@
 """Building tiles from landed rows (jobs/tile_store.py `canonical_tiles`): each Kafka record
-counted once and every table row kept, with the events shuffled once, by entity."""
+counted once and every table row kept, with the events shuffled once, by entity, and every float
+partial summed in event-time order whatever the memory."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from pyspark.sql import functions as F
@@ -65,3 +68,34 @@ def test_only_the_columns_the_tiles_read_are_read_and_shuffled(spark, lake):
         "_offset",
     ]
     assert tile_inputs(SPEND) == ["user_id", "ts", "_topic", "_partition", "_offset", "amount"]
+
+
+def test_a_float_sum_is_added_in_event_time_order_even_when_aggregation_runs_out_of_memory(
+    spark, lake
+):
+    """An aggregation short of memory (forced here: Spark's test setting makes a hash aggregate
+    spill its map every two rows, and an object hash aggregate fall back to sorting at once)
+    must not split a tile's sum: (1e16 + 1) + 1 ... is 1e16 one event at a time, but 1e16 + 8
+    summed in pieces."""
+    amounts = [1e16] + [1.0] * 9
+    events = [
+        {"user_id": "u1", "amount": a, "ts": at("10:00") + timedelta(seconds=i), "_offset": i}
+        for i, a in enumerate(amounts)
+    ]
+    in_order = 0.0
+    for amount in amounts:
+        in_order += amount
+    pressure = {
+        "spark.sql.TungstenAggregate.testFallbackStartsAt": "1,2",
+        "spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "1",
+    }
+    before = {key: spark.conf.get(key, None) for key in pressure}
+    try:
+        for key, value in pressure.items():
+            spark.conf.set(key, value)
+        tiles = tiles_of(spark, lake, events).select("__rows", "__sum_amount").collect()
+    finally:
+        for key, value in before.items():
+            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+    assert [tuple(r) for r in tiles] == [(10, in_order)]
+    assert in_order == 1e16
