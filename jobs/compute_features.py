@@ -28,7 +28,6 @@ from jobs.spark import spark_session
 from jobs.sql_view import changed_sql_rows
 from jobs.tile_store import TileStore
 from jobs.windows import changed_windowed_rows
-from jobs.without_pandas import without_pandas
 from jstore import phases
 from jstore.config import Settings
 from jstore.lake import staging_dir
@@ -96,7 +95,6 @@ def stage_view(
 
 def main(argv: list[str] | None = None) -> None:
     freeze_at_exit()  # the driver's Python exits quickly after pyspark and jstore were imported
-    without_pandas()  # which pyspark imports at the session's first call, for nothing used here
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--request", required=True, help="the _request.json the pipeline wrote")
     settings = Settings()
