@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from importlib.util import find_spec
@@ -31,13 +31,16 @@ from jstore.lake_fs import spark_jars
 from jstore.spark_local import local_driver_conf, local_driver_env
 
 FAILURE_TAIL_LINES = 15
-"""How many of the job's last output lines a failure message carries."""
+"""How many of the job's last lines of stdout, and of stderr, a failure message carries."""
 
 PROGRESS_CONF = {"spark.ui.showConsoleProgress": "true"}
 """Spark's console progress bar on the job's stderr (`[Stage 3:==>  (2 + 2) / 8]`), which the
 launcher turns into `jstore.progress` counts and SparkSubmitOperator streams into the task log."""
 
 STAGE_PROGRESS = re.compile(r"\[Stage (\d+):[=> ]*\((\d+) \+ \d+\) / (\d+)\]")
+SPARK_INFO = re.compile(r"^\d{2}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} INFO ")
+"""A Spark INFO log line: never part of a failure's tail, which the driver's shutdown would
+otherwise fill with INFO lines logged after the job's own error."""
 
 
 class SparkJobFailed(RuntimeError):
@@ -142,9 +145,19 @@ def submit(
         output = stdout.read()
         phases.add_job_phases(output, time.perf_counter() - began, launch="spark-submit")
         if returncode != 0:  # raised inside: a failed job's class archive is not kept
-            lines = "\n".join(list(tail)[-FAILURE_TAIL_LINES:])
-            raise SparkJobFailed(f"{description} failed (exit {returncode}):\n{lines}")
+            raise SparkJobFailed(failure_message(description, returncode, output, tail))
     return subprocess.CompletedProcess(command, returncode, output, "\n".join(tail))
+
+
+def failure_message(
+    description: str, returncode: int, stdout: str, stderr_tail: Iterable[str]
+) -> str:
+    """`<description> failed (exit N):` then the last lines of the job's stdout, then of its
+    stderr, Spark's INFO log lines left out. A Python driver's own error is on stdout: Spark's
+    PythonRunner merges the driver Python's stderr into its stdout."""
+    driver = [line for line in stdout.splitlines() if not SPARK_INFO.match(line)]
+    lines = [*driver[-FAILURE_TAIL_LINES:], *list(stderr_tail)[-FAILURE_TAIL_LINES:]]
+    return f"{description} failed (exit {returncode}):\n" + "\n".join(lines)
 
 
 def _console_lines(fd: int) -> Iterator[str]:
@@ -161,16 +174,17 @@ def _console_lines(fd: int) -> Iterator[str]:
 
 
 def _count_stages(lines: Iterator[str], description: str) -> deque[str]:
-    """Count each stage's finished tasks as a progress task; keep the last lines that are not
-    progress bars (a failure's message). Spark erases a stage's bar when the stage ends, so a
-    stage followed by another is counted whole."""
+    """Count each stage's finished tasks as a progress task; keep the last lines that are neither
+    progress bars nor Spark INFO log lines (a failure's message). Spark erases a stage's bar
+    when the stage ends, so a stage followed by another is counted whole."""
     tail: deque[str] = deque(maxlen=FAILURE_TAIL_LINES)
     with ExitStack() as stages:
         stage, done, total_of_stage = None, 0, 0
         for line in lines:
             bars = STAGE_PROGRESS.findall(line)
             if not bars:
-                tail.append(line)
+                if not SPARK_INFO.match(line):
+                    tail.append(line)
                 continue
             number, finished, total = (int(x) for x in bars[0])
             if number != stage:

@@ -22,7 +22,7 @@ class Recorder:
         self.seen.append(("finished", task.completed, task.total, task.description))
 
 
-def test_each_stage_is_a_task_counted_from_its_bar_and_other_lines_are_kept() -> None:
+def test_each_stage_is_a_task_counted_from_its_bar_and_lines_but_info_are_kept() -> None:
     stderr = [
         "26/11/30 06:00:01 WARN NativeCodeLoader: Unable to load native-hadoop library",
         "[Stage 0:>                                                          (0 + 2) / 8]",
@@ -31,13 +31,14 @@ def test_each_stage_is_a_task_counted_from_its_bar_and_other_lines_are_kept() ->
         "[Stage 2:>                 (0 + 2) / 4][Stage 3:>                 (0 + 0) / 2]",
         "[Stage 2:=========>                                                 (2 + 2) / 4]",
         "ERROR Executor: Exception in task 3.0 in stage 2.0",
+        "26/11/30 06:00:09 INFO SparkContext: Invoking stop() from shutdown hook",
     ]
     recorder = Recorder()
 
     with progress.reporting(recorder):
         tail = _count_stages(iter(stderr), "compute of v")
 
-    assert list(tail) == [stderr[0], stderr[-1]]
+    assert list(tail) == [stderr[0], stderr[-2]]
     assert recorder.seen == [
         ("started", 0, None, "compute of v: stage 0"),
         ("advanced", 0, 8, "compute of v: stage 0"),
