@@ -158,11 +158,13 @@ def last_per_span(
     """One row per (code, first), with its latest `last` (`first`: multiples of `period_us`).
 
     (code, period number) packs into one int64, so one sort groups the rows."""
+    if not len(code):
+        return code, first, last
     packed = (code << 32) | ((first // period_us + (1 << 31)) & _LOW)
     order = np.argsort(packed)
     packed = packed[order]
     start = np.flatnonzero(np.r_[True, packed[1:] != packed[:-1]])
-    latest = np.maximum.reduceat(last[order], start) if len(start) else last[:0]
+    latest = np.maximum.reduceat(last[order], start)
     return code[order[start]], first[order[start]], latest
 
 

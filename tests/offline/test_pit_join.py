@@ -328,6 +328,27 @@ def test_bad_entity_rows_are_refused_naming_the_column(store, card_view, entitie
         )
 
 
+@pytest.mark.parametrize("join", ["default", "ranges"], indirect=True)
+def test_no_entity_rows_or_only_null_keys(join, card_view):
+    """An empty batch (a CSV file of its header alone), and a batch whose keys are all null:
+    it asks for no stored row, and a null key matches none (its empty-window values)."""
+    schema = pa.schema([("card_id", pa.string()), ("event_timestamp", pa.timestamp("us", "UTC"))])
+    empty = pa.record_batch(
+        [pa.array([], pa.string()), pa.array([], schema[1].type)], schema=schema
+    )
+    null_keys = pa.record_batch(
+        [pa.array([None, None], pa.string()), pa.array([T0, T0])], schema=schema
+    )
+    coverage = {card_view.table: [(T0, T0 + DAY)]}
+    features = _features(card_view, "count_1d")
+
+    for batches, counts in (([empty], []), ([empty, null_keys], [0, 0])):
+        joined = join(pa.Table.from_batches(batches), features, coverage)
+
+        assert joined.table.column_names == ["card_id", "event_timestamp", "card_daily__count_1d"]
+        assert joined.table["card_daily__count_1d"].to_pylist() == counts
+
+
 def test_a_view_never_published_gives_nulls(store, card_view):
     entities = pa.table({"card_id": ["c"], "event_timestamp": [T0]})
     joined = store.point_in_time_join(entities, _features(card_view, "count_1d"), {})

@@ -123,3 +123,13 @@ def test_a_join_over_budget_is_cut_into_ranges_with_the_rows_of_one(
         0,
         0,
     ]
+
+
+def test_no_spans_at_all_are_one_range(card_view):
+    """A view kind no entity row asked of (every row refused before it), and a batch of rows
+    whose keys are all null, hold no span: one range, nothing to fetch."""
+    assert Spans(card_view, KeyDictionary([pa.string()]), 5).ranges().starts.tolist() == [0]
+    spans = Spans(card_view, KeyDictionary([pa.string()]), 5)
+    spans.add(np.array([-1, -1]), np.array([0, 3600]) * US)
+    assert spans.count == 0
+    assert spans.ranges().starts.tolist() == [0]
