@@ -7,13 +7,12 @@ from __future__ import annotations
 import io
 import re
 from contextlib import redirect_stdout
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from jstore.config import Settings
-from jstore.durations import floor_to_step
 from jstore.online import materialize
 from jstore.registry import Registry
 from jstore.repo import FeatureRepo
@@ -34,18 +33,20 @@ def examples() -> list[str]:
 
 
 @pytest.fixture
-def purchases_published(api_settings: Settings, registry: Registry, example_repo: FeatureRepo):
-    """Published up to the current step, read now (a long session's first hour would have
-    aged past the view's 2h ttl: the values `expired`)."""
+def purchases_published(
+    api_settings: Settings, registry: Registry, example_repo: FeatureRepo, now_step: datetime
+):
+    """Published up to the current step (`now_step`, read when the test starts)."""
     registry.apply(example_repo)
     view = registry.get_view("user_purchases")
-    step = floor_to_step(datetime.now(UTC), HOUR)
     rows = [
-        {"user_id": user, "feature_ts": step - HOUR}
+        {"user_id": user, "feature_ts": now_step - HOUR}
         | {f.name: values[f.function] for f in view.features}
         for user, values in (("u000001", BOUGHT), ("u000002", BOUGHT_ONCE))
     ]
-    publish_rows(api_settings, registry, view, step - view.definition.checkpoint_period, step, rows)
+    publish_rows(
+        api_settings, registry, view, now_step - view.definition.checkpoint_period, now_step, rows
+    )
     materialize(api_settings, registry)
 
 
