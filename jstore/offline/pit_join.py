@@ -57,7 +57,7 @@ from jstore.arrow_types import ARROW_TYPES
 from jstore.errors import InputError
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline.pit_candidates import CODE, SpanTable, SpanTables
-from jstore.offline.pit_keys import KeyDictionary
+from jstore.offline.pit_keys import KeyDictionary, pack_pair
 from jstore.offline.pit_spans import KeyRanges, Spans, checkpoints_us
 from jstore.offline.pit_spool import KeyCodes, RangeSpools, RowCodes
 
@@ -406,7 +406,7 @@ class AsOfIndex:
         # Times become ranks among the stored times, so that (code, rank) packs into one int64
         # whose order is the order of (code, time). Codes are below 2**31.
         self._steps = np.unique(stored_us)
-        packed = (stored_code << 32) | (np.searchsorted(self._steps, stored_us) + 1)
+        packed = pack_pair(stored_code, np.searchsorted(self._steps, stored_us) + 1)
         self._order = np.argsort(packed)
         self._packed = packed[self._order]
 
@@ -415,7 +415,7 @@ class AsOfIndex:
         `since <= feature_ts <= time`; -1 when there is none (or its code is -1)."""
         if len(self._packed) == 0:
             return np.full(len(code), -1, np.int64)
-        wanted = (np.maximum(code, 0) << 32) | np.searchsorted(self._steps, times_us, "right")
+        wanted = pack_pair(np.maximum(code, 0), np.searchsorted(self._steps, times_us, "right"))
         order = np.argsort(wanted)  # sorted needles make the binary searches cache-friendly
         position = np.empty(len(wanted), np.int64)
         position[order] = np.searchsorted(self._packed, wanted[order], side="right") - 1

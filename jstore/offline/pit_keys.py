@@ -47,9 +47,16 @@ class KeyDictionary:
 _LOW = (1 << 32) - 1
 
 
+def pack_pair(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """(high, low) as one int64 that sorts as the pair does: `high` below 2**31, `low` in
+    [0, 2**32). A key code and a second number (a value code, a period, a time's rank) sort
+    together in one numpy sort this way."""
+    return (high << 32) | (low & _LOW)
+
+
 def _pack(code: np.ndarray, part: np.ndarray) -> pa.Array:
     """(code, part) as one int64 (both below 2**31); null where either is -1."""
-    return pa.array((code << 32) | (part & _LOW), mask=(code < 0) | (part < 0))
+    return pa.array(pack_pair(code, part), mask=(code < 0) | (part < 0))
 
 
 class _ValueCodes:

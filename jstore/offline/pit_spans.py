@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -28,13 +28,10 @@ import pyarrow as pa
 from jstore.arrow_types import ARROW_TYPES
 from jstore.model import ResolvedView
 from jstore.offline.pit_candidates import CODE, FIRST, LAST
-
-if TYPE_CHECKING:
-    from jstore.offline.pit_keys import KeyDictionary
+from jstore.offline.pit_keys import KeyDictionary, pack_pair
 
 READ_SPANS = 1 << 20
 """Spans read from the file at a time when a range's are merged."""
-_LOW = (1 << 32) - 1
 
 
 class KeyRanges:
@@ -160,7 +157,7 @@ def last_per_span(
     (code, period number) packs into one int64, so one sort groups the rows."""
     if not len(code):
         return code, first, last
-    packed = (code << 32) | ((first // period_us + (1 << 31)) & _LOW)
+    packed = pack_pair(code, first // period_us + (1 << 31))
     order = np.argsort(packed)
     packed = packed[order]
     start = np.flatnonzero(np.r_[True, packed[1:] != packed[:-1]])
