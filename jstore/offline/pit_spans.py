@@ -8,8 +8,8 @@ Memory: the first pass reduces each batch of entity rows to its spans (one numpy
 in memory while they fit a budget of spans (24 bytes each); past it they go to a temporary
 file, each batch's as they come, and only a count per key code stays in memory (8 bytes per
 distinct key tuple, like the key dictionary). After it, `KeyRanges` cuts the key codes into
-ranges of about `budget` spans each (one range when they fit it), and `Spans.table(range)`
-merges one range's spans, reading the file.
+ranges of about `budget` spans each (one range when they fit it), and `Spans.tables` splits the
+file by range in one pass, then merges each range's spans.
 
 Invariants: range i holds the codes [starts[i], starts[i + 1]) (the last range has no end);
 a row with a null key (code -1) belongs to range 0, where it matches nothing.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import IO
 
 import numpy as np
@@ -117,15 +118,34 @@ class Spans:
         return KeyRanges(starts.astype(np.int64))
 
     def tables(self, ranges: KeyRanges) -> Iterator[pa.Table]:
-        """`table` of each range in turn."""
-        for index in range(len(ranges)):
-            yield self.table(ranges, index)
+        """`table` of each range in turn. Spans in the file are read once, split into a
+        temporary file per range, then each range's merged: reading the whole file for each
+        range would read it as many times as there are ranges, which grow with it."""
+        if self._file is None:
+            for index in range(len(ranges)):
+                yield self.table(ranges, index)
+            return
+        with ExitStack() as files:
+            per_range = [files.enter_context(tempfile.TemporaryFile()) for _ in range(len(ranges))]
+            for spans in self._read():
+                of_range = ranges.of(spans[:, 0])
+                order = np.argsort(of_range, kind="stable")
+                ends = np.cumsum(np.bincount(of_range, minlength=len(ranges)))
+                for file, start, end in zip(per_range, np.r_[0, ends[:-1]], ends, strict=True):
+                    file.write(np.ascontiguousarray(spans[order[start:end]]).tobytes())
+            for file in per_range:
+                file.seek(0)
+                yield self._as_table(np.frombuffer(file.read(), np.int64).reshape(-1, 3))
 
     def table(self, ranges: KeyRanges, index: int) -> pa.Table:
         """CODE, the join keys, FIRST and LAST (timestamps): one row per span of range `index`."""
         start, stop = ranges.bounds(index)
         parts = [spans[(spans[:, 0] >= start) & (spans[:, 0] < stop)] for spans in self._read()]
-        spans = np.concatenate(parts) if parts else np.empty((0, 3), np.int64)
+        return self._as_table(np.concatenate(parts) if parts else np.empty((0, 3), np.int64))
+
+    def _as_table(self, spans: np.ndarray) -> pa.Table:
+        """(code, first, last) rows, the same span possibly several times, as one table row per
+        span."""
         code, first, last = last_per_span(*spans.T, self._period_us)
         timestamp = ARROW_TYPES["timestamp"]
         keys = self.dictionary.keys(code)

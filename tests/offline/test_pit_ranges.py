@@ -133,3 +133,17 @@ def test_no_spans_at_all_are_one_range(card_view):
     spans.add(np.array([-1, -1]), np.array([0, 3600]) * US)
     assert spans.count == 0
     assert spans.ranges().starts.tolist() == [0]
+
+
+def test_tables_split_the_file_once_into_the_tables_of_each_range(card_view):
+    rng = np.random.default_rng(1)
+    spans = Spans(card_view, KeyDictionary([pa.string()]), 50)
+    for _ in range(20):
+        _add(spans, rng.integers(0, 200, 100).tolist(), rng.integers(0, 30 * 24, 100).tolist())
+    ranges = spans.ranges()
+
+    assert len(ranges) > 1
+    tables = list(spans.tables(ranges))
+    assert len(tables) == len(ranges)
+    for index, table in enumerate(tables):
+        assert table.equals(spans.table(ranges, index))
