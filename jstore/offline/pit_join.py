@@ -258,31 +258,36 @@ class PointInTimeJoin:
         self, spans: SpanTable, part: _ViewPart, ranges: KeyRanges, dictionary: KeyDictionary
     ) -> RangeSpools:
         """A view of several key ranges: its candidate rows streamed from the server into one
-        file per range; then per range, its rows sorted into an `AsOfIndex` and the features of
-        that range's entity rows (their codes and times read back from pass 1) spooled, in
-        entity-row order, for `batches` to merge."""
-        candidates = RangeSpools(ranges, _candidate_schema(part), self._folder.name)
+        file per range, and its entity rows' codes and times (read back from pass 1) split into
+        one file per range likewise, each in one pass; then per range, its rows sorted into an
+        `AsOfIndex` and the features of that range's entity rows spooled, in entity-row order,
+        for `batches` to merge."""
+        folder = self._folder.name
+        candidates = RangeSpools(ranges, _candidate_schema(part), folder)
+        entity_rows = RangeSpools(ranges, ROW_CODES, folder)
         try:
             for batch in spans.row_batches(part.view, part.features):
                 code = batch.column(CODE).to_numpy().astype(np.int64)
                 candidates.write(batch.cast(candidates.schema), ranges.of(code))
             candidates.finish()
-            keys = tuple(part.view.join_keys)
+            read = self._row_codes.reader()
+            for n in _chunks(self._row_codes.rows):
+                codes, times_us = read(n)
+                code = codes[tuple(part.view.join_keys)]
+                entity_rows.write(pa.record_batch([code, times_us], ROW_CODES), ranges.of(code))
+            entity_rows.finish()
             schema = pa.schema([(s.name, ARROW_TYPES[s.dtype]) for s in part.features])
-            features = RangeSpools(ranges, schema, self._folder.name)
+            features = RangeSpools(ranges, schema, folder)
             for index in range(len(ranges)):
                 asof = AsOfIndex(dictionary, candidates.read(index), part.features)
-                read = self._row_codes.reader()
-                for n in _chunks(self._row_codes.rows):
-                    codes, times_us = read(n)
-                    inside = ranges.of(codes[keys]) == index
-                    if inside.any():
-                        values = self._values(part, asof, codes[keys][inside], times_us[inside])
-                        features.append(index, values)
+                for rows in entity_rows.batches(index):
+                    code, times_us = (column.to_numpy() for column in rows.columns)
+                    features.append(index, self._values(part, asof, code, times_us))
             features.finish()
             return features
         finally:
             candidates.remove()
+            entity_rows.remove()
 
     def batches(self, entity_batches: EntityBatches) -> Iterator[pa.RecordBatch]:
         """Pass 2: each batch of entity rows with the features appended, in order; JOIN_THREADS
@@ -353,6 +358,10 @@ def _chunks(rows: int) -> Iterator[int]:
     """`rows` cut into batches of at most BATCH_ROWS."""
     for start in range(0, rows, BATCH_ROWS):
         yield min(BATCH_ROWS, rows - start)
+
+
+ROW_CODES = pa.schema([(CODE, pa.int64()), ("time_us", pa.int64())])
+"""An entity row's key code (of one view's join keys) and time, as split by key range."""
 
 
 def _candidate_schema(part: _ViewPart) -> pa.Schema:

@@ -4,16 +4,17 @@
   to the later ones, 12 bytes a row and key tuple; read back by any number of readers, each in
   entity-row order.
 - `RangeSpools`: rows that belong to key code ranges (pit_spans.py), one Arrow IPC file per
-  range. Written batch by batch, each batch split by range; read back range by range (`read`)
-  or, for rows written in entity-row order, merged back into entity-row order (`take`: a
-  batch's rows know their ranges, so each range gives its next rows, no sort of the files).
+  range. Written batch by batch, each batch split by range; read back range by range (`read`,
+  or `batches` a batch at a time) or, for rows written in entity-row order, merged back into
+  entity-row order (`take`: a batch's rows know their ranges, so each range gives its next
+  rows, no sort of the files).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -104,6 +105,11 @@ class RangeSpools:
         """Every row of range `index`, in the order written."""
         with pa.OSFile(self._paths[index]) as source:
             return pa.ipc.open_stream(source).read_all()
+
+    def batches(self, index: int) -> Iterator[pa.RecordBatch]:
+        """The rows of range `index` in the order written, a batch written at a time."""
+        with pa.OSFile(self._paths[index]) as source:
+            yield from pa.ipc.open_stream(source)
 
     def take(self, range_of_row: np.ndarray) -> pa.RecordBatch:
         """The next rows of each range, in the order of `range_of_row` (each row's range)."""
