@@ -39,7 +39,7 @@ from pyspark.sql import types as T
 
 from jobs.lake_files import FileEntry, LakeFiles
 from jobs.landing import RECORD_ID, first_copies, landed_files, landed_rows, landing_schema
-from jobs.tiles import TILE, build_tiles, tile_start, tiles_in_order
+from jobs.tiles import TILE, tile_start, tiles_in_order
 from jstore.model import ResolvedView, WindowedFeatureView
 from jstore.staging import parquet_write_options
 
@@ -104,12 +104,12 @@ def blocks_of(read_start: datetime, read_end: datetime, period: int) -> list[Blo
 
 
 def canonical_tiles(rows: DataFrame, view: ResolvedView, step: int) -> DataFrame:
-    """`build_tiles` over each entity's events in one total order of what the tiles read (event
-    time, partition, offset, topic, then the aggregated columns), aggregated where they were
-    sorted: a tile's float sum and sketch then never depend on which files, splits or Spark
-    tasks its events came from. `rows` are the landed rows with their duplicates: the copies of
-    a Kafka record are dropped in the same sorted pass (`first_copies`), so the events are
-    shuffled once, by entity.
+    """The tiles of `rows` (jobs/tiles.py `tiles_in_order`): each entity's events in one total
+    order of what the tiles read (event time, partition, offset, topic, then the aggregated
+    columns), aggregated where they were sorted: a tile's float sum and sketch then never
+    depend on which files, splits or Spark tasks its events came from. `rows` are the landed
+    rows with their duplicates: the copies of a Kafka record are dropped in the same sorted
+    pass (`first_copies`), so the events are shuffled once, by entity.
 
     Only the columns the tiles read are kept before the shuffle (`tile_inputs`), and ordered
     by: two rows equal in all of them give the same partials in either order, so ordering them
@@ -148,7 +148,7 @@ class TileStore:
         self.step = int(definition.step.total_seconds())
         self.period = int(definition.checkpoint_period.total_seconds())
         empty = spark.createDataFrame([], landing_schema(view.source))
-        self.schema = build_tiles(empty, view, self.step).schema
+        self.schema = canonical_tiles(empty, view, self.step).schema
         self.definition = {
             "step": self.step,
             "join_keys": view.join_keys,

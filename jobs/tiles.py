@@ -96,14 +96,6 @@ def tile_start(view: ResolvedView, step_seconds: int) -> Column:
     return seconds - F.pmod(seconds, F.lit(step_seconds))
 
 
-def build_tiles(events: DataFrame, view: ResolvedView, step_seconds: int) -> DataFrame:
-    """One row per (entity, tile) with events: the join keys, `__tile`, the partials, each
-    tile's rows aggregated in event-time order (ties in Spark's order; `canonical_tiles` orders
-    them all)."""
-    with_tile = events.withColumn(TILE, tile_start(view, step_seconds))
-    return tiles_in_order(with_tile, view, [view.source.timestamp_name])
-
-
 def tiles_in_order(events: DataFrame, view: ResolvedView, order: list[str]) -> DataFrame:
     """One row per (join keys, `__tile`) of `events` (which hold `__tile`): the partials, each
     aggregated over the tile's rows one row at a time in `order`.
