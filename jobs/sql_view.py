@@ -3,8 +3,10 @@
 SQL is not mergeable, so each step is evaluated over its own window's rows. Every source row
 is replicated into each step whose window holds it (`window / step` copies: 24 for a 1d window
 at a 1h step), tagged with the step in a `__t` column of `input_data`, and the user's query is
-run once for all steps with `__t` added to its outermost SELECT and GROUP BY. Cost: the rows
-read times `window / step`, one shuffle; no per-step jobs.
+run once for all steps with `__t` added to its outermost SELECT and GROUP BY. The events are
+shuffled once, by entity, before they are replicated; each entity's rows are then sorted in its
+partition and aggregated in that order (`group_order`), so equal windows give bit-identical
+floats. Cost: the rows read times `window / step`, sorted within partitions; no per-step jobs.
 
 The query must be one SELECT ... FROM input_data ... GROUP BY <entity keys> at its outermost
 level (subqueries and CTEs see the tagged rows too, but only the outermost level is grouped by
@@ -28,6 +30,14 @@ INPUT_VIEW = "input_data"
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|--[^\n]*|/\*.*?\*/", re.S)
 _SELECT = re.compile(r"\bselect(\s+(distinct|all)\b)?", re.I)
 _GROUP_BY = re.compile(r"\bgroup\s+by\b", re.I)
+_AFTER_GROUP_BY = re.compile(
+    r"\b(having|window|qualify|order\s+by|sort\s+by|cluster\s+by|distribute\s+by|limit|offset"
+    r"|union|intersect|except|minus|with)\b|;",
+    re.I,
+)
+_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
+_COLUMN = re.compile(r"(?:(?:`[^`]*`|\w+)\.)?`?(\w+)`?")
+SORT_AGGREGATE = "spark.sql.execution.replaceHashWithSortAgg"
 
 
 def changed_sql_rows(
@@ -43,10 +53,15 @@ def changed_sql_rows(
     tile = seconds - F.pmod(seconds, F.lit(step))
     low = F.greatest(tile + step, F.lit(first))
     high = F.least(tile + window, F.lit(stop - step))
-    tagged = events.where(low <= high).withColumn(
-        STEP_END, F.explode(F.sequence(low, high, F.lit(step)))
+    # each entity's events in one partition, shuffled before they are replicated
+    by_entity = events.where(low <= high).repartition(*view.join_keys)
+    tagged = by_entity.withColumn(STEP_END, F.explode(F.sequence(low, high, F.lit(step))))
+    grouped_by = grouping_columns(definition.query, tagged.columns) or view.join_keys
+    tagged.sortWithinPartitions(*group_order(tagged, view, grouped_by)).createOrReplaceTempView(
+        INPUT_VIEW
     )
-    tagged.createOrReplaceTempView(INPUT_VIEW)
+    # Spark reads it when it plans the rows, after this returns: left on for the session
+    spark.conf.set(SORT_AGGREGATE, "true")
     result = spark.sql(step_grouped(definition.query))
     missing = [
         c for c in [*view.join_keys, *(f.name for f in view.features)] if c not in result.columns
@@ -69,14 +84,45 @@ def changed_sql_rows(
     return staged_rows(compared, view)
 
 
+def group_order(tagged: DataFrame, view: ResolvedView, grouped_by: list[str]) -> list[str]:
+    """The order of `input_data`'s rows within an entity's partition: `__t`, the query's
+    grouping columns, the event time, then every other column, so that each group's rows come
+    in one order whatever the input's order and partitioning.
+
+    Spark aggregates a child clustered and sorted on the grouping keys (`__t` first, as
+    `step_grouped` adds it) by a sort aggregate when `spark.sql.execution.replaceHashWithSortAgg`
+    is on: one group at a time in its partition's task, its rows added in this order (no
+    further shuffle, no partial buffers merged), whatever the memory. A hash aggregate short of
+    memory spills its map and merges a group's partial buffers, adding a float sum in pieces:
+    equal windows would differ in their last bits and emit a change row
+    (tests/compute/test_sql_view_float_order.py)."""
+    first = [STEP_END, *grouped_by, view.source.timestamp_name]
+    return list(dict.fromkeys([*first, *tagged.columns]))
+
+
+def grouping_columns(query: str, columns: list[str]) -> list[str] | None:
+    """The columns (of `columns`, in their spelling) the query's outermost GROUP BY lists, in
+    its order; None when it groups by anything but plain columns."""
+    top = _outer_level(query)
+    group_by = _GROUP_BY.search(top)
+    if group_by is None:
+        return None
+    start = group_by.end()
+    after = _AFTER_GROUP_BY.search(top, start)
+    end = after.start() if after else len(top)
+    commas = [start + m.start() for m in re.finditer(",", top[start:end])]
+    bounds = zip([start, *(c + 1 for c in commas)], [*commas, end], strict=True)
+    items = [_COMMENT.sub(" ", query[a:b]).strip() for a, b in bounds]
+    by_name = {c.lower(): c for c in columns}
+    names = [_COLUMN.fullmatch(item) for item in items]
+    if not all(n and n.group(1).lower() in by_name for n in names):
+        return None
+    return [by_name[n.group(1).lower()] for n in names]
+
+
 def step_grouped(query: str) -> str:
     """The query with `__t` selected and grouped by at its outermost level."""
-    masked = _QUOTED.sub(lambda m: " " * len(m.group()), query)
-    depth, outer = 0, []
-    for ch in masked:
-        depth += (ch == "(") - (ch == ")")
-        outer.append(ch if depth == 0 and ch != ")" else " ")
-    top = "".join(outer)
+    top = _outer_level(query)
     select, group_by = _SELECT.search(top), _GROUP_BY.search(top)
     if select is None or group_by is None:
         raise ValueError("query: must be SELECT ... FROM input_data ... GROUP BY <entity keys>")
@@ -85,3 +131,14 @@ def step_grouped(query: str) -> str:
         f"{query[:cut_select]} {STEP_END},{query[cut_select:cut_group]} {STEP_END},"
         f"{query[cut_group:]}"
     )
+
+
+def _outer_level(query: str) -> str:
+    """The query with quoted text, comments and everything inside parentheses blanked out,
+    same length: what remains is its outermost level."""
+    masked = _QUOTED.sub(lambda m: " " * len(m.group()), query)
+    depth, outer = 0, []
+    for ch in masked:
+        depth += (ch == "(") - (ch == ")")
+        outer.append(ch if depth == 0 and ch != ")" else " ")
+    return "".join(outer)
