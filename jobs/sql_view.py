@@ -6,7 +6,8 @@ at a 1h step), tagged with the step in a `__t` column of `input_data`, and the u
 run once for all steps with `__t` added to its outermost SELECT and GROUP BY. The events are
 shuffled once, by entity, before they are replicated; each entity's rows are then sorted in its
 partition and aggregated in that order (`group_order`), so equal windows give bit-identical
-floats. Cost: the rows read times `window / step`, sorted within partitions; no per-step jobs.
+floats, and each step meets the one before in the same partition (`with_previous`). Cost: the
+rows read times `window / step`, sorted within partitions, one shuffle; no per-step jobs.
 
 The query must be one SELECT ... FROM input_data ... GROUP BY <entity keys> at its outermost
 level (subqueries and CTEs see the tagged rows too, but only the outermost level is grouped by
@@ -20,7 +21,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs.changes import PREVIOUS, STEP_END, keeps_row, staged_rows, typed
@@ -71,17 +72,43 @@ def changed_sql_rows(
     current = result.select(
         *view.join_keys, STEP_END, *(typed(F.col(f.name), f) for f in view.features)
     )
-    previous = current.select(
-        *view.join_keys,
-        (F.col(STEP_END) + step).alias(STEP_END),
-        *(F.col(f.name).alias(f"{PREVIOUS}{f.name}") for f in view.features),
-    )
-    compared = current.join(previous, [*view.join_keys, STEP_END], "full").where(
+    compared = with_previous(current, view, step).where(
         (F.col(STEP_END) >= first + step)
         & (F.col(STEP_END) < stop)
         & keeps_row(view, F.col(STEP_END))
     )
     return staged_rows(compared, view)
+
+
+def with_previous(current: DataFrame, view: ResolvedView, step: int) -> DataFrame:
+    """Each entity's value at every step where it has one or had one a step before: its features
+    (null when absent) and their value at `t - step` (`__prev_<feature>`, null when absent).
+
+    A `lag` and a `lead` over each entity's steps, in the partition the query's rows are already
+    in (no shuffle, and the query is evaluated once): a step's row takes the previous value when
+    the entity's previous step is `t - step`; a step whose next one is not `t + step` also yields
+    the all-null row at `t + step` that drains the entity."""
+    names = [f.name for f in view.features]
+    by_step = Window.partitionBy(*view.join_keys).orderBy(STEP_END)
+    t = F.col(STEP_END)
+    follows = F.lag(STEP_END).over(by_step) == t - step
+    gap_after = "__gap_after"
+    neighbours = current.select(
+        *view.join_keys,
+        STEP_END,
+        *names,
+        *(F.when(follows, F.lag(n).over(by_step)).alias(f"{PREVIOUS}{n}") for n in names),
+        F.coalesce(F.lead(STEP_END).over(by_step) != t + step, F.lit(True)).alias(gap_after),
+    )
+    at_step = F.struct(STEP_END, *names, *(f"{PREVIOUS}{n}" for n in names))
+    drained = F.struct(
+        (t + step).alias(STEP_END),
+        *(typed(F.lit(None), f) for f in view.features),
+        *(F.col(n).alias(f"{PREVIOUS}{n}") for n in names),
+    )
+    row = F.explode(F.array(at_step, F.when(F.col(gap_after), drained))).alias("row")
+    rows = neighbours.select(*view.join_keys, row).where(F.col("row").isNotNull())
+    return rows.select(*view.join_keys, "row.*")
 
 
 def group_order(tagged: DataFrame, view: ResolvedView, grouped_by: list[str]) -> list[str]:
