@@ -57,13 +57,15 @@ def changed_sql_rows(
     # each entity's events in one partition, shuffled before they are replicated
     by_entity = events.where(low <= high).repartition(*view.join_keys)
     tagged = by_entity.withColumn(STEP_END, F.explode(F.sequence(low, high, F.lit(step))))
+    query = step_grouped(definition.query)
+    tagged.createOrReplaceTempView(INPUT_VIEW)
+    read = columns_read(spark.sql(query), tagged.columns)
     grouped_by = grouping_columns(definition.query, tagged.columns) or view.join_keys
-    tagged.sortWithinPartitions(*group_order(tagged, view, grouped_by)).createOrReplaceTempView(
-        INPUT_VIEW
-    )
+    order = group_order(view, grouped_by, [c for c in tagged.columns if c in read])
+    tagged.sortWithinPartitions(*order).createOrReplaceTempView(INPUT_VIEW)
     # Spark reads it when it plans the rows, after this returns: left on for the session
     spark.conf.set(SORT_AGGREGATE, "true")
-    result = spark.sql(step_grouped(definition.query))
+    result = spark.sql(query)
     missing = [
         c for c in [*view.join_keys, *(f.name for f in view.features)] if c not in result.columns
     ]
@@ -111,10 +113,12 @@ def with_previous(current: DataFrame, view: ResolvedView, step: int) -> DataFram
     return rows.select(*view.join_keys, "row.*")
 
 
-def group_order(tagged: DataFrame, view: ResolvedView, grouped_by: list[str]) -> list[str]:
+def group_order(view: ResolvedView, grouped_by: list[str], read: list[str]) -> list[str]:
     """The order of `input_data`'s rows within an entity's partition: `__t`, the query's
-    grouping columns, the event time, then every other column, so that each group's rows come
-    in one order whatever the input's order and partitioning.
+    grouping columns, the event time, then the other columns the query reads (`read`). Each
+    group's rows then come in event-time order whatever the input's order and partitioning,
+    ties in one order too: rows equal in every column the query reads are the same to it (and
+    the columns it does not read are neither read nor shuffled).
 
     Spark aggregates a child clustered and sorted on the grouping keys (`__t` first, as
     `step_grouped` adds it) by a sort aggregate when `spark.sql.execution.replaceHashWithSortAgg`
@@ -123,8 +127,24 @@ def group_order(tagged: DataFrame, view: ResolvedView, grouped_by: list[str]) ->
     memory spills its map and merges a group's partial buffers, adding a float sum in pieces:
     equal windows would differ in their last bits and emit a change row
     (tests/compute/test_sql_view_float_order.py)."""
-    first = [STEP_END, *grouped_by, view.source.timestamp_name]
-    return list(dict.fromkeys([*first, *tagged.columns]))
+    return list(dict.fromkeys([STEP_END, *grouped_by, view.source.timestamp_name, *read]))
+
+
+def columns_read(query: DataFrame, columns: list[str]) -> set[str]:
+    """The columns (of `columns`) that `query`, run over the view `input_data`, refers to: the
+    references of every node of its analyzed plan above the view. Sorting by the columns the
+    query never reads would make Spark read and shuffle them too."""
+    names: set[str] = set()
+    nodes = [query._jdf.queryExecution().analyzed()]
+    while nodes:
+        node = nodes.pop()
+        if node.nodeName() == "View":
+            continue
+        references = node.references().toSeq()
+        names.update(references.apply(i).name().lower() for i in range(references.size()))
+        children = node.children()
+        nodes.extend(children.apply(i) for i in range(children.size()))
+    return {c for c in columns if c.lower() in names}
 
 
 def grouping_columns(query: str, columns: list[str]) -> list[str] | None:

@@ -1,5 +1,5 @@
 """SQL views: a float aggregate of the user's query adds a window's rows in one fixed order (the
-step, the query's GROUP BY columns, the event time, then every other column), whatever the
+step, the query's GROUP BY columns, the event time, then the other columns it reads), whatever the
 input's order and partitioning and whatever the memory, so equal windows give bit-identical
 values (jobs/sql_view.py `group_order`)."""
 
@@ -108,10 +108,10 @@ SHOP_SPEND = resolved(
 @pytest.mark.parametrize(
     ("view", "columns", "aggregate"),
     [
-        (SPEND, "user_id string, amount double, ts timestamp", "[__t, user_id]"),
+        (SPEND, "user_id string, amount double, page string, ts timestamp", "[__t, user_id]"),
         (
             SHOP_SPEND,
-            "country string, shop_id long, amount double, ts timestamp",
+            "country string, shop_id long, amount double, page string, ts timestamp",
             "[__t, shop_id, country]",
         ),
     ],
@@ -121,10 +121,11 @@ def test_each_step_is_aggregated_by_a_sort_aggregate_in_its_entity_partition(
 ):
     """The events are shuffled once, by entity, and nothing else is: each (step, entity) is
     aggregated in its partition's task by a sort aggregate over rows sorted by the query's
-    GROUP BY (in its own order), the event time, then every other column, and the query runs
-    once (each step's previous value is a `lag` in the same partition). Checked in the plan
-    adaptive execution ran, which re-plans each stage."""
-    events = [dict(e, country="fr", shop_id=7) for e in EVENTS]
+    GROUP BY (in its own order), the event time, then the other columns it reads, and the query runs
+    once (each step's previous value is a `lag` in the same partition). A column the query
+    does not read (`page`) is neither sorted nor shuffled. Checked in the plan adaptive
+    execution ran, which re-plans each stage."""
+    events = [dict(e, country="fr", shop_id=7, page="home") for e in EVENTS]
     frame = spark.createDataFrame(events, columns)
     rows = changed_sql_rows(spark, frame, view, at("10:00"), at("15:00"))
     rows.collect()
@@ -135,7 +136,9 @@ def test_each_step_is_aggregated_by_a_sort_aggregate_in_its_entity_partition(
     below = final.split(aggregated)[1].splitlines()
     sort = next(line for line in below if "Sort [" in line)
     keys = aggregate.strip("[]").split(", ")
-    assert f"Sort [{', '.join(f'{k} ASC NULLS FIRST' for k in keys)}, ts ASC" in sort
+    order = ", ".join(f"{c} ASC NULLS FIRST" for c in [*keys, "ts", "amount"])
+    assert f"Sort [{order}]" in sort
+    assert [line for line in final.splitlines() if "page" in line and "Scan " not in line] == []
     (exchange,) = [line for line in final.splitlines() if "Exchange" in line]
     entity = ", ".join(view.join_keys)
     assert f"Exchange hashpartitioning({entity}, 4), REPARTITION_BY_COL" in exchange
