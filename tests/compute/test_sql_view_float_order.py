@@ -121,12 +121,13 @@ def test_each_step_is_aggregated_by_a_sort_aggregate_in_its_entity_partition(
 ):
     """The events are shuffled once, by entity, and nothing else is: each (step, entity) is
     aggregated in its partition's task by a sort aggregate over rows sorted by the query's
-    GROUP BY (in its own order), the event time, then the other columns it reads, and the query runs
-    once (each step's previous value is a `lag` in the same partition). A column the query
-    does not read (`page`) is neither sorted nor shuffled. Checked in the plan adaptive
-    execution ran, which re-plans each stage."""
+    GROUP BY (in its own order), the event time, then the other columns it reads, and the query
+    runs once (each step's previous value is a `lag` in the same partition). A column the query
+    does not read (`page`) is neither sorted nor shuffled, though the events' plan names it.
+    Checked in the plan adaptive execution ran, which re-plans each stage."""
     events = [dict(e, country="fr", shop_id=7, page="home") for e in EVENTS]
-    frame = spark.createDataFrame(events, columns)
+    landed = spark.createDataFrame(events, columns)
+    frame = landed.select(*landed.columns)  # as the landing zone is read: every column named
     rows = changed_sql_rows(spark, frame, view, at("10:00"), at("15:00"))
     rows.collect()
     plan = rows._jdf.queryExecution().executedPlan().toString()
