@@ -57,15 +57,7 @@ def changed_sql_rows(
     # each entity's events in one partition, shuffled before they are replicated
     by_entity = events.where(low <= high).repartition(*view.join_keys)
     tagged = by_entity.withColumn(STEP_END, F.explode(F.sequence(low, high, F.lit(step))))
-    query = step_grouped(definition.query)
-    tagged.createOrReplaceTempView(INPUT_VIEW)
-    read = columns_read(spark.sql(query), tagged.columns)
-    grouped_by = grouping_columns(definition.query, tagged.columns) or view.join_keys
-    order = group_order(view, grouped_by, [c for c in tagged.columns if c in read])
-    tagged.sortWithinPartitions(*order).createOrReplaceTempView(INPUT_VIEW)
-    # Spark reads it when it plans the rows, after this returns: left on for the session
-    spark.conf.set(SORT_AGGREGATE, "true")
-    result = spark.sql(query)
+    result = query_in_group_order(spark, tagged, view, definition.query)
     missing = [
         c for c in [*view.join_keys, *(f.name for f in view.features)] if c not in result.columns
     ]
@@ -80,6 +72,23 @@ def changed_sql_rows(
         & keeps_row(view, F.col(STEP_END))
     )
     return staged_rows(compared, view)
+
+
+def query_in_group_order(
+    spark: SparkSession, tagged: DataFrame, view: ResolvedView, query: str
+) -> DataFrame:
+    """The query, grouped by step (`step_grouped`), over `tagged` as `input_data`, its rows
+    given in `group_order` and aggregated in that order."""
+    grouped = step_grouped(query)
+    tagged.createOrReplaceTempView(INPUT_VIEW)
+    read = columns_read(spark.sql(grouped), tagged.columns)
+    grouped_by = grouping_columns(query, tagged.columns) or view.join_keys
+    tagged.sortWithinPartitions(*group_order(view, grouped_by, read)).createOrReplaceTempView(
+        INPUT_VIEW
+    )
+    # read when Spark plans the rows, after the caller returns: the setting stays on
+    spark.conf.set(SORT_AGGREGATE, "true")
+    return spark.sql(grouped)
 
 
 def with_previous(current: DataFrame, view: ResolvedView, step: int) -> DataFrame:
@@ -130,7 +139,7 @@ def group_order(view: ResolvedView, grouped_by: list[str], read: list[str]) -> l
     return list(dict.fromkeys([STEP_END, *grouped_by, view.source.timestamp_name, *read]))
 
 
-def columns_read(query: DataFrame, columns: list[str]) -> set[str]:
+def columns_read(query: DataFrame, columns: list[str]) -> list[str]:
     """The columns (of `columns`) that `query`, run over the view `input_data`, refers to: the
     references of every node of its analyzed plan above the view. Sorting by the columns the
     query never reads would make Spark read and shuffle them too."""
@@ -144,7 +153,7 @@ def columns_read(query: DataFrame, columns: list[str]) -> set[str]:
         names.update(references.apply(i).name().lower() for i in range(references.size()))
         children = node.children()
         nodes.extend(children.apply(i) for i in range(children.size()))
-    return {c for c in columns if c.lower() in names}
+    return [c for c in columns if c.lower() in names]
 
 
 def grouping_columns(query: str, columns: list[str]) -> list[str] | None:
