@@ -49,6 +49,22 @@ def test_sql_view_rows_change_only_and_drain_to_nulls_once(compute):
 
 
 @pytest.mark.spark
+def test_sql_view_entity_that_leaves_and_returns_drains_each_time(compute):
+    """Its windows empty at 13:00 and again at 17:00: one row of nulls each time, and the value
+    it returns with at 15:00 is compared with those nulls."""
+    events = [
+        {"user_id": "u1", "amount": 150.0, "page": "a", "ts": at("10:10")},
+        {"user_id": "u1", "amount": 20.0, "page": "a", "ts": at("14:30")},
+    ]
+    assert compute(big_spends, events, at("10:00"), at("18:00")) == [
+        ("u1", at("11:00"), 1, 0.0),
+        ("u1", at("13:00"), None, None),
+        ("u1", at("15:00"), 0, 0.0),
+        ("u1", at("17:00"), None, None),
+    ]
+
+
+@pytest.mark.spark
 def test_sql_view_interval_starting_mid_window(compute):
     """[12:00, 14:00) derives the value at 11:00 (1, 130.0) itself: 12:00 is unchanged."""
     events = [
