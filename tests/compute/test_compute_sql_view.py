@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.sql_view import step_grouped
+from jobs.sql_view import grouping_columns, step_grouped
 from jstore.model import FieldSpec, SqlFeatureView
 from tests.compute.windowing_helpers import at
 
@@ -45,6 +45,22 @@ def test_sql_view_rows_change_only_and_drain_to_nulls_once(compute):
         ("u1", at("14:00"), None, None),
         ("u2", at("13:00"), 1, 0.0),
         ("u2", at("15:00"), None, None),
+    ]
+
+
+@pytest.mark.spark
+def test_sql_view_entity_that_leaves_and_returns_drains_each_time(compute):
+    """Its windows empty at 13:00 and again at 17:00: one row of nulls each time, and the value
+    it returns with at 15:00 is compared with those nulls."""
+    events = [
+        {"user_id": "u1", "amount": 150.0, "page": "a", "ts": at("10:10")},
+        {"user_id": "u1", "amount": 20.0, "page": "a", "ts": at("14:30")},
+    ]
+    assert compute(big_spends, events, at("10:00"), at("18:00")) == [
+        ("u1", at("11:00"), 1, 0.0),
+        ("u1", at("13:00"), None, None),
+        ("u1", at("15:00"), 0, 0.0),
+        ("u1", at("17:00"), None, None),
     ]
 
 
@@ -91,3 +107,15 @@ def test_step_is_added_to_the_outermost_select_and_group_by_only():
 def test_a_query_without_group_by_is_refused():
     with pytest.raises(ValueError, match=r"^query: "):
         step_grouped("SELECT user_id, 1 AS x FROM input_data")
+
+
+def test_the_grouping_columns_are_the_outermost_group_by_in_its_order():
+    columns = ["user_id", "country", "shop_id", "amount", "ts", "__t"]
+    assert grouping_columns(
+        "SELECT country, shop_id, (SELECT 1 GROUP BY x) AS one FROM input_data "
+        "GROUP BY `Shop_id`, input_data.country -- per shop\n HAVING COUNT(*) > 1 ORDER BY 1",
+        columns,
+    ) == ["shop_id", "country"]
+    assert grouping_columns("SELECT 1 FROM input_data GROUP BY lower(user_id)", columns) is None
+    assert grouping_columns("SELECT 1 FROM input_data GROUP BY ALL", columns) is None
+    assert grouping_columns("SELECT 1 FROM input_data", columns) is None

@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from jobs.landing import landed_rows
 from jobs.tile_store import canonical_tiles, tile_inputs
 from jstore.model import Aggregation, WindowedFeatureView
+from tests.compute.memory_pressure import aggregation_short_of_memory
 from tests.compute.windowing_helpers import at, clicks, resolved, write_landing
 
 pytestmark = pytest.mark.spark
@@ -73,9 +74,8 @@ def test_only_the_columns_the_tiles_read_are_read_and_shuffled(spark, lake):
 def test_a_float_sum_is_added_in_event_time_order_even_when_aggregation_runs_out_of_memory(
     spark, lake
 ):
-    """An aggregation short of memory (forced here: Spark's test setting makes a hash aggregate
-    spill its map every two rows, and an object hash aggregate fall back to sorting at once)
-    must not split a tile's sum: (1e16 + 1) + 1 ... is 1e16 one event at a time, but 1e16 + 8
+    """An aggregation short of memory (forced here: tests/compute/memory_pressure.py) must not
+    split a tile's sum: (1e16 + 1) + 1 ... is 1e16 one event at a time, but 1e16 + 8
     summed in pieces."""
     amounts = [1e16] + [1.0] * 9
     events = [
@@ -85,17 +85,7 @@ def test_a_float_sum_is_added_in_event_time_order_even_when_aggregation_runs_out
     in_order = 0.0
     for amount in amounts:
         in_order += amount
-    pressure = {
-        "spark.sql.TungstenAggregate.testFallbackStartsAt": "1,2",
-        "spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "1",
-    }
-    before = {key: spark.conf.get(key, None) for key in pressure}
-    try:
-        for key, value in pressure.items():
-            spark.conf.set(key, value)
+    with aggregation_short_of_memory(spark):
         tiles = tiles_of(spark, lake, events).select("__rows", "__sum_amount").collect()
-    finally:
-        for key, value in before.items():
-            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
     assert [tuple(r) for r in tiles] == [(10, in_order)]
     assert in_order == 1e16
