@@ -17,14 +17,7 @@ def naive_rows(view: ResolvedView, events: list[dict], start: datetime, end: dat
     step, ts = view.definition.step, view.source.timestamp_name
     period = view.definition.checkpoint_period.total_seconds()
     empty = [value(f, [], ts) for f in view.features]
-    seen, unique = set(), []
-    for e in events:
-        record = (e.get("_partition", 0), e.get("_offset"))
-        if any(e.get(k) is None for k in view.join_keys) or record in seen:
-            continue
-        if record[1] is not None:
-            seen.add(record)
-        unique.append(e)
+    unique = landed_once(events, view.join_keys)
     rows = []
     for key in sorted({tuple(e[k] for k in view.join_keys) for e in unique}):
         mine = [e for e in unique if tuple(e[k] for k in view.join_keys) == key]
@@ -43,6 +36,20 @@ def naive_rows(view: ResolvedView, events: list[dict], start: datetime, end: dat
                 rows.append((*key, t, *now))
             t += step
     return sorted(rows)
+
+
+def landed_once(events: list[dict], keys: list[str]) -> list[dict]:
+    """The events with every join key, each landed record once (by partition and offset; a
+    table-source row, offset None, is never a duplicate)."""
+    seen, unique = set(), []
+    for e in events:
+        record = (e.get("_partition", 0), e.get("_offset"))
+        if any(e.get(k) is None for k in keys) or record in seen:
+            continue
+        if record[1] is not None:
+            seen.add(record)
+        unique.append(e)
+    return unique
 
 
 def value(spec: FeatureSpec, window: list[dict], ts: str):
