@@ -33,8 +33,13 @@ from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline.tables import PG_TYPES, table_id
 
 CODE = "_code"
+CHUNK = "_chunk"
 FIRST = "_first"
 LAST = "_last"
+LASTS = "_lasts"
+CHUNK_PERIODS = 64
+"""A span table row's periods lie in one chunk of this many checkpoint periods from the epoch
+(64 days for a daily period): the server hashes span table rows on (keys, chunk)."""
 SPAN_TABLE_PREFIX = "_jstore_join_spans_"
 
 
@@ -62,8 +67,8 @@ class SpanTables:
                 )
 
     def load(self, view: ResolvedView, spans: Iterable[pa.Table]) -> SpanTable:
-        """A new span table holding `spans` (tables of CODE, the view's join keys, FIRST and
-        LAST, loaded one after the other: one key code range's at a time)."""
+        """A new span table holding `spans` (tables of pit_spans.span_rows, loaded one after
+        the other: one key code range's at a time)."""
         name = SPAN_TABLE_PREFIX + uuid.uuid4().hex[:16]
         self._owner.execute("SELECT pg_advisory_lock(hashtext(%s))", [_lock_key(self.schema, name)])
         self._names.append(name)
@@ -72,7 +77,10 @@ class SpanTables:
             sql.SQL("{} {}").format(sql.Identifier(k), sql.SQL(PG_TYPES[view.key_dtypes[k]]))
             for k in view.join_keys
         ]
-        columns += [sql.SQL("{} timestamptz").format(sql.Identifier(c)) for c in (FIRST, LAST)]
+        columns += [
+            sql.SQL("{} timestamptz").format(sql.Identifier(c)) for c in (CHUNK, FIRST, LAST)
+        ]
+        columns.append(sql.SQL("{} timestamptz[]").format(sql.Identifier(LASTS)))
         table = sql.Identifier(self.schema, name)
         self._owner.execute(
             sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(table, sql.SQL(", ").join(columns))
@@ -118,9 +126,11 @@ class SpanTable:
             yield from cursor.fetch_record_batch()
 
     def _query(self, view: ResolvedView, features: list[FeatureSpec]) -> sql.Composed:
-        """The rows of every span: a hash join on (keys, checkpoint period) over one scan of
-        the partitions within `bounds` (constants the planner prunes partitions by), or one
-        primary-key range scan per span when they are few."""
+        """The rows of every span: a hash join on (keys, chunk) over one scan of the
+        partitions within `bounds` (constants the planner prunes partitions by), or one
+        primary-key range scan per span table row when they are few; a row is kept when its
+        time is at or before the last time asked in its period (LASTS, indexed by the period's
+        distance from FIRST: whole days, so the interval's epoch is exact)."""
         match = sql.SQL(" AND ").join(
             sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in view.join_keys
         )
@@ -129,17 +139,23 @@ class SpanTable:
         period = int(view.definition.checkpoint_period.total_seconds())
         return sql.SQL(
             "SELECT {selected} FROM {spans} s JOIN {table} t ON {match} "
+            "AND date_bin({chunk}, t.feature_ts, TIMESTAMPTZ 'epoch') = s.{chunk_column} "
             "AND t.feature_ts >= s.{first} AND t.feature_ts <= s.{last} "
-            "AND date_bin({period}, t.feature_ts, TIMESTAMPTZ 'epoch') = s.{first} "
+            "AND t.feature_ts <= s.{lasts}[(date_part('epoch', date_bin({period}, t.feature_ts, "
+            "TIMESTAMPTZ 'epoch') - s.{first}) / {seconds})::int + 1] "
             "AND t.feature_ts >= {low} AND t.feature_ts <= {high}"
         ).format(
             selected=sql.SQL(", ").join(selected),
             spans=sql.Identifier(self.schema, self.name),
             table=table_id(self.schema, view),
             match=match,
+            chunk=sql.Literal(f"{period * CHUNK_PERIODS} seconds"),
+            chunk_column=sql.Identifier(CHUNK),
             first=sql.Identifier(FIRST),
             last=sql.Identifier(LAST),
+            lasts=sql.Identifier(LASTS),
             period=sql.Literal(f"{period} seconds"),
+            seconds=sql.Literal(period),
             low=sql.Literal(self.bounds[0] or "-infinity"),
             high=sql.Literal(self.bounds[1] or "infinity"),
         )

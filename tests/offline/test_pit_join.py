@@ -278,6 +278,37 @@ def test_matches_a_brute_force_oracle(join, store, settings, spend_view, card_vi
     assert expected_uncovered[spend_view.table] > 0
 
 
+@pytest.mark.parametrize("join", ["default", "ranges"], indirect=True)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_months_apart_match_the_oracle(join, store, settings, card_view, seed):
+    """Entity rows over 150 days, a key asked on a few far-apart days or on many: its spans
+    cross chunks of pit_candidates.CHUNK_PERIODS periods and gaps of more than GAP_PERIODS
+    (pit_spans.span_rows), with the oracle's rows all the same."""
+    rng = random.Random(seed)
+    days = 150
+    cards = [f"c{i}" for i in range(5)]
+    daily = [
+        {"card_id": c, "feature_ts": T0 + d * DAY, "count_1d": rng.randint(1, 9)}
+        for c in cards[:4]
+        for d in sorted(rng.sample(range(days), 40 if c == "c0" else 6))
+    ]
+    store.publish(card_view, stage_rows(settings, card_view, daily, T0, T0 + days * DAY, "d"))
+    coverage = {card_view.table: [(T0, T0 + days * DAY)]}
+    entity_rows = []
+    for i in range(200):
+        card = rng.choice(cards)
+        day = rng.randrange(days + 2) if card in ("c0", "c4") else rng.choice([3, 70, 71, 140])
+        minutes = day * 24 * 60 + rng.choice([0, rng.randrange(24 * 60)])
+        entity_rows.append(
+            {"card_id": card, "event_timestamp": T0 + timedelta(minutes=minutes), "row": i}
+        )
+    features = _features(card_view, "count_1d")
+    joined = join(pa.Table.from_pylist(entity_rows), features, coverage)
+    expected = _oracle(entity_rows, {card_view.table: daily}, coverage, features)
+    assert joined.table.to_pylist() == expected
+    assert {r["card_daily__count_1d"] for r in expected} > {None, 0}
+
+
 @pytest.mark.parametrize("join", ENGINES, indirect=True)
 def test_event_timestamps_as_text_and_naive(join, store, settings, card_view):
     store.publish(
