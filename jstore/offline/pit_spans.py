@@ -122,6 +122,9 @@ class Spans:
         temporary file per range, then each range's merged: reading the whole file for each
         range would read it as many times as there are ranges, which grow with it."""
         if self._file is None:
+            if len(ranges) == 1 and len(self._parts) == 1:  # merged already, as `add` merges
+                yield span_rows(self.view, self.dictionary, *self._parts[0].T)
+                return
             for index in range(len(ranges)):
                 yield self.table(ranges, index)
             return
