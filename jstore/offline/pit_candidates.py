@@ -132,8 +132,10 @@ class SpanTable:
         """The rows of every span: a hash join on (keys, chunk) over one scan of the
         partitions within `bounds` (constants the planner prunes partitions by), or one
         primary-key range scan per span table row when they are few; a row is kept when its
-        time is at or before the last time asked in its period (LASTS, indexed by the period's
-        distance from FIRST: whole days, so the interval's epoch is exact)."""
+        time is at or before the last time asked in its period (LASTS, indexed by the whole
+        days from FIRST, a period's start, divided by the period's days: a checkpoint period
+        is whole days, and a difference of timestamps counts whole days as days, so the
+        index is exact; a row before FIRST fails the condition beside it)."""
         match = sql.SQL(" AND ").join(
             sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in view.join_keys
         )
@@ -144,8 +146,8 @@ class SpanTable:
             "SELECT {selected} FROM {spans} s JOIN {table} t ON {match} "
             "AND date_bin({chunk}, t.feature_ts, TIMESTAMPTZ 'epoch') = s.{chunk_column} "
             "AND t.feature_ts >= s.{first} AND t.feature_ts <= s.{last} "
-            "AND t.feature_ts <= s.{lasts}[(date_part('epoch', date_bin({period}, t.feature_ts, "
-            "TIMESTAMPTZ 'epoch') - s.{first}) / {seconds})::int + 1] "
+            "AND t.feature_ts <= s.{lasts}[date_part('day', t.feature_ts - s.{first})::int "
+            "/ {days} + 1] "
             "AND t.feature_ts >= {low} AND t.feature_ts <= {high}"
         ).format(
             selected=sql.SQL(", ").join(selected),
@@ -157,8 +159,7 @@ class SpanTable:
             first=sql.Identifier(FIRST),
             last=sql.Identifier(LAST),
             lasts=sql.Identifier(LASTS),
-            period=sql.Literal(f"{period} seconds"),
-            seconds=sql.Literal(period),
+            days=sql.Literal(period // 86400),
             low=sql.Literal(self.bounds[0] or "-infinity"),
             high=sql.Literal(self.bounds[1] or "infinity"),
         )

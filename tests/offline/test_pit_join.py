@@ -21,7 +21,7 @@ from jstore.model import (
 from jstore.offline import OfflineStore, pit_join
 from jstore.repo import FeatureRepo
 from tests.factories import stage_rows
-from tests.offline.conftest import HOUR, T0, account, payments
+from tests.offline.conftest import HOUR, T0, account, card, payments
 from tests.offline.spark_engine import spark_point_in_time_join
 
 DAY = timedelta(days=1)
@@ -279,34 +279,49 @@ def test_matches_a_brute_force_oracle(join, store, settings, spend_view, card_vi
 
 
 @pytest.mark.parametrize("join", ["default", "ranges"], indirect=True)
-@pytest.mark.parametrize("seed", [1, 2])
-def test_months_apart_match_the_oracle(join, store, settings, card_view, seed):
-    """Entity rows over 150 days, a key asked on a few far-apart days or on many: its spans
-    cross chunks of pit_candidates.CHUNK_PERIODS periods and gaps of more than GAP_PERIODS
-    (pit_spans.span_rows), with the oracle's rows all the same."""
+@pytest.mark.parametrize(("seed", "step_days"), [(1, 1), (2, 1), (3, 7)])
+def test_months_apart_match_the_oracle(join, store, settings, seed, step_days):
+    """Entity rows over 150 days (a daily view) or 150 weeks (weekly), a key asked at a few
+    far-apart times or at many: its spans cross chunks of pit_candidates.CHUNK_PERIODS
+    periods and gaps of more than pit_spans.GAP_PERIODS, with the oracle's rows all the
+    same."""
+    repo = FeatureRepo.of(
+        card,
+        payments,
+        WindowedFeatureView(
+            name="card_steps",
+            entities=["card"],
+            source="payments",
+            step=f"{step_days}d",
+            aggregations=[Aggregation(function="count", windows=[f"{step_days}d"])],
+        ),
+    )
+    view = repo.resolve("card_steps", 1)
     rng = random.Random(seed)
-    days = 150
+    step, steps = step_days * DAY, 150
+    start = floor_to_step(T0, step)
     cards = [f"c{i}" for i in range(5)]
-    daily = [
-        {"card_id": c, "feature_ts": T0 + d * DAY, "count_1d": rng.randint(1, 9)}
+    count = f"count_{step_days}d"
+    stored = [
+        {"card_id": c, "feature_ts": start + s * step, count: rng.randint(1, 9)}
         for c in cards[:4]
-        for d in sorted(rng.sample(range(days), 40 if c == "c0" else 6))
+        for s in sorted(rng.sample(range(steps), 40 if c == "c0" else 6))
     ]
-    store.publish(card_view, stage_rows(settings, card_view, daily, T0, T0 + days * DAY, "d"))
-    coverage = {card_view.table: [(T0, T0 + days * DAY)]}
+    store.publish(view, stage_rows(settings, view, stored, start, start + steps * step, "s"))
+    coverage = {view.table: [(start, start + steps * step)]}
     entity_rows = []
     for i in range(200):
-        card = rng.choice(cards)
-        day = rng.randrange(days + 2) if card in ("c0", "c4") else rng.choice([3, 70, 71, 140])
-        minutes = day * 24 * 60 + rng.choice([0, rng.randrange(24 * 60)])
+        card_id = rng.choice(cards)
+        at = rng.randrange(steps + 2) if card_id in ("c0", "c4") else rng.choice([3, 70, 71, 140])
+        minutes = at * step_days * 24 * 60 + rng.choice([0, rng.randrange(step_days * 24 * 60)])
         entity_rows.append(
-            {"card_id": card, "event_timestamp": T0 + timedelta(minutes=minutes), "row": i}
+            {"card_id": card_id, "event_timestamp": start + timedelta(minutes=minutes), "row": i}
         )
-    features = _features(card_view, "count_1d")
+    features = _features(view, count)
     joined = join(pa.Table.from_pylist(entity_rows), features, coverage)
-    expected = _oracle(entity_rows, {card_view.table: daily}, coverage, features)
+    expected = _oracle(entity_rows, {view.table: stored}, coverage, features)
     assert joined.table.to_pylist() == expected
-    assert {r["card_daily__count_1d"] for r in expected} > {None, 0}
+    assert {r[f"card_steps__{count}"] for r in expected} > {None, 0}
 
 
 @pytest.mark.parametrize("join", ENGINES, indirect=True)
