@@ -5,9 +5,14 @@ the period's start C and the last time T asked in it (the only stored rows an en
 can use are in [C(T), T]: every non-empty entity has a row at each checkpoint). The spans go to
 PostgreSQL once, by ADBC's binary COPY, into an UNLOGGED table of the offline schema
 (`SpanTables`) that the queries of every view of the same keys and checkpoint period read, each
-on its own connection: with many spans the server hashes them on (keys, period) and scans the
-view's table once, with parallel workers (a temporary table would forbid them, and would be
-loaded once per connection); with few it seeks the primary key per span. The rows come back as
+on its own connection. A span table row holds a key's run of periods (pit_spans.span_rows: the
+periods asked within one chunk of CHUNK_PERIODS, their last times asked in an array), not one
+span: at 1M entity rows over 100,000 keys and 30 days, 150,000 rows instead of 860,000, so
+the load, the statistics and the hash the server builds are that much smaller. With many rows
+the server hashes them on (keys, chunk) and scans the view's table once, with parallel workers
+(a temporary table would forbid them, and would be loaded once per connection), keeping a
+stored row when its time is at or before its period's entry; with few it seeks the primary key
+per row, within the row's first period's start and last time asked. The rows come back as
 Arrow by binary COPY (ADBC): nothing is formatted or parsed as text, so a text feature `NA` or
 `null` stays text and a null stays null.
 

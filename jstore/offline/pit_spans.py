@@ -9,7 +9,8 @@ in memory while they fit a budget of spans (24 bytes each); past it they go to a
 file, each batch's as they come, and only a count per key code stays in memory (8 bytes per
 distinct key tuple, like the key dictionary). After it, `KeyRanges` cuts the key codes into
 ranges of about `budget` spans each (one range when they fit it), and `Spans.tables` splits the
-file by range in one pass, then merges each range's spans.
+file by range in one pass, then merges each range's spans into span table rows (`span_rows`: a
+row per key and run of periods, what PostgreSQL is sent).
 
 Invariants: range i holds the codes [starts[i], starts[i + 1]) (the last range has no end);
 a row with a null key (code -1) belongs to range 0, where it matches nothing.
