@@ -310,13 +310,13 @@ class PointInTimeJoin:
                 read = self._row_codes.reader()
                 pending: deque[Future[pa.RecordBatch]] = deque()
                 for batch in entity_batches(None):
-                    codes, _ = read(batch.num_rows)
+                    codes, times_us = read(batch.num_rows)
                     spooled = {
                         table: values.take(self.ranges[table].of(codes[keys]))
                         for table, values in self._spooled.items()
                         for keys in [tuple(self._part(table).view.join_keys)]
                     }
-                    pending.append(pool.submit(self._join_batch, batch, codes, spooled))
+                    pending.append(pool.submit(self._join_batch, batch, codes, times_us, spooled))
                     if len(pending) > JOIN_THREADS:
                         yield pending.popleft().result()
                 while pending:
@@ -336,11 +336,15 @@ class PointInTimeJoin:
         return next(part for part in self.parts if part.view.table == table)
 
     def _join_batch(
-        self, batch: pa.RecordBatch, codes: KeyCodes, spooled: dict[str, pa.RecordBatch]
+        self,
+        batch: pa.RecordBatch,
+        codes: KeyCodes,
+        times_us: np.ndarray,
+        spooled: dict[str, pa.RecordBatch],
     ) -> pa.RecordBatch:
-        """`codes`: per join key tuple, each row's key code (from pass 1); `spooled`: the
-        features of the views joined range by range, for these rows."""
-        times_us = normalized_timestamps(batch).cast(pa.int64()).to_numpy()
+        """`codes` and `times_us`: per join key tuple, each row's key code, and its time (from
+        pass 1: its `event_timestamp` is not parsed again); `spooled`: the features of the
+        views joined range by range, for these rows."""
         columns: dict[str, pa.Array] = {}
         for part in self.parts:
             if part.view.table in spooled:
