@@ -70,7 +70,7 @@ RANGE_SPANS = 1_000_000
 """The most spans of a view kind joined at once: more are cut into key code ranges joined one
 after the other (see the module docstring), so memory holds about this many spans and their
 candidate rows, whatever the number of entity rows. 1M entity rows over 100,000 keys and 30
-days ask 860,000 spans: within one range (measured: peak 461-534 MB resident; cut into two
+days ask 860,000 spans: within one range (measured: peak 461-554 MB resident; cut into two
 ranges of 500,000, 441-465 MB and 0.4 CPU seconds more in spooling the ranges). At 2M entity rows,
 two ranges: peak 603 MB (409-436 MB with a budget of 500,000)."""
 Coverage = dict[str, list[tuple[datetime, datetime]]]
