@@ -118,10 +118,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def jstore_export(schema: str, folder: Path, days: int) -> tuple[float, int, float, float]:
+def jstore_export(
+    schema: str, folder: Path, days: int
+) -> tuple[float, int, float, float, dict[str, float]]:
     """In a child process: the entity rows' Parquet joined and streamed to a Parquet file.
 
-    Returns (seconds, rows, MB resident after imports, peak MB resident)."""
+    Returns (seconds, rows, MB resident after imports, peak MB resident, seconds per phase)."""
     from jstore.export import entity_batches, write_batches
     from jstore.lake_fs import local_path
 
@@ -136,8 +138,10 @@ def jstore_export(schema: str, folder: Path, days: int) -> tuple[float, int, flo
         entity_schema, batches = entity_batches(folder / "entities.parquet", features)
         join = store.prepared_join(batches, entity_schema, features, coverage)
         out = local_path(folder / "out.parquet")
+        prepared = time.perf_counter()
         rows = write_batches(join.output_schema, join.batches(batches), out)
-    return time.perf_counter() - began, rows, idle, peak_rss_mb()
+        phases = join.seconds | {"second pass and write": time.perf_counter() - prepared}
+    return time.perf_counter() - began, rows, idle, peak_rss_mb(), phases
 
 
 def duckdb_asof(folder: Path, to_parquet: bool) -> tuple[float, float, int, float, float]:
@@ -249,7 +253,7 @@ def main() -> None:
     with published_bench_data(args) as (settings, folder):
         child = multiprocessing.get_context("spawn")
         with child.Pool(1, maxtasksperchild=1) as pool:
-            ours, rows, our_idle, our_peak = pool.apply(
+            ours, rows, our_idle, our_peak, phases = pool.apply(
                 jstore_export, (settings.offline_schema, folder, args.days)
             )
         duck = {}
@@ -263,6 +267,7 @@ def main() -> None:
             f"{args.rows / ours:>10,.0f} rows/s  peak RSS {our_peak:,.0f} MB "
             f"({our_idle:,.0f} MB after imports)"
         )
+        print("  " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items()))
         for to_parquet, what in ((True, "to Parquet  "), (False, "in memory   ")):
             loading, took, _, idle, peak = duck[to_parquet]
             print(

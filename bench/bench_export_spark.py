@@ -68,9 +68,7 @@ def main() -> None:
     with published_bench_data(args) as (settings, folder):
         child = multiprocessing.get_context("spawn")
         with child.Pool(1, maxtasksperchild=1) as pool:
-            ours, rows, _, _ = pool.apply(
-                jstore_export, (settings.offline_schema, folder, args.days)
-            )
+            ours, rows, *_ = pool.apply(jstore_export, (settings.offline_schema, folder, args.days))
         with child.Pool(1, maxtasksperchild=1) as pool:
             spark, spark_rows, started = pool.apply(
                 spark_export, (settings.offline_schema, folder, args.days)

@@ -9,7 +9,8 @@ in memory while they fit a budget of spans (24 bytes each); past it they go to a
 file, each batch's as they come, and only a count per key code stays in memory (8 bytes per
 distinct key tuple, like the key dictionary). After it, `KeyRanges` cuts the key codes into
 ranges of about `budget` spans each (one range when they fit it), and `Spans.tables` splits the
-file by range in one pass, then merges each range's spans.
+file by range in one pass, then merges each range's spans into span table rows (`span_rows`: a
+row per key and run of periods, what PostgreSQL is sent).
 
 Invariants: range i holds the codes [starts[i], starts[i + 1]) (the last range has no end);
 a row with a null key (code -1) belongs to range 0, where it matches nothing.
@@ -28,7 +29,7 @@ import pyarrow as pa
 
 from jstore.arrow_types import ARROW_TYPES
 from jstore.model import ResolvedView
-from jstore.offline.pit_candidates import CODE, FIRST, LAST
+from jstore.offline.pit_candidates import CHUNK, CHUNK_PERIODS, CODE, FIRST, LAST, LASTS
 from jstore.offline.pit_keys import KeyDictionary, pack_pair
 
 READ_SPANS = 1 << 20
@@ -122,6 +123,9 @@ class Spans:
         temporary file per range, then each range's merged: reading the whole file for each
         range would read it as many times as there are ranges, which grow with it."""
         if self._file is None:
+            if len(ranges) == 1 and len(self._parts) == 1:  # merged already, as `add` merges
+                yield span_rows(self.view, self.dictionary, *self._parts[0].T)
+                return
             for index in range(len(ranges)):
                 yield self.table(ranges, index)
             return
@@ -138,22 +142,16 @@ class Spans:
                 yield self._as_table(np.frombuffer(file.read(), np.int64).reshape(-1, 3))
 
     def table(self, ranges: KeyRanges, index: int) -> pa.Table:
-        """CODE, the join keys, FIRST and LAST (timestamps): one row per span of range `index`."""
+        """The span table rows of range `index` (`span_rows`)."""
         start, stop = ranges.bounds(index)
         parts = [spans[(spans[:, 0] >= start) & (spans[:, 0] < stop)] for spans in self._read()]
         return self._as_table(np.concatenate(parts) if parts else np.empty((0, 3), np.int64))
 
     def _as_table(self, spans: np.ndarray) -> pa.Table:
-        """(code, first, last) rows, the same span possibly several times, as one table row per
-        span."""
+        """(code, first, last) rows, the same span possibly several times, as span table rows
+        (`span_rows`)."""
         code, first, last = last_per_span(*spans.T, self._period_us)
-        timestamp = ARROW_TYPES["timestamp"]
-        keys = self.dictionary.keys(code)
-        return pa.table(
-            {CODE: code}
-            | dict(zip(self.view.join_keys, keys, strict=True))
-            | {FIRST: pa.array(first).cast(timestamp), LAST: pa.array(last).cast(timestamp)}
-        )
+        return span_rows(self.view, self.dictionary, code, first, last)
 
     def _read(self) -> Iterator[np.ndarray]:
         """The spans held, in parts of (code, first, last) rows."""
@@ -183,6 +181,60 @@ def last_per_span(
     start = np.flatnonzero(np.r_[True, packed[1:] != packed[:-1]])
     latest = np.maximum.reduceat(last[order], start)
     return code[order[start]], first[order[start]], latest
+
+
+GAP_PERIODS = 8
+"""A key's periods asked further apart than this start a new span table row, so that a row's
+LASTS holds at most this many filler values per span."""
+
+
+def span_rows(
+    view: ResolvedView,
+    dictionary: KeyDictionary,
+    code: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+) -> pa.Table:
+    """Spans (one per code and period, sorted by both; `first` the period's start, `last` the
+    last time asked in it) as span table rows: per key code, each run of its periods asked
+    within one CHUNK (CHUNK_PERIODS periods from the epoch, the start of the run's chunk) and
+    at most GAP_PERIODS apart is one row of CODE, the join keys, CHUNK, FIRST (the run's
+    first period's start), LAST (the run's last time asked) and LASTS, per period from FIRST's
+    on, the last time asked in it, or the period's start less 1 µs when none is (a time no
+    stored row of that period is at or before).
+
+    The server matches a stored row at `feature_ts` to the row of its key and chunk whose
+    [FIRST, LAST] holds it, and keeps it when `feature_ts` <= LASTS[its period's]: a hash of
+    (keys, chunk) with one entry per run instead of one per span (pit_candidates.py)."""
+    timestamp = ARROW_TYPES["timestamp"]
+    step = period_us(view)
+    period = first // step
+    chunk = period // CHUNK_PERIODS
+    new_row = np.ones(len(code), bool)
+    new_row[1:] = (code[1:] != code[:-1]) | (chunk[1:] != chunk[:-1])
+    new_row[1:] |= np.diff(period) > GAP_PERIODS
+    head = np.flatnonzero(new_row)
+    row_of_span = np.cumsum(new_row) - 1
+    tail = np.r_[head[1:], len(code)].astype(np.int64) - 1
+    lengths = period[tail] - period[head] + 1 if len(head) else np.zeros(0, np.int64)
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    slot = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
+    lasts = (np.repeat(period[head], lengths) + slot) * step - 1
+    lasts[offsets[row_of_span] + period - period[head][row_of_span]] = last
+    latest = np.maximum.reduceat(last, head) if len(head) else last
+    keys = dictionary.keys(code[head])
+    return pa.table(
+        {CODE: code[head]}
+        | dict(zip(view.join_keys, keys, strict=True))
+        | {
+            CHUNK: pa.array(chunk[head] * CHUNK_PERIODS * step).cast(timestamp),
+            FIRST: pa.array(first[head]).cast(timestamp),
+            LAST: pa.array(latest).cast(timestamp),
+            LASTS: pa.ListArray.from_arrays(
+                pa.array(offsets, pa.int32()), pa.array(lasts).cast(timestamp)
+            ),
+        }
+    )
 
 
 def checkpoints_us(times_us: np.ndarray, view: ResolvedView) -> np.ndarray:

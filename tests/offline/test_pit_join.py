@@ -21,7 +21,7 @@ from jstore.model import (
 from jstore.offline import OfflineStore, pit_join
 from jstore.repo import FeatureRepo
 from tests.factories import stage_rows
-from tests.offline.conftest import HOUR, T0, account, payments
+from tests.offline.conftest import HOUR, T0, account, card, payments
 from tests.offline.spark_engine import spark_point_in_time_join
 
 DAY = timedelta(days=1)
@@ -276,6 +276,52 @@ def test_matches_a_brute_force_oracle(join, store, settings, spend_view, card_vi
     }
     assert joined.uncovered_rows == expected_uncovered
     assert expected_uncovered[spend_view.table] > 0
+
+
+@pytest.mark.parametrize("join", ["default", "ranges"], indirect=True)
+@pytest.mark.parametrize(("seed", "step_days"), [(1, 1), (2, 1), (3, 7)])
+def test_months_apart_match_the_oracle(join, store, settings, seed, step_days):
+    """Entity rows over 150 days (a daily view) or 150 weeks (weekly), a key asked at a few
+    far-apart times or at many: its spans cross chunks of pit_candidates.CHUNK_PERIODS
+    periods and gaps of more than pit_spans.GAP_PERIODS, with the oracle's rows all the
+    same."""
+    repo = FeatureRepo.of(
+        card,
+        payments,
+        WindowedFeatureView(
+            name="card_steps",
+            entities=["card"],
+            source="payments",
+            step=f"{step_days}d",
+            aggregations=[Aggregation(function="count", windows=[f"{step_days}d"])],
+        ),
+    )
+    view = repo.resolve("card_steps", 1)
+    rng = random.Random(seed)
+    step, steps = step_days * DAY, 150
+    start = floor_to_step(T0, step)
+    cards = [f"c{i}" for i in range(5)]
+    count = f"count_{step_days}d"
+    stored = [
+        {"card_id": c, "feature_ts": start + s * step, count: rng.randint(1, 9)}
+        for c in cards[:4]
+        for s in sorted(rng.sample(range(steps), 40 if c == "c0" else 6))
+    ]
+    store.publish(view, stage_rows(settings, view, stored, start, start + steps * step, "s"))
+    coverage = {view.table: [(start, start + steps * step)]}
+    entity_rows = []
+    for i in range(200):
+        card_id = rng.choice(cards)
+        at = rng.randrange(steps + 2) if card_id in ("c0", "c4") else rng.choice([3, 70, 71, 140])
+        minutes = at * step_days * 24 * 60 + rng.choice([0, rng.randrange(step_days * 24 * 60)])
+        entity_rows.append(
+            {"card_id": card_id, "event_timestamp": start + timedelta(minutes=minutes), "row": i}
+        )
+    features = _features(view, count)
+    joined = join(pa.Table.from_pylist(entity_rows), features, coverage)
+    expected = _oracle(entity_rows, {view.table: stored}, coverage, features)
+    assert joined.table.to_pylist() == expected
+    assert {r[f"card_steps__{count}"] for r in expected} > {None, 0}
 
 
 @pytest.mark.parametrize("join", ENGINES, indirect=True)

@@ -4,15 +4,16 @@ back into entity-row order (the rows themselves: test_pit_join.py's `ranges` eng
 from __future__ import annotations
 
 import tempfile
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from jstore.offline import OfflineStore
+from jstore.offline.pit_candidates import CHUNK_PERIODS
 from jstore.offline.pit_keys import KeyDictionary
-from jstore.offline.pit_spans import KeyRanges, Spans
+from jstore.offline.pit_spans import GAP_PERIODS, KeyRanges, Spans, span_rows
 from jstore.offline.pit_spool import RangeSpools
 from tests.factories import stage_rows
 from tests.offline.conftest import HOUR, T0
@@ -60,9 +61,13 @@ def test_a_range_table_merges_its_spans_across_batches(card_view, budget):
     _add(spans, [1, 2], [5, 30])
     ranges = KeyRanges(np.array([0, 1]))
     table = spans.table(ranges, 1)  # codes 1 and 2; code 1's first day seen twice
-    assert table["_code"].to_pylist() == [1, 2, 2]
-    assert table["card_id"].to_pylist() == ["c1", "c2", "c2"]
-    assert [t.hour for t in table["_last"].to_pylist()] == [5, 3, 6]
+    assert table["_code"].to_pylist() == [1, 2]
+    assert table["card_id"].to_pylist() == ["c1", "c2"]
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)  # _spans' hours count from it
+    assert [[t - epoch for t in lasts] for lasts in table["_lasts"].to_pylist()] == [
+        [5 * HOUR],
+        [3 * HOUR, 30 * HOUR],
+    ]
 
 
 def test_spools_give_back_each_batch_in_entity_row_order():
@@ -147,3 +152,40 @@ def test_tables_split_the_file_once_into_the_tables_of_each_range(card_view):
     assert len(tables) == len(ranges)
     for index, table in enumerate(tables):
         assert table.equals(spans.table(ranges, index))
+
+
+def test_span_rows_cut_a_key_at_chunks_and_gaps(card_view):
+    """Per key, a row per run of periods asked in one chunk of CHUNK_PERIODS days, at most
+    GAP_PERIODS apart; a period of the run not asked holds its start less 1 µs."""
+    dictionary = KeyDictionary([pa.string()])
+    dictionary.encode([pa.array(["c0", "c1"])])
+    day = 24 * 3600 * US
+    chunk = CHUNK_PERIODS * day
+    # Card 0: days 0, 2 and 2 + GAP + 1 (a gap), then the next chunk's first day; card 1: day 3.
+    days = [0, 2, 3 + GAP_PERIODS, CHUNK_PERIODS, 3]
+    code = np.array([0, 0, 0, 0, 1])
+    first = np.array(days) * day
+    last = first + np.array([5, 6, 7, 8, 9]) * 3600 * US
+    rows = span_rows(card_view, dictionary, code, first, last).to_pylist()
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    as_us = [
+        {
+            name: [(t - epoch) // timedelta(microseconds=1) for t in value]
+            if name == "_lasts"
+            else (value - epoch) // timedelta(microseconds=1)
+            if isinstance(value, datetime)
+            else value
+            for name, value in row.items()
+        }
+        for row in rows
+    ]
+    assert as_us == [
+        {"_code": 0, "card_id": "c0", "_chunk": 0, "_first": 0, "_last": last[1],
+         "_lasts": [last[0], day - 1, last[1]]},
+        {"_code": 0, "card_id": "c0", "_chunk": 0, "_first": first[2], "_last": last[2],
+         "_lasts": [last[2]]},
+        {"_code": 0, "card_id": "c0", "_chunk": chunk, "_first": chunk, "_last": last[3],
+         "_lasts": [last[3]]},
+        {"_code": 1, "card_id": "c1", "_chunk": 0, "_first": first[4], "_last": last[4],
+         "_lasts": [last[4]]},
+    ]  # fmt: skip
