@@ -6,8 +6,10 @@ JVM, loading Spark's classes and JIT-compiling its first job cost more than the 
 interval (docs/compute.md, "Where the time of a small run goes"):
 
 - `-XX:TieredStopAtLevel=1`: only the quick C1 compiler, whose code is ready at once; C2's
-  background compilation would compete with the job for the machine's cores. `-XX:+UseSerialGC`:
-  no parallel collector threads for a heap of a few hundred MB.
+  background compilation would compete with the job for the machine's cores. A run known to
+  read more than `LARGE_RUN_BYTES` (a backfill) keeps C2, whose faster code then repays its
+  compilation (`run_size_conf`). `-XX:+UseSerialGC`: no parallel collector threads for a heap
+  of a few hundred MB.
 - A class-data-sharing archive of the classes the driver loads (`-XX:SharedArchiveFile`): Spark's
   ~15,000 classes are mapped from it instead of being read from jars and verified. It is
   written at the exit of the first successful run that finds none (`-XX:ArchiveClassesAtExit`,
@@ -28,6 +30,13 @@ interval (docs/compute.md, "Where the time of a small run goes"):
   (find_spark_home.py), and the driver on the loopback address (`SPARK_LOCAL_IP`), which Spark
   otherwise finds by resolving the hostname and listing the network interfaces (and warns
   about where the hostname resolves to loopback). The user's own values win.
+- A small run's expressions interpreted (`run_size_conf`): a run known to read at most
+  `SMALL_RUN_BYTES` generates and compiles no Java code (`spark.sql.codegen.wholeStage=false`,
+  `spark.sql.codegen.factoryMode=NO_CODEGEN`). The windows' plan compiles about 60 generated
+  classes with Janino, 1 to 2 s, plus Janino's own ~480 classes, which come from signed jars
+  that no class archive holds, and which C1 then compiles too: more than interpreting a few
+  thousand rows costs. The answers are the same bit for bit, the same expressions evaluated in
+  the same order (every test of tests/compute runs both ways).
 
 The options go in `spark.driver.defaultJavaOptions`, which Spark puts before a job's own
 `spark.driver.extraJavaOptions`. A cluster's jobs (Airflow's spark_default) get none of this.
@@ -44,11 +53,27 @@ from contextlib import contextmanager, suppress
 from importlib.util import find_spec
 from pathlib import Path
 
-LOCAL_DRIVER_JAVA_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+C1_ONLY = "-XX:TieredStopAtLevel=1"
+SERIAL_GC = "-XX:+UseSerialGC"
 LOCAL_CONF = {
     "spark.ui.enabled": "false",
     "spark.python.sql.dataFrameDebugging.enabled": "false",
 }
+INTERPRETED_CONF = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+}
+"""Spark's expressions and operators evaluated without generated code."""
+SMALL_RUN_BYTES = 1 << 20
+"""The most landed bytes a run reads to run interpreted. Measured on the 2-core machine
+(docs/compute.md, "Where the time of a small run goes") with one day of user_purchases, whose
+read range holds 31 days of events: at 0.2 MB (3,000 events, over stored tiles) interpreted
+saves 2.3 s of the job's 15 s of CPU; re-tiled from raw events at 1.2 MB (30,000 events) both
+take 18 to 19 s; at 10 MB (300,000) interpreted takes 71 s against 31."""
+LARGE_RUN_BYTES = 24 << 20
+"""The landed bytes a run reads beyond which it keeps C2. Measured as above, re-tiled: at 10 MB
+C2 takes 41 s of CPU against C1's 31 (18 s of it compiling); at 31 MB (a million events) 60 s
+against 73 (its tasks 25 s against 59). They break even near 19 MB."""
 ARCHIVE_PREFIX = "spark-classes-"
 UNUSED_ARCHIVE_DAYS = 7
 
@@ -92,24 +117,36 @@ def _identity(path: Path) -> str:
     return f"{stat.st_size} {stat.st_mtime_ns}"
 
 
+def run_size_conf(input_bytes: int | None) -> tuple[dict[str, str], list[str]]:
+    """The confs and JIT options of a local run by the landed bytes it reads (None: unknown):
+    interpreted at most `SMALL_RUN_BYTES`, C2 kept beyond `LARGE_RUN_BYTES`, else (and when
+    unknown) generated code and C1 only."""
+    if input_bytes is not None and input_bytes <= SMALL_RUN_BYTES:
+        return dict(INTERPRETED_CONF), [C1_ONLY]
+    if input_bytes is not None and input_bytes > LARGE_RUN_BYTES:
+        return {}, []
+    return {}, [C1_ONLY]
+
+
 @contextmanager
-def local_driver_conf() -> Iterator[dict[str, str]]:
-    """The confs of a fast-starting local driver, for a job run inside the block. Without an
-    archive yet, the driver writes one at its exit, kept when the block ends without error."""
+def local_driver_conf(input_bytes: int | None = None) -> Iterator[dict[str, str]]:
+    """The confs of a fast-starting local driver, for a job run inside the block, reading
+    `input_bytes` (None: unknown). Without an archive yet, the driver writes one at its exit,
+    kept when the block ends without error."""
     archive = class_archive()
     if archive.exists():
         with suppress(OSError):  # a read-only cache: the archive is still mapped
             os.utime(archive)
-        yield _conf(f"-XX:SharedArchiveFile={archive}")
+        yield _conf(input_bytes, f"-XX:SharedArchiveFile={archive}")
         return
     try:
         archive.parent.mkdir(parents=True, exist_ok=True)
     except OSError:  # no cache folder to write to (a read-only home): run without an archive
-        yield _conf()
+        yield _conf(input_bytes)
         return
     written = archive.with_name(f".{archive.stem}.{os.getpid()}.tmp")
     try:
-        yield _conf(f"-XX:ArchiveClassesAtExit={written}")
+        yield _conf(input_bytes, f"-XX:ArchiveClassesAtExit={written}")
         if written.exists():
             written.replace(archive)
             _remove_unused(archive.parent)
@@ -127,6 +164,7 @@ def _remove_unused(cache: Path) -> None:
                 old.unlink()
 
 
-def _conf(*archive_option: str) -> dict[str, str]:
-    options = " ".join([*LOCAL_DRIVER_JAVA_OPTIONS, *archive_option])
-    return {**LOCAL_CONF, "spark.driver.defaultJavaOptions": options}
+def _conf(input_bytes: int | None, *archive_option: str) -> dict[str, str]:
+    sized, jit = run_size_conf(input_bytes)
+    options = " ".join([*jit, SERIAL_GC, *archive_option])
+    return {**LOCAL_CONF, **sized, "spark.driver.defaultJavaOptions": options}
