@@ -147,7 +147,7 @@ def test_mapping_an_archive_marks_it_used(cache) -> None:
     assert archive.stat().st_mtime > time.time() - 3600
 
 
-def test_spark_submit_gets_the_spark_home_it_would_start_a_python_to_find(monkeypatch) -> None:
+def test_spark_submit_gets_its_spark_home_and_a_quick_launcher_jvm(monkeypatch) -> None:
     from pyspark.find_spark_home import _find_spark_home
 
     monkeypatch.delenv("SPARK_HOME", raising=False)
@@ -155,4 +155,5 @@ def test_spark_submit_gets_the_spark_home_it_would_start_a_python_to_find(monkey
     assert local_driver_env() == {
         "SPARK_HOME": str(Path(_find_spark_home())),
         "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LAUNCHER_OPTS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
     }
