@@ -35,11 +35,12 @@ interval (docs/compute.md, "Where the time of a small run goes"):
   win.
 - A small run's expressions interpreted (`run_size_conf`): a run known to read at most
   `SMALL_RUN_BYTES` generates and compiles no Java code (`spark.sql.codegen.wholeStage=false`,
-  `spark.sql.codegen.factoryMode=NO_CODEGEN`). The windows' plan compiles about 60 generated
+  `spark.sql.codegen.factoryMode=NO_CODEGEN`), and runs without adaptive execution in 2
+  shuffle partitions (`SMALL_RUN_CONF`). The windows' plan compiles about 60 generated
   classes with Janino, 1 to 2 s, plus Janino's own ~480 classes, which come from signed jars
   that no class archive holds, and which C1 then compiles too: more than interpreting a few
   thousand rows costs. The answers are the same bit for bit, the same expressions evaluated in
-  the same order (every test of tests/compute runs both ways).
+  the same order (the golden, oracle and SQL-view tests of tests/compute run both ways).
 
 The options go in `spark.driver.defaultJavaOptions`, which Spark puts before a job's own
 `spark.driver.extraJavaOptions`. A cluster's jobs (Airflow's spark_default) get none of this.
@@ -62,11 +63,15 @@ LOCAL_CONF = {
     "spark.ui.enabled": "false",
     "spark.python.sql.dataFrameDebugging.enabled": "false",
 }
-INTERPRETED_CONF = {
+SMALL_RUN_CONF = {
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.shuffle.partitions": "2",
 }
-"""Spark's expressions and operators evaluated without generated code."""
+"""Spark's expressions and operators evaluated without generated code, and the plan run as
+planned in 2 shuffle partitions: adaptive execution would plan the windows' stage again once
+the shuffle is written, to coalesce partitions a small run does not have."""
 SMALL_RUN_BYTES = 1 << 20
 """The most landed bytes a run reads to run interpreted. Measured on the 2-core machine
 (docs/compute.md, "Where the time of a small run goes") with one day of user_purchases, whose
@@ -126,10 +131,10 @@ def _identity(path: Path) -> str:
 
 def run_size_conf(input_bytes: int | None) -> tuple[dict[str, str], list[str]]:
     """The confs and JIT options of a local run by the landed bytes it reads (None: unknown):
-    interpreted at most `SMALL_RUN_BYTES`, C2 kept beyond `LARGE_RUN_BYTES`, else (and when
+    `SMALL_RUN_CONF` at most `SMALL_RUN_BYTES`, C2 kept beyond `LARGE_RUN_BYTES`, else (and when
     unknown) generated code and C1 only."""
     if input_bytes is not None and input_bytes <= SMALL_RUN_BYTES:
-        return dict(INTERPRETED_CONF), [C1_ONLY]
+        return dict(SMALL_RUN_CONF), [C1_ONLY]
     if input_bytes is not None and input_bytes > LARGE_RUN_BYTES:
         return {}, []
     return {}, [C1_ONLY]

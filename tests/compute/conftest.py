@@ -3,7 +3,7 @@
 `compute` runs every interval two ways and checks they agree: re-tiling everything from the
 landing zone (`retile`), then again from the tiles that run stored (jobs/tile_store.py). Every
 test runs twice: with Spark's generated code, and interpreted, as a small local run is
-(jstore/spark_local.py `INTERPRETED_CONF`)."""
+(jstore/spark_local.py `SMALL_RUN_CONF`: also without adaptive execution)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from jobs.compute_features import changed_rows
-from jstore.spark_local import INTERPRETED_CONF
+from jstore.spark_local import SMALL_RUN_CONF
 from tests.compute.windowing_helpers import resolved, write_landing
 
 
@@ -26,7 +26,7 @@ def lake(tmp_path: Path) -> Path:
 @pytest.fixture(params=["generated code", "interpreted"])
 def evaluation(request, spark) -> Iterator[str]:
     """How the session evaluates expressions while the test runs."""
-    conf = INTERPRETED_CONF if request.param == "interpreted" else {}
+    conf = SMALL_RUN_CONF if request.param == "interpreted" else {}
     before = {key: spark.conf.get(key, None) for key in conf}
     for key, value in conf.items():
         spark.conf.set(key, value)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from jstore.spark_local import (
-    INTERPRETED_CONF,
     LARGE_RUN_BYTES,
     SMALL_RUN_BYTES,
+    SMALL_RUN_CONF,
     UNUSED_ARCHIVE_DAYS,
     class_archive,
     local_driver_conf,
@@ -72,7 +72,7 @@ def test_the_runs_size_chooses_interpreted_code_c1_or_c2(
             "-XX:+UseSerialGC",
             f"-XX:SharedArchiveFile={class_archive()}",
         ]
-        assert (conf.items() >= INTERPRETED_CONF.items()) == interpreted
+        assert (conf.items() >= SMALL_RUN_CONF.items()) == interpreted
         assert conf["spark.ui.enabled"] == "false"
 
 
