@@ -78,10 +78,11 @@ SMALL_RUN_BYTES = 1 << 20
 read range holds 31 days of events: at 0.2 MB (3,000 events, over stored tiles) interpreted
 saves 2.3 s of the job's 15 s of CPU; re-tiled from raw events at 1.2 MB (30,000 events) both
 take 18 to 19 s; at 10 MB (300,000) interpreted takes 71 s against 31."""
-LARGE_RUN_BYTES = 24 << 20
-"""The landed bytes a run reads beyond which it keeps C2. Measured as above, re-tiled: at 10 MB
-C2 takes 41 s of CPU against C1's 31 (18 s of it compiling); at 31 MB (a million events) 60 s
-against 73 (its tasks 25 s against 59). They break even near 19 MB."""
+LARGE_RUN_BYTES = 16 << 20
+"""The landed bytes a run reads beyond which it keeps C2. Measured as above, re-tiled, driver
+processes' wall and CPU on a quiet machine: at 10 MB C2 took 17.8 s (32.7 s of CPU, 14.8 of it
+compiling) against C1's 16.0 s (24.9); at 31 MB (a million events) 26.1 s (48.1) against 33.1 s
+(59.2), its tasks 21 s of CPU against 48. They break even near 15 MB of wall (19 of CPU)."""
 ARCHIVE_PREFIX = "spark-classes-"
 UNUSED_ARCHIVE_DAYS = 7
 
