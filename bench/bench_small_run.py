@@ -39,8 +39,11 @@ sys.path.insert(0, str(ROOT))
 from bench_compute import START, user_purchases, write_purchases  # noqa: E402
 
 from jstore.config import PROJECT_ROOT, Settings  # noqa: E402
+from jstore.lake import landed_bytes  # noqa: E402
 from jstore.registry import Registry  # noqa: E402
 from jstore.repo import load_repo  # noqa: E402
+from jstore.request import read_range  # noqa: E402
+from jstore.spark_local import run_size_conf  # noqa: E402
 from jstore.spark_submit import job_environment  # noqa: E402
 
 TARGET_S = 15.0
@@ -96,9 +99,14 @@ def main() -> None:
     registry = Registry(settings)
     try:
         registry.apply(load_repo(PROJECT_ROOT / "examples" / "ecommerce"))
-        write_purchases(settings, user_purchases(), args.events, args.users)
-        day = f"--start={START.isoformat()}", f"--end={(START + timedelta(days=1)).isoformat()}"
+        view = user_purchases()
+        write_purchases(settings, view, args.events, args.users)
+        day_end = START + timedelta(days=1)
+        day = f"--start={START.isoformat()}", f"--end={day_end.isoformat()}"
         print(f"user_purchases, one day, {args.events:,} events landed over 60 days")
+        landed = landed_bytes(settings, view.source.name, *read_range(view, START, day_end))
+        conf, jit = run_size_conf(landed)
+        print(f"its read range: {landed:,} bytes landed; a local driver gets {conf} {jit}")
         runs = []
         for i in range(args.runs):
             wall, cpu, output = run_cli(settings, "compute", "user_purchases", *day)

@@ -14,7 +14,7 @@ or a prefix of an object store bucket, read and written the same way.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 
@@ -53,6 +53,13 @@ def landing_dir(settings: Settings, source: str) -> LakePath:
 
 def landing_partition(settings: Settings, source: str, day: date) -> LakePath:
     return landing_dir(settings, source) / f"event_date={day.isoformat()}"
+
+
+def landed_bytes(settings: Settings, source: str, start: datetime, end: datetime) -> int:
+    """The bytes of the files in the landing partitions of the days [start, end) falls on."""
+    first, last = start.date(), (end - timedelta(microseconds=1)).date()
+    days = (first + timedelta(days=i) for i in range((last - first).days + 1))
+    return sum(sum(landing_partition(settings, source, day).files().values()) for day in days)
 
 
 def quarantine_dir(settings: Settings, source: str) -> LakePath:

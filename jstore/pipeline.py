@@ -16,16 +16,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 
 from pydantic import BaseModel
 
 from jstore import phases
 from jstore.config import Settings
 from jstore.ingest.recovery import ensure_landing_complete
-from jstore.lake import staging_dir
+from jstore.lake import landed_bytes, staging_dir
 from jstore.quality.report import QualityGateFailed, ValidationReport
 from jstore.registry import Registry, RunRecord
-from jstore.request import ComputeRequest
+from jstore.request import ComputeRequest, read_range
 from jstore.spark_submit import SparkJob, SparkJobFailed, compute_job, submit
 from jstore.staging import StagedRun
 
@@ -74,7 +75,13 @@ def stage(
         job = compute_job(str(path), view.name)
         try:
             if launch is None:
-                submit(settings, job, description=f"compute of {view.name}")
+                reads = partial(
+                    landed_bytes,
+                    settings,
+                    view.source.name,
+                    *read_range(view, request.start, request.end),
+                )
+                submit(settings, job, description=f"compute of {view.name}", input_bytes=reads)
             else:
                 launch(job)
         except SparkJobFailed as e:

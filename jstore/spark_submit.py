@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from importlib.util import find_spec
@@ -107,13 +107,15 @@ def submit(
     job: SparkJob,
     *,
     description: str,
+    input_bytes: Callable[[], int] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `spark-submit --master <settings.spark_master> <job>` and wait for it.
 
     Spark's stage progress is counted live (`jstore.progress`: a bar in the CLI, log lines in
     a task) as `<description>: stage N` in tasks. Raises SparkJobFailed("<description> failed
     (exit N):\\n<last lines>") if it exits non-zero. On a `local[...]` master the driver gets
-    the confs and environment of `jstore.spark_local` (a fast start). The job's time is a
+    the confs and environment of `jstore.spark_local` (a fast start), chosen by the bytes the
+    job reads, `input_bytes()` (asked only then; unknown without it). The job's time is a
     `spark-submit` phase (`jstore.phases`), followed by the phases the job printed, if any.
     """
     env = {**os.environ, **job_environment(settings), **job.env_vars}
@@ -121,7 +123,8 @@ def submit(
     with ExitStack() as run:
         conf = dict(job.conf)
         if settings.spark_master.startswith("local"):
-            conf |= run.enter_context(local_driver_conf())
+            size = input_bytes() if input_bytes else None
+            conf |= run.enter_context(local_driver_conf(size))
             env = {**local_driver_env(), **env}
         confs = [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
         command = [

@@ -1,16 +1,20 @@
 """Fixtures of the compute tests: a lake folder and `compute` (events in, staged rows out).
 
 `compute` runs every interval two ways and checks they agree: re-tiling everything from the
-landing zone (`retile`), then again from the tiles that run stored (jobs/tile_store.py)."""
+landing zone (`retile`), then again from the tiles that run stored (jobs/tile_store.py). Every
+test runs twice: with Spark's generated code, and interpreted, as a small local run is
+(jstore/spark_local.py `SMALL_RUN_CONF`: also without adaptive execution)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from jobs.compute_features import changed_rows
+from jstore.spark_local import SMALL_RUN_CONF
 from tests.compute.windowing_helpers import resolved, write_landing
 
 
@@ -19,8 +23,20 @@ def lake(tmp_path: Path) -> Path:
     return tmp_path / "lake"
 
 
+@pytest.fixture(params=["generated code", "interpreted"])
+def evaluation(request, spark) -> Iterator[str]:
+    """How the session evaluates expressions while the test runs."""
+    conf = SMALL_RUN_CONF if request.param == "interpreted" else {}
+    before = {key: spark.conf.get(key, None) for key in conf}
+    for key, value in conf.items():
+        spark.conf.set(key, value)
+    yield request.param
+    for key, value in before.items():
+        spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+
+
 @pytest.fixture
-def compute(spark, lake):
+def compute(spark, lake, evaluation):
     """`compute(view, events, start, end)` -> the staged rows as sorted tuples, the same from
     re-tiled and from stored tiles."""
 

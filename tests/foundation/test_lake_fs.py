@@ -3,13 +3,13 @@ and the operations the lake relies on, on a local folder and on S3 (the local mo
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
 from jstore.config import Settings
-from jstore.lake import landing_partition, quarantine_dir, staging_dir
+from jstore.lake import landed_bytes, landing_partition, quarantine_dir, staging_dir
 from jstore.lake_fs import LakePath, lake_root, local_mirror, location, spark_conf, spark_jars
 
 S3_LAKE = Settings(lake_uri="s3a://bucket/pre/fix/", s3_endpoint_url="http://127.0.0.1:59000")
@@ -25,6 +25,23 @@ def test_every_location_derives_from_the_lake_uri_and_prints_as_its_uri() -> Non
     assert str(lake_root(local)) == "/data/lake"
     day = landing_partition(local, "src", date(2024, 5, 1))
     assert (str(day), day.spark_uri) == ("/data/lake/landing/src/event_date=2024-05-01",) * 2
+
+
+def test_landed_bytes_adds_up_the_files_of_the_days_an_interval_falls_on(tmp_path) -> None:
+    settings = Settings(lake_uri=str(tmp_path))
+    for day, sizes in {1: [10], 2: [20, 300], 3: [4000], 4: [50000]}.items():
+        folder = Path(landing_partition(settings, "src", date(2024, 5, day)))
+        folder.mkdir(parents=True)
+        for i, size in enumerate(sizes):
+            (folder / f"part-{i}.parquet").write_bytes(b"x" * size)
+
+    def at(day: int, hour: int = 0) -> datetime:
+        return datetime(2024, 5, day, hour, tzinfo=UTC)
+
+    assert landed_bytes(settings, "src", at(1, 23), at(4)) == 10 + 20 + 300 + 4000
+    assert landed_bytes(settings, "src", at(2), at(2, 1)) == 320
+    assert landed_bytes(settings, "src", at(4, 5), at(6)) == 50000
+    assert landed_bytes(settings, "other", at(1), at(5)) == 0
 
 
 def test_a_path_parses_back_from_its_text_and_names_its_parts() -> None:

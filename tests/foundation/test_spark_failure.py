@@ -1,5 +1,5 @@
 """A failed Spark job's error names what went wrong: its driver's own traceback, not the INFO
-lines Spark logs while it shuts down."""
+lines Spark logs while it shuts down. A small local run's driver gets the confs of its size."""
 
 from __future__ import annotations
 
@@ -33,16 +33,19 @@ def test_the_message_has_the_drivers_output_without_info_lines_then_the_stderr_t
     ]
 
 
+def driver(tmp_path: Path, *lines: str) -> SparkJob:
+    """A job whose driver gets the session, then runs `lines`."""
+    script = tmp_path / "driver.py"
+    session = "from pyspark.sql import SparkSession\nspark = SparkSession.builder.getOrCreate()"
+    script.write_text("\n".join([session, *lines]) + "\n")
+    return SparkJob(name="driver", application=str(script), application_args=[])
+
+
 @pytest.mark.spark
 def test_a_driver_that_raises_fails_with_its_exception_in_the_message(tmp_path: Path) -> None:
-    script = tmp_path / "raises.py"
-    script.write_text(
-        "from pyspark.sql import SparkSession\n"
-        "spark = SparkSession.builder.getOrCreate()\n"
-        "spark.range(3).count()\n"
-        "raise ValueError('the view has no column amount')\n"
+    job = driver(
+        tmp_path, "spark.range(3).count()", "raise ValueError('the view has no column amount')"
     )
-    job = SparkJob(name="raises", application=str(script), application_args=[])
 
     with pytest.raises(SparkJobFailed) as failed:
         submit(Settings(spark_master="local[1]"), job, description="compute of v")
@@ -50,3 +53,18 @@ def test_a_driver_that_raises_fails_with_its_exception_in_the_message(tmp_path: 
     assert str(failed.value).startswith("compute of v failed (exit 1):\n")
     assert "ValueError: the view has no column amount" in str(failed.value)
     assert " INFO " not in str(failed.value)
+
+
+@pytest.mark.spark
+def test_a_small_local_run_is_submitted_interpreted(tmp_path: Path) -> None:
+    job = driver(
+        tmp_path,
+        "codegen = 'spark.sql.codegen.factoryMode', 'spark.sql.codegen.wholeStage'",
+        "print(*(spark.conf.get(key) for key in codegen))",
+    )
+
+    done = submit(
+        Settings(spark_master="local[1]"), job, description="compute of v", input_bytes=lambda: 1
+    )
+
+    assert "NO_CODEGEN false" in done.stdout.splitlines()

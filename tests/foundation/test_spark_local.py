@@ -1,5 +1,6 @@
 """A local driver's confs: C1 only, serial GC, no UI, and a class-data-sharing archive that the
-first successful run writes and every later run maps, one per install of Spark and the JVM."""
+first successful run writes and every later run maps, one per install of Spark and the JVM; a
+small run interpreted, a large one with C2."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from jstore.spark_local import (
+    LARGE_RUN_BYTES,
+    SMALL_RUN_BYTES,
+    SMALL_RUN_CONF,
     UNUSED_ARCHIVE_DAYS,
     class_archive,
     local_driver_conf,
@@ -43,6 +47,33 @@ def test_the_first_run_writes_the_archive_and_later_runs_map_it(cache) -> None:
 
     with local_driver_conf() as conf:
         assert java_options(conf)[-1] == f"-XX:SharedArchiveFile={archive}"
+
+
+@pytest.mark.parametrize(
+    ("input_bytes", "interpreted", "jit"),
+    [
+        (0, True, ["-XX:TieredStopAtLevel=1"]),
+        (SMALL_RUN_BYTES, True, ["-XX:TieredStopAtLevel=1"]),
+        (SMALL_RUN_BYTES + 1, False, ["-XX:TieredStopAtLevel=1"]),
+        (None, False, ["-XX:TieredStopAtLevel=1"]),
+        (LARGE_RUN_BYTES, False, ["-XX:TieredStopAtLevel=1"]),
+        (LARGE_RUN_BYTES + 1, False, []),
+    ],
+)
+def test_the_runs_size_chooses_interpreted_code_c1_or_c2(
+    cache, input_bytes, interpreted, jit
+) -> None:
+    cache.mkdir()
+    class_archive().write_bytes(b"archive")
+
+    with local_driver_conf(input_bytes) as conf:
+        assert java_options(conf) == [
+            *jit,
+            "-XX:+UseSerialGC",
+            f"-XX:SharedArchiveFile={class_archive()}",
+        ]
+        assert (conf.items() >= SMALL_RUN_CONF.items()) == interpreted
+        assert conf["spark.ui.enabled"] == "false"
 
 
 def test_a_failed_runs_archive_is_not_kept(cache) -> None:
@@ -116,7 +147,7 @@ def test_mapping_an_archive_marks_it_used(cache) -> None:
     assert archive.stat().st_mtime > time.time() - 3600
 
 
-def test_spark_submit_gets_the_spark_home_it_would_start_a_python_to_find(monkeypatch) -> None:
+def test_spark_submit_gets_its_spark_home_and_a_quick_launcher_jvm(monkeypatch) -> None:
     from pyspark.find_spark_home import _find_spark_home
 
     monkeypatch.delenv("SPARK_HOME", raising=False)
@@ -124,4 +155,5 @@ def test_spark_submit_gets_the_spark_home_it_would_start_a_python_to_find(monkey
     assert local_driver_env() == {
         "SPARK_HOME": str(Path(_find_spark_home())),
         "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LAUNCHER_OPTS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
     }
