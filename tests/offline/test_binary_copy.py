@@ -119,7 +119,12 @@ def _optional(values):
 
 row_strategy = st.fixed_dictionaries(
     {
-        "key": _optional(st.text(st.characters(blacklist_characters="\x00"), max_size=40)),
+        "key": _optional(
+            st.text(
+                st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                max_size=40,
+            )
+        ),
         "ts": _optional(
             st.datetimes(
                 min_value=datetime(1, 1, 1),
