@@ -109,7 +109,10 @@ def _array_cells(name: str, column: pa.ListArray, oid: int, validity: pa.Buffer 
     elements, not the flags), then each element as a field, a null one as the length -1."""
     n = len(column)
     offsets = np.frombuffer(column.buffers()[1], np.int32, n + 1)
-    elements = _cells(f"{name} element", column.values).fill_null(_NULL_ELEMENT)
+    # A slice's child holds the whole list array's elements: encode only its own.
+    values = column.values.slice(offsets[0], offsets[-1] - offsets[0])
+    offsets = offsets - offsets[0]
+    elements = _cells(f"{name} element", values).fill_null(_NULL_ELEMENT)
     element_offsets = np.frombuffer(elements.buffers()[1], np.int64, len(elements) + 1)
     bounds = element_offsets[offsets]
     header = np.empty(n, _ARRAY_HEADER)

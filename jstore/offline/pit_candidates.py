@@ -47,7 +47,7 @@ CHUNK_PERIODS = 64
 """A span table row's periods lie in one chunk of this many checkpoint periods from the epoch
 (64 days for a daily period): the server hashes span table rows on (keys, chunk)."""
 SPAN_TABLE_PREFIX = "_jstore_join_spans_"
-LOAD_BATCH_ROWS = 16_384
+LOAD_BATCH_ROWS = 4_096
 """Span table rows encoded at a time: the encoded bytes held stay a few MB."""
 
 
