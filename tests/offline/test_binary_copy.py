@@ -46,18 +46,23 @@ ROWS = [
 ]
 
 
-@pytest.fixture
-def conn(settings):
+def scratch_tables(settings, columns: str):
+    """A connection to the settings' new schema, holding tables `mine` and `adbc` of `columns`."""
     dsn = settings.postgres_dsn.get_secret_value()
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(settings.offline_schema)))
         for name in ("mine", "adbc"):
             c.execute(
-                sql.SQL("CREATE TABLE {} ({}, fill text DEFAULT 'default')").format(
-                    sql.Identifier(settings.offline_schema, name), sql.SQL(COLUMNS)
+                sql.SQL("CREATE TABLE {} ({})").format(
+                    sql.Identifier(settings.offline_schema, name), sql.SQL(columns)
                 )
             )
         yield c
+
+
+@pytest.fixture
+def conn(settings):
+    yield from scratch_tables(settings, f"{COLUMNS}, fill text DEFAULT 'default'")
 
 
 def _table():

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import adbc_driver_postgresql.dbapi as adbc
 import hypothesis
-import psycopg
 import pyarrow as pa
 import pytest
 from hypothesis import given
@@ -15,6 +14,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from jstore.offline.binary_copy import copy_in
+from tests.offline.test_binary_copy import scratch_tables
 
 SCHEMA = pa.schema(
     [
@@ -36,16 +36,7 @@ ROWS = [
 
 @pytest.fixture
 def conn(settings):
-    dsn = settings.postgres_dsn.get_secret_value()
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(settings.offline_schema)))
-        for name in ("mine", "adbc"):
-            c.execute(
-                sql.SQL("CREATE TABLE {} ({})").format(
-                    sql.Identifier(settings.offline_schema, name), sql.SQL(COLUMNS)
-                )
-            )
-        yield c
+    yield from scratch_tables(settings, COLUMNS)
 
 
 def _read(conn, schema, name):
