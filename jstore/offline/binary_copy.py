@@ -11,8 +11,10 @@ the length -1: about half ADBC's client CPU for the same bytes.
 
 Types, as the offline tables declare them (tables.PG_TYPES): string -> text, int64 -> bigint,
 float64 -> double precision, bool -> boolean, timestamp -> timestamptz (microseconds since
-2000-01-01 UTC). Any other Arrow type is refused naming its field. The columns of the COPY are
-named, so the table's other columns take their defaults.
+2000-01-01 UTC), and a list of any of these -> a one-dimensional array of it (its header, then
+each element as a field: the span tables' `timestamptz[]`). Any other Arrow type is refused
+naming its field. The columns of the COPY are named, so the table's other columns take their
+defaults.
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ PG_EPOCH_US = 946_684_800_000_000
 _NOTHING = pa.scalar(b"", pa.large_binary())
 _ROWS = pc.JoinOptions(null_handling="replace", null_replacement=NULL_CELL)
 _FIXED = {pa.int64(): ">i8", pa.float64(): ">f8", pa.bool_(): ">u1"}
+_ELEMENT_OIDS = {pa.string(): 25, pa.int64(): 20, pa.float64(): 701, pa.bool_(): 16}
+"""PostgreSQL's type oid of an array's elements (a timestamp's is TIMESTAMPTZ_OID)."""
+TIMESTAMPTZ_OID = 1184
+_NULL_ELEMENT = pa.scalar(NULL_CELL, pa.large_binary())
+_ARRAY_HEADER = np.dtype(
+    [(f, ">i4") for f in ("length", "dimensions", "flags", "element", "size", "lower_bound")]
+)
 
 
 def copy_in(
@@ -83,7 +92,36 @@ def _cells(name: str, column: pa.Array) -> pa.Array:
     if kind in _FIXED:
         values = column.fill_null(False if kind == pa.bool_() else 0).to_numpy(zero_copy_only=False)
         return _with_lengths(values, _FIXED[kind], validity)
+    if pa.types.is_list(kind) and (oid := _element_oid(kind.value_type)):
+        return _array_cells(name, column, oid, validity)
     raise TypeError(f"{name}: no binary COPY encoding for Arrow type {kind}")
+
+
+def _element_oid(kind: pa.DataType) -> int | None:
+    if pa.types.is_timestamp(kind) and kind.unit == "us":
+        return TIMESTAMPTZ_OID
+    return _ELEMENT_OIDS.get(kind)
+
+
+def _array_cells(name: str, column: pa.ListArray, oid: int, validity: pa.Buffer | None) -> pa.Array:
+    """Each list as a one-dimensional array field: its length, a header (1 dimension, flags 0,
+    the element type, the size, lower bound 1; PostgreSQL reads an array's nulls from its
+    elements, not the flags), then each element as a field, a null one as the length -1."""
+    n = len(column)
+    offsets = np.frombuffer(column.buffers()[1], np.int32, n + 1)
+    # A slice's child holds the whole list array's elements: encode only its own.
+    values = column.values.slice(offsets[0], offsets[-1] - offsets[0])
+    offsets = offsets - offsets[0]
+    elements = _cells(f"{name} element", values).fill_null(_NULL_ELEMENT)
+    element_offsets = np.frombuffer(elements.buffers()[1], np.int64, len(elements) + 1)
+    bounds = element_offsets[offsets]
+    header = np.empty(n, _ARRAY_HEADER)
+    header["length"] = _ARRAY_HEADER.itemsize - 4 + np.diff(bounds)
+    header["dimensions"], header["flags"], header["element"] = 1, 0, oid
+    header["size"], header["lower_bound"] = np.diff(offsets), 1
+    data = elements.buffers()[2] or pa.py_buffer(b"")
+    bodies = pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(bounds), data])
+    return pc.binary_join_element_wise(_fixed_width(header, validity), bodies, _NOTHING)
 
 
 def _with_lengths(values: np.ndarray, wire: str, validity: pa.Buffer | None) -> pa.Array:

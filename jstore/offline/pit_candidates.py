@@ -3,18 +3,18 @@
 The entity rows of one view are reduced to *spans*: per key tuple and checkpoint period asked,
 the period's start C and the last time T asked in it (the only stored rows an entity row at T
 can use are in [C(T), T]: every non-empty entity has a row at each checkpoint). The spans go to
-PostgreSQL once, by ADBC's binary COPY, into an UNLOGGED table of the offline schema
-(`SpanTables`) that the queries of every view of the same keys and checkpoint period read, each
-on its own connection. A span table row holds a key's run of periods (pit_spans.span_rows: the
-periods asked within one chunk of CHUNK_PERIODS, their last times asked in an array), not one
-span: at 1M entity rows over 100,000 keys and 30 days, 150,000 rows instead of 860,000, so
-the load, the statistics and the hash the server builds are that much smaller. With many rows
-the server hashes them on (keys, chunk) and scans the view's table once, with parallel workers
-(a temporary table would forbid them, and would be loaded once per connection), keeping a
-stored row when its time is at or before its period's entry; with few it seeks the primary key
-per row, within the row's first period's start and last time asked. The rows come back as
-Arrow by binary COPY (ADBC): nothing is formatted or parsed as text, so a text feature `NA` or
-`null` stays text and a null stays null.
+PostgreSQL once, by binary COPY (binary_copy.py's encoder, about half ADBC's client CPU), into
+an UNLOGGED table of the offline schema (`SpanTables`) that the queries of every view of the
+same keys and checkpoint period read, each on its own connection. A span table row holds a key's
+run of periods (pit_spans.span_rows: the periods asked within one chunk of CHUNK_PERIODS, their
+last times asked in an array), not one span: at 1M entity rows over 100,000 keys and 30 days,
+150,000 rows instead of 860,000, so the load, the statistics and the hash the server builds are
+that much smaller. With many rows the server hashes them on (keys, chunk) and scans the view's
+table once, with parallel workers (a temporary table would forbid them, and would be loaded once
+per connection), keeping a stored row when its time is at or before its period's entry; with few
+it seeks the primary key per row, within the row's first period's start and last time asked. The
+rows come back as Arrow by binary COPY (ADBC): nothing is formatted or parsed as text, so a text
+feature `NA` or `null` stays text and a null stays null.
 
 A span table lives as long as its join: it is dropped when the join's candidates are fetched.
 While it lives, its join holds a session advisory lock named after it; a table whose lock is
@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 
 from jstore.model import FeatureSpec, ResolvedView
+from jstore.offline.binary_copy import copy_in
 from jstore.offline.tables import PG_TYPES, table_id
 
 CODE = "_code"
@@ -46,6 +47,8 @@ CHUNK_PERIODS = 64
 """A span table row's periods lie in one chunk of this many checkpoint periods from the epoch
 (64 days for a daily period): the server hashes span table rows on (keys, chunk)."""
 SPAN_TABLE_PREFIX = "_jstore_join_spans_"
+LOAD_BATCH_ROWS = 4_096
+"""Span table rows encoded at a time: the encoded bytes held stay a few MB."""
 
 
 class SpanTables:
@@ -91,12 +94,16 @@ class SpanTables:
             sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(table, sql.SQL(", ").join(columns))
         )
         lows, highs = [], []
-        with adbc.connect(self.dsn) as conn, conn.cursor() as cursor:
+        loaded = [CODE, *view.join_keys, CHUNK, FIRST, LAST, LASTS]
+
+        def batches() -> Iterator[pa.RecordBatch]:
             for part in spans:
-                cursor.adbc_ingest(name, part, mode="append", db_schema_name=self.schema)
                 lows.append(pc.min(part[FIRST]).as_py())
                 highs.append(pc.max(part[LAST]).as_py())
-            conn.commit()
+                yield from part.select(loaded).to_batches(LOAD_BATCH_ROWS)
+
+        with psycopg.connect(self.dsn) as conn:
+            copy_in(conn, table, loaded, batches())
         # Without statistics the planner may seek per row; those of the hashed columns are
         # enough (LASTS' element statistics cost more than the rest of the table's).
         analyzed = [sql.Identifier(c) for c in (*view.join_keys, CHUNK)]

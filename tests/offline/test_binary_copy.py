@@ -46,18 +46,23 @@ ROWS = [
 ]
 
 
-@pytest.fixture
-def conn(settings):
+def scratch_tables(settings, columns: str):
+    """A connection to the settings' new schema, holding tables `mine` and `adbc` of `columns`."""
     dsn = settings.postgres_dsn.get_secret_value()
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(settings.offline_schema)))
         for name in ("mine", "adbc"):
             c.execute(
-                sql.SQL("CREATE TABLE {} ({}, fill text DEFAULT 'default')").format(
-                    sql.Identifier(settings.offline_schema, name), sql.SQL(COLUMNS)
+                sql.SQL("CREATE TABLE {} ({})").format(
+                    sql.Identifier(settings.offline_schema, name), sql.SQL(columns)
                 )
             )
         yield c
+
+
+@pytest.fixture
+def conn(settings):
+    yield from scratch_tables(settings, f"{COLUMNS}, fill text DEFAULT 'default'")
 
 
 def _table():
@@ -119,7 +124,12 @@ def _optional(values):
 
 row_strategy = st.fixed_dictionaries(
     {
-        "key": _optional(st.text(st.characters(blacklist_characters="\x00"), max_size=40)),
+        "key": _optional(
+            st.text(
+                st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                max_size=40,
+            )
+        ),
         "ts": _optional(
             st.datetimes(
                 min_value=datetime(1, 1, 1),
