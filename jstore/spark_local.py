@@ -40,7 +40,7 @@ interval (docs/compute.md, "Where the time of a small run goes"):
   classes with Janino, 1 to 2 s, plus Janino's own ~480 classes, which come from signed jars
   that no class archive holds, and which C1 then compiles too: more than interpreting a few
   thousand rows costs. The answers are the same bit for bit, the same expressions evaluated in
-  the same order (the golden, oracle and SQL-view tests of tests/compute run both ways).
+  the same order (the golden and oracle tests of tests/compute run both ways).
 
 The options go in `spark.driver.defaultJavaOptions`, which Spark puts before a job's own
 `spark.driver.extraJavaOptions`. A cluster's jobs (Airflow's spark_default) get none of this.

@@ -1,9 +1,10 @@
 """Fixtures of the compute tests: a lake folder and `compute` (events in, staged rows out).
 
 `compute` runs every interval two ways and checks they agree: re-tiling everything from the
-landing zone (`retile`), then again from the tiles that run stored (jobs/tile_store.py). Every
-test runs twice: with Spark's generated code, and interpreted, as a small local run is
-(jstore/spark_local.py `SMALL_RUN_CONF`: also without adaptive execution)."""
+landing zone (`retile`), then again from the tiles that run stored (jobs/tile_store.py). With
+Spark's generated code; a test marked `both_evaluations` (tests/compute/windowing_helpers.py)
+runs a second time interpreted, as a small local run is (jstore/spark_local.py
+`SMALL_RUN_CONF`: also without adaptive execution)."""
 
 from __future__ import annotations
 
@@ -23,14 +24,16 @@ def lake(tmp_path: Path) -> Path:
     return tmp_path / "lake"
 
 
-@pytest.fixture(params=["generated code", "interpreted"])
+@pytest.fixture
 def evaluation(request, spark) -> Iterator[str]:
-    """How the session evaluates expressions while the test runs."""
-    conf = SMALL_RUN_CONF if request.param == "interpreted" else {}
+    """How the session evaluates expressions while the test runs: "generated code" unless the
+    test is parametrized otherwise (`both_evaluations`)."""
+    how = getattr(request, "param", "generated code")
+    conf = SMALL_RUN_CONF if how == "interpreted" else {}
     before = {key: spark.conf.get(key, None) for key in conf}
     for key, value in conf.items():
         spark.conf.set(key, value)
-    yield request.param
+    yield how
     for key, value in before.items():
         spark.conf.unset(key) if value is None else spark.conf.set(key, value)
 

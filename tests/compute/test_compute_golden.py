@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from jstore.model import Aggregation, WindowedFeatureView
-from tests.compute.windowing_helpers import at
+from tests.compute.windowing_helpers import at, both_evaluations
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, both_evaluations]
 
 
 def view(*aggregations: Aggregation, entities=("user",)) -> WindowedFeatureView:

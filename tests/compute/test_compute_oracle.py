@@ -15,7 +15,7 @@ import pytest
 
 from jstore.model import Aggregation, WindowedFeatureView
 from tests.compute.oracle import naive_rows
-from tests.compute.windowing_helpers import at, resolved
+from tests.compute.windowing_helpers import at, both_evaluations, resolved
 
 pytestmark = pytest.mark.spark
 
@@ -64,6 +64,7 @@ def every_function(step: str, windows: list[str]) -> WindowedFeatureView:
     )
 
 
+@both_evaluations
 @pytest.mark.parametrize(
     ("seed", "step", "windows", "start", "end"),
     [

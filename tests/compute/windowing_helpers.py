@@ -8,9 +8,17 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from jstore.arrow_types import ARROW_TYPES
 from jstore.model import Entity, EventSource, FieldSpec, ResolvedView, resolve
+
+both_evaluations = pytest.mark.parametrize(
+    "evaluation", ["generated code", "interpreted"], indirect=True
+)
+"""A `compute` test run twice: with Spark's generated code, and interpreted (a small run's
+confs): the answers must be the same bit for bit. Kept to the golden and oracle tests, where
+every function and window edge is exercised, as each run costs a Spark session's jobs again."""
 
 user = Entity(name="user", join_keys=["user_id"])
 shop = Entity(name="shop", join_keys=["country", "shop_id"])
