@@ -123,7 +123,9 @@ def jstore_export(
 ) -> tuple[float, int, float, float, dict[str, float]]:
     """In a child process: the entity rows' Parquet joined and streamed to a Parquet file.
 
-    Returns (seconds, rows, MB resident after imports, peak MB resident, seconds per phase)."""
+    Returns (seconds, rows, MB resident after imports, peak MB resident, seconds per phase: the
+    join's own, jstore.phases)."""
+    from jstore import phases
     from jstore.export import entity_batches, write_batches
     from jstore.lake_fs import local_path
 
@@ -134,14 +136,13 @@ def jstore_export(
     coverage = {v.table: [(T0, T0 + timedelta(days=days))] for v in views.values()}
     idle = peak_rss_mb()
     began = time.perf_counter()
-    with OfflineStore(Settings(offline_schema=schema)) as store:
+    with phases.collecting() as seconds, OfflineStore(Settings(offline_schema=schema)) as store:
         entity_schema, batches = entity_batches(folder / "entities.parquet", features)
         join = store.prepared_join(batches, entity_schema, features, coverage)
         out = local_path(folder / "out.parquet")
-        prepared = time.perf_counter()
-        rows = write_batches(join.output_schema, join.batches(batches), out)
-        phases = join.seconds | {"second pass and write": time.perf_counter() - prepared}
-    return time.perf_counter() - began, rows, idle, peak_rss_mb(), phases
+        with phases.timed("second pass and write"):
+            rows = write_batches(join.output_schema, join.batches(batches), out)
+    return time.perf_counter() - began, rows, idle, peak_rss_mb(), dict(seconds)
 
 
 def duckdb_asof(folder: Path, to_parquet: bool) -> tuple[float, float, int, float, float]:

@@ -42,7 +42,6 @@ output per entity row costs more than the candidate rows (figures in docs/offlin
 from __future__ import annotations
 
 import tempfile
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -54,6 +53,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jstore import phases
 from jstore.arrow_types import ARROW_TYPES
 from jstore.errors import InputError
 from jstore.model import FeatureSpec, ResolvedView
@@ -151,9 +151,6 @@ class PointInTimeJoin:
         """The views joined range by range: their features per entity row, per range."""
         self._row_codes = RowCodes()
         self._folder: tempfile.TemporaryDirectory | None = None
-        self.seconds: dict[str, float] = {}
-        """Wall seconds of `prepare`'s phases: `first pass` (reading the keys and times,
-        the spans) and `candidate rows` (the spans loaded, the rows fetched and indexed)."""
 
     def prepare(self, entity_batches: EntityBatches, entity_schema: pa.Schema) -> None:
         """Pass 1: check the entity rows, collect the spans, fetch the candidate rows (and join
@@ -193,29 +190,27 @@ class PointInTimeJoin:
             )
         self.uncovered_rows = {part.view.table: 0 for part in self.parts}
         offset = 0
-        began = time.perf_counter()
         try:
-            for batch in entity_batches([*self.keys, EVENT_TIMESTAMP]):
-                times = normalized_timestamps(batch, offset)
-                times_us = times.cast(pa.int64()).to_numpy()
-                keys = {k: _cast_key(batch, k, dtype) for k, dtype in self.keys.items()}
-                check_key_text(keys, offset)
-                for part in self.parts:
-                    covered = _covered(times_us, self.coverage.get(part.view.table, []), part.view)
-                    self.uncovered_rows[part.view.table] += len(covered) - int(np.sum(covered))
-                codes = {n: d.encode([keys[k] for k in n]) for n, d in dictionaries.items()}
-                self._row_codes.append(codes, times_us)
-                for collected in spans.values():
-                    collected.add(codes[tuple(collected.view.join_keys)], times_us)
-                offset += batch.num_rows
-            ranges = {kind: collected.ranges() for kind, collected in spans.items()}
-            self.ranges = {part.view.table: ranges[_span_kind(part.view)] for part in joined}
-            self.seconds["first pass"] = time.perf_counter() - began
+            with phases.timed("first pass"):
+                for batch in entity_batches([*self.keys, EVENT_TIMESTAMP]):
+                    times = normalized_timestamps(batch, offset)
+                    times_us = times.cast(pa.int64()).to_numpy()
+                    keys = {k: _cast_key(batch, k, dtype) for k, dtype in self.keys.items()}
+                    check_key_text(keys, offset)
+                    for part in self.parts:
+                        coverage = self.coverage.get(part.view.table, [])
+                        covered = _covered(times_us, coverage, part.view)
+                        self.uncovered_rows[part.view.table] += len(covered) - int(np.sum(covered))
+                    codes = {n: d.encode([keys[k] for k in n]) for n, d in dictionaries.items()}
+                    self._row_codes.append(codes, times_us)
+                    for collected in spans.values():
+                        collected.add(codes[tuple(collected.view.join_keys)], times_us)
+                    offset += batch.num_rows
+                ranges = {kind: collected.ranges() for kind, collected in spans.items()}
+                self.ranges = {part.view.table: ranges[_span_kind(part.view)] for part in joined}
             if joined:
-                self._fetch(joined, spans, ranges)
-            self.seconds["candidate rows"] = (
-                time.perf_counter() - began - self.seconds["first pass"]
-            )
+                with phases.timed("candidate rows"):
+                    self._fetch(joined, spans, ranges)
         finally:
             for collected in spans.values():
                 collected.close()
