@@ -80,21 +80,21 @@ class SpanTables:
         name = SPAN_TABLE_PREFIX + uuid.uuid4().hex[:16]
         self._owner.execute("SELECT pg_advisory_lock(hashtext(%s))", [_lock_key(self.schema, name)])
         self._names.append(name)
-        columns = [sql.SQL("{} bigint").format(sql.Identifier(CODE))]
-        columns += [
-            sql.SQL("{} {}").format(sql.Identifier(k), sql.SQL(PG_TYPES[view.key_dtypes[k]]))
-            for k in view.join_keys
-        ]
-        columns += [
-            sql.SQL("{} timestamptz").format(sql.Identifier(c)) for c in (CHUNK, FIRST, LAST)
-        ]
-        columns.append(sql.SQL("{} timestamptz[]").format(sql.Identifier(LASTS)))
+        types = {
+            CODE: "bigint",
+            **{k: PG_TYPES[view.key_dtypes[k]] for k in view.join_keys},
+            CHUNK: "timestamptz",
+            FIRST: "timestamptz",
+            LAST: "timestamptz",
+            LASTS: "timestamptz[]",
+        }
+        columns = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in types.items()]
         table = sql.Identifier(self.schema, name)
         self._owner.execute(
             sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(table, sql.SQL(", ").join(columns))
         )
         lows, highs = [], []
-        loaded = [CODE, *view.join_keys, CHUNK, FIRST, LAST, LASTS]
+        loaded = list(types)
 
         def batches() -> Iterator[pa.RecordBatch]:
             for part in spans:
