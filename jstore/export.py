@@ -29,7 +29,7 @@ from jstore.errors import InputError
 from jstore.lake_fs import LakePath, location
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline import JoinResult, OfflineStore, output_column, pit_join
-from jstore.offline.pit_join import BATCH_ROWS, EVENT_TIMESTAMP, Coverage, EntityBatches
+from jstore.offline.pit_join import EVENT_TIMESTAMP, Coverage, EntityBatches
 from jstore.offline.store import retained_coverage
 from jstore.registry import Registry, RunRecord, new_run_id
 
@@ -184,14 +184,14 @@ def entity_batches(
     if path.suffix == ".parquet" and path.exists():
         parquet = pq.ParquetFile(path)
 
-        def batches(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
-            yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+        def batches(columns: list[str] | None, rows: int) -> Iterator[pa.RecordBatch]:
+            yield from pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns)
 
         return parquet.schema_arrow, batches
     table = read_entity_rows(path, features)
 
-    def table_batches(columns: list[str] | None) -> list[pa.RecordBatch]:
-        return (table if columns is None else table.select(columns)).to_batches(BATCH_ROWS)
+    def table_batches(columns: list[str] | None, rows: int) -> list[pa.RecordBatch]:
+        return (table if columns is None else table.select(columns)).to_batches(rows)
 
     return table.schema, table_batches
 

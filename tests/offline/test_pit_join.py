@@ -33,9 +33,10 @@ few rows, so that every view is cut into key code ranges joined one after the ot
 
 
 def cut_into_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A join budget of 3 spans per range and batches of 16 entity rows."""
+    """A join budget of 3 spans per range and batches of 16 entity rows in every pass."""
     monkeypatch.setattr(pit_join, "RANGE_SPANS", 3)
     monkeypatch.setattr(pit_join, "BATCH_ROWS", 16)
+    monkeypatch.setattr(pit_join, "FIRST_PASS_ROWS", 16)
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ def test_a_join_over_budget_is_cut_into_ranges_with_the_rows_of_one(
         whole = store.point_in_time_join(entities, features, coverage).table
         cut_into_ranges(monkeypatch)
 
-        def batches(columns):
+        def batches(columns, rows):
             return (entities if columns is None else entities.select(columns)).to_batches(4)
 
         join = store.prepared_join(batches, entities.schema, features, coverage)
