@@ -93,13 +93,14 @@ class SpanTables:
         self._owner.execute(
             sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(table, sql.SQL(", ").join(columns))
         )
-        lows, highs = [], []
+        lows, highs, chunks = [], [], []
         loaded = list(types)
 
         def batches() -> Iterator[pa.RecordBatch]:
             for part in spans:
                 lows.append(pc.min(part[FIRST]).as_py())
                 highs.append(pc.max(part[LAST]).as_py())
+                chunks.extend(pc.unique(part[CHUNK]).to_pylist())
                 yield from part.select(loaded).to_batches(LOAD_BATCH_ROWS)
 
         with psycopg.connect(self.dsn) as conn:
@@ -110,7 +111,8 @@ class SpanTables:
         self._owner.execute(sql.SQL("ANALYZE {} ({})").format(table, sql.SQL(", ").join(analyzed)))
         lows, highs = [t for t in lows if t is not None], [t for t in highs if t is not None]
         bounds = (min(lows, default=None), max(highs, default=None))
-        return SpanTable(self.dsn, self.schema, name, bounds)
+        origin = min(chunks, default=None)
+        return SpanTable(self.dsn, self.schema, name, bounds, origin, len(set(chunks)))
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,11 @@ class SpanTable:
     name: str
     bounds: tuple[datetime | None, datetime | None]
     """The spans' earliest FIRST and latest LAST (None without spans)."""
+    origin: datetime | None
+    """The earliest CHUNK (None without spans): every CHUNK is a whole number of chunks from it."""
+    chunks: int
+    """The distinct CHUNKs: with one, the keys alone match a stored row to its span table
+    rows, and the server computes no chunk per stored row."""
 
     def rows(self, view: ResolvedView, features: list[FeatureSpec]) -> pa.Table:
         """Per span, the view's rows with FIRST <= feature_ts <= LAST: a table of CODE,
@@ -143,7 +150,9 @@ class SpanTable:
     def _query(self, view: ResolvedView, features: list[FeatureSpec]) -> sql.Composed:
         """The rows of every span: a hash join on (keys, chunk) over one scan of the
         partitions within `bounds` (constants the planner prunes partitions by), or one
-        primary-key range scan per span table row when they are few; a row is kept when its
+        primary-key range scan per span table row when they are few. When the spans lie in
+        one chunk, on the keys alone: computing each stored row's chunk measured 10% of the
+        query's server time. A row is kept when its
         time is at or before the last time asked in its period (LASTS, indexed by the whole
         days from FIRST, a period's start, divided by the period's days: a checkpoint period
         is whole days, and a difference of timestamps counts whole days as days, so the
@@ -154,9 +163,15 @@ class SpanTable:
         selected = [sql.Identifier("s", CODE), sql.Identifier("t", "feature_ts")]
         selected += [sql.Identifier("t", spec.name) for spec in features]
         period = int(view.definition.checkpoint_period.total_seconds())
+        if self.chunks > 1:
+            match = sql.SQL("{} AND date_bin({}, t.feature_ts, {}) = s.{}").format(
+                match,
+                sql.Literal(f"{period * CHUNK_PERIODS} seconds"),
+                sql.Literal(self.origin),
+                sql.Identifier(CHUNK),
+            )
         return sql.SQL(
             "SELECT {selected} FROM {spans} s JOIN {table} t ON {match} "
-            "AND date_bin({chunk}, t.feature_ts, TIMESTAMPTZ 'epoch') = s.{chunk_column} "
             "AND t.feature_ts >= s.{first} AND t.feature_ts <= s.{last} "
             "AND t.feature_ts <= s.{lasts}[date_part('day', t.feature_ts - s.{first})::int "
             "/ {days} + 1] "
@@ -166,8 +181,6 @@ class SpanTable:
             spans=sql.Identifier(self.schema, self.name),
             table=table_id(self.schema, view),
             match=match,
-            chunk=sql.Literal(f"{period * CHUNK_PERIODS} seconds"),
-            chunk_column=sql.Identifier(CHUNK),
             first=sql.Identifier(FIRST),
             last=sql.Identifier(LAST),
             lasts=sql.Identifier(LASTS),

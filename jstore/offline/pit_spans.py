@@ -72,12 +72,18 @@ class Spans:
         self._file: IO[bytes] | None = None
         self._per_code = np.zeros(0, np.int64)
         """Spans in the file per key code."""
+        self.origin_us: int | None = None
+        """The start of the earliest period asked (None before any): span table chunks are
+        counted from it, so that spans within CHUNK_PERIODS of it make one chunk."""
 
     def add(self, codes: np.ndarray, times_us: np.ndarray) -> None:
         """The spans of a batch of entity rows (their key codes and times)."""
         keep = codes >= 0  # a row with a null key matches nothing
         times_us = times_us[keep]
         first = checkpoints_us(times_us, self.view)
+        if len(first):
+            low = int(first.min())
+            self.origin_us = low if self.origin_us is None else min(self.origin_us, low)
         spans = np.column_stack(last_per_span(codes[keep], first, times_us, self._period_us))
         if self._file is not None:
             self._spill(spans)
@@ -124,7 +130,7 @@ class Spans:
         range would read it as many times as there are ranges, which grow with it."""
         if self._file is None:
             if len(ranges) == 1 and len(self._parts) == 1:  # merged already, as `add` merges
-                yield span_rows(self.view, self.dictionary, *self._parts[0].T)
+                yield span_rows(self.view, self.dictionary, *self._parts[0].T, self.origin_us)
                 return
             for index in range(len(ranges)):
                 yield self.table(ranges, index)
@@ -151,7 +157,7 @@ class Spans:
         """(code, first, last) rows, the same span possibly several times, as span table rows
         (`span_rows`)."""
         code, first, last = last_per_span(*spans.T, self._period_us)
-        return span_rows(self.view, self.dictionary, code, first, last)
+        return span_rows(self.view, self.dictionary, code, first, last, self.origin_us)
 
     def _read(self) -> Iterator[np.ndarray]:
         """The spans held, in parts of (code, first, last) rows."""
@@ -194,10 +200,12 @@ def span_rows(
     code: np.ndarray,
     first: np.ndarray,
     last: np.ndarray,
+    origin_us: int | None,
 ) -> pa.Table:
     """Spans (one per code and period, sorted by both; `first` the period's start, `last` the
     last time asked in it) as span table rows: per key code, each run of its periods asked
-    within one CHUNK (CHUNK_PERIODS periods from the epoch, the start of the run's chunk) and
+    within one CHUNK (CHUNK_PERIODS periods from `origin_us`, a period's start at or before
+    every `first`, or the epoch for None; the start of the run's chunk) and
     at most GAP_PERIODS apart is one row of CODE, the join keys, CHUNK, FIRST (the run's
     first period's start), LAST (the run's last time asked) and LASTS, per period from FIRST's
     on, the last time asked in it, or the period's start less 1 µs when none is (a time no
@@ -208,8 +216,9 @@ def span_rows(
     (keys, chunk) with one entry per run instead of one per span (pit_candidates.py)."""
     timestamp = ARROW_TYPES["timestamp"]
     step = period_us(view)
+    origin = (origin_us or 0) // step
     period = first // step
-    chunk = period // CHUNK_PERIODS
+    chunk = (period - origin) // CHUNK_PERIODS
     new_row = np.ones(len(code), bool)
     new_row[1:] = (code[1:] != code[:-1]) | (chunk[1:] != chunk[:-1])
     new_row[1:] |= np.diff(period) > GAP_PERIODS
@@ -227,7 +236,7 @@ def span_rows(
         {CODE: code[head]}
         | dict(zip(view.join_keys, keys, strict=True))
         | {
-            CHUNK: pa.array(chunk[head] * CHUNK_PERIODS * step).cast(timestamp),
+            CHUNK: pa.array((origin + chunk[head] * CHUNK_PERIODS) * step).cast(timestamp),
             FIRST: pa.array(first[head]).cast(timestamp),
             LAST: pa.array(latest).cast(timestamp),
             LASTS: pa.ListArray.from_arrays(

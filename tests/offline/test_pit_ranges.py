@@ -155,18 +155,21 @@ def test_tables_split_the_file_once_into_the_tables_of_each_range(card_view):
 
 
 def test_span_rows_cut_a_key_at_chunks_and_gaps(card_view):
-    """Per key, a row per run of periods asked in one chunk of CHUNK_PERIODS days, at most
-    GAP_PERIODS apart; a period of the run not asked holds its start less 1 µs."""
+    """Per key, a row per run of periods asked in one chunk of CHUNK_PERIODS days counted from
+    the origin given, at most GAP_PERIODS apart; a period of the run not asked holds its start
+    less 1 µs."""
     dictionary = KeyDictionary([pa.string()])
     dictionary.encode([pa.array(["c0", "c1"])])
     day = 24 * 3600 * US
     chunk = CHUNK_PERIODS * day
-    # Card 0: days 0, 2 and 2 + GAP + 1 (a gap), then the next chunk's first day; card 1: day 3.
-    days = [0, 2, 3 + GAP_PERIODS, CHUNK_PERIODS, 3]
+    origin = 10 * day
+    # Card 0: days 0, 2 and 2 + GAP + 1 (a gap), then the next chunk's first day; card 1: day 3;
+    # all from the origin, day 10.
+    days = [10, 12, 13 + GAP_PERIODS, 10 + CHUNK_PERIODS, 13]
     code = np.array([0, 0, 0, 0, 1])
     first = np.array(days) * day
     last = first + np.array([5, 6, 7, 8, 9]) * 3600 * US
-    rows = span_rows(card_view, dictionary, code, first, last).to_pylist()
+    rows = span_rows(card_view, dictionary, code, first, last, origin).to_pylist()
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     as_us = [
         {
@@ -180,12 +183,12 @@ def test_span_rows_cut_a_key_at_chunks_and_gaps(card_view):
         for row in rows
     ]
     assert as_us == [
-        {"_code": 0, "card_id": "c0", "_chunk": 0, "_first": 0, "_last": last[1],
-         "_lasts": [last[0], day - 1, last[1]]},
-        {"_code": 0, "card_id": "c0", "_chunk": 0, "_first": first[2], "_last": last[2],
+        {"_code": 0, "card_id": "c0", "_chunk": origin, "_first": origin, "_last": last[1],
+         "_lasts": [last[0], origin + day - 1, last[1]]},
+        {"_code": 0, "card_id": "c0", "_chunk": origin, "_first": first[2], "_last": last[2],
          "_lasts": [last[2]]},
-        {"_code": 0, "card_id": "c0", "_chunk": chunk, "_first": chunk, "_last": last[3],
-         "_lasts": [last[3]]},
-        {"_code": 1, "card_id": "c1", "_chunk": 0, "_first": first[4], "_last": last[4],
+        {"_code": 0, "card_id": "c0", "_chunk": origin + chunk, "_first": origin + chunk,
+         "_last": last[3], "_lasts": [last[3]]},
+        {"_code": 1, "card_id": "c1", "_chunk": origin, "_first": first[4], "_last": last[4],
          "_lasts": [last[4]]},
     ]  # fmt: skip
