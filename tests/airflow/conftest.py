@@ -1,12 +1,15 @@
 """Fixtures of the Airflow tests: an Airflow home of their own and a snapshot of the example repo.
 
 Airflow reads its configuration when first imported, so the environment (the one `make airflow`
-uses, with a home of its own) is set here, before any test module imports it.
+uses, with a home of its own) is set here, before any test module imports it. Test modules never
+import this file (a second import would make a second home and point the environment at it):
+what they share is in dag_inputs.py.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,24 +17,17 @@ from pathlib import Path
 import pytest
 
 from jstore.orchestration import airflow_environment
-from jstore.registry import Snapshot
 from jstore.repo import FeatureRepo
+from tests.airflow.dag_inputs import DAGS, snapshot_of
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="jstore-airflow-tests-"))
 os.environ.update(airflow_environment(AIRFLOW_HOME))
 
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 
-
-def snapshot_of(repo: FeatureRepo, project: str = "shop") -> Snapshot:
-    """The snapshot `Registry.apply(repo)` writes on a fresh registry (every view at v1)."""
-    return Snapshot(
-        project=project,
-        entities=repo.entities,
-        sources=repo.sources,
-        views={name: repo.resolve(name, 1) for name in repo.views},
-        services=repo.services,
-    )
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The Airflow home goes with the test session (each session made one in /tmp, SQLite
+    database and logs, and left it there)."""
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

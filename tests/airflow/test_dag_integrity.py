@@ -11,7 +11,7 @@ import pytest
 from jstore.config import Settings
 from jstore.quality.report import QualityGateFailed, ValidationReport
 from jstore.spark_submit import compute_job
-from tests.airflow.conftest import DAGS
+from tests.airflow.dag_inputs import DAGS
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)

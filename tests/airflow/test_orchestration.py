@@ -17,7 +17,7 @@ from jstore.orchestration import (
     run_interval,
     step_cron,
 )
-from tests.airflow.conftest import snapshot_of
+from tests.airflow.dag_inputs import snapshot_of
 
 HOUR = timedelta(hours=1)
 
