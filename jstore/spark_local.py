@@ -18,7 +18,9 @@ interval (docs/compute.md, "Where the time of a small run goes"):
   size and modification time. A reinstalled Spark (same version, new files) or a new JVM makes
   a new one; a JVM that cannot use an archive warns, maps nothing and runs without it (which
   costs more than having none). Each run that maps an archive touches it; writing a new one
-  removes those no run has mapped for `UNUSED_ARCHIVE_DAYS` (~190 MB each).
+  removes those no run has mapped for `UNUSED_ARCHIVE_DAYS`, and all but the `KEPT_ARCHIVES`
+  last mapped (~190 MB each: every fresh virtualenv, a CI clone's for one, installs new jar
+  files, and one day of them here left 21 archives, 3.8 GB).
 - No Spark UI: the CLI shows the stages' progress itself.
 - No Python call sites in the plan (`spark.python.sql.dataFrameDebugging.enabled=false`): with
   them, pyspark wraps every Column and DataFrame call to record its caller in the JVM (the
@@ -85,6 +87,7 @@ compiling) against C1's 16.0 s (24.9); at 31 MB (a million events) 26.1 s (48.1)
 (59.2), its tasks 21 s of CPU against 48. They break even near 15 MB of wall (19 of CPU)."""
 ARCHIVE_PREFIX = "spark-classes-"
 UNUSED_ARCHIVE_DAYS = 7
+KEPT_ARCHIVES = 3
 
 
 def class_archive() -> Path:
@@ -168,13 +171,18 @@ def local_driver_conf(input_bytes: int | None = None) -> Iterator[dict[str, str]
 
 
 def _remove_unused(cache: Path) -> None:
-    """Remove the archives no run has mapped (touched) for UNUSED_ARCHIVE_DAYS: those of a
-    Spark or JVM since reinstalled or removed."""
+    """Remove the archives no run has mapped (touched) for UNUSED_ARCHIVE_DAYS, and all but the
+    KEPT_ARCHIVES last mapped: those of a Spark or JVM since reinstalled or removed. (A JVM
+    mapping one that is removed keeps its mapping.)"""
     too_old = time.time() - UNUSED_ARCHIVE_DAYS * 86400
-    for old in cache.glob(f"{ARCHIVE_PREFIX}*.jsa"):
+    mapped: list[tuple[float, Path]] = []
+    for archive in cache.glob(f"{ARCHIVE_PREFIX}*.jsa"):
         with suppress(OSError):  # another run removed it first
-            if old.stat().st_mtime < too_old:
-                old.unlink()
+            mapped.append((archive.stat().st_mtime, archive))
+    mapped.sort(reverse=True)
+    for rank, (touched, archive) in enumerate(mapped):
+        if rank >= KEPT_ARCHIVES or touched < too_old:
+            archive.unlink(missing_ok=True)
 
 
 def _conf(input_bytes: int | None, *archive_option: str) -> dict[str, str]:

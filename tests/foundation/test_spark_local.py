@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from jstore.spark_local import (
+    KEPT_ARCHIVES,
     LARGE_RUN_BYTES,
     SMALL_RUN_BYTES,
     SMALL_RUN_CONF,
@@ -133,6 +134,22 @@ def test_writing_an_archive_removes_those_unused_for_a_week(cache) -> None:
         (cache / written.rpartition("/")[2]).write_bytes(b"archive")
 
     assert sorted(cache.iterdir()) == sorted([recent, class_archive()])
+
+
+def test_writing_an_archive_keeps_only_the_last_mapped(cache) -> None:
+    cache.mkdir()
+    archives = [cache / f"spark-classes-{i:016d}.jsa" for i in range(KEPT_ARCHIVES + 2)]
+    for hours_ago, archive in enumerate(archives):
+        archive.write_bytes(b"archive")
+        mapped = time.time() - (hours_ago + 1) * 3600
+        os.utime(archive, (mapped, mapped))
+
+    with local_driver_conf() as conf:
+        written = java_options(conf)[-1].removeprefix("-XX:ArchiveClassesAtExit=")
+        (cache / written.rpartition("/")[2]).write_bytes(b"archive")
+
+    kept = [class_archive(), *archives[: KEPT_ARCHIVES - 1]]
+    assert sorted(cache.iterdir()) == sorted(kept)
 
 
 def test_mapping_an_archive_marks_it_used(cache) -> None:
