@@ -44,16 +44,17 @@ FIRST = "_first"
 LAST = "_last"
 LASTS = "_lasts"
 CHUNK_PERIODS = 64
-"""A span table row's periods lie in one chunk of this many checkpoint periods from the epoch
-(64 days for a daily period): the server hashes span table rows on (keys, chunk)."""
+"""A span table row's periods lie in one chunk of this many checkpoint periods, counted from the
+earliest period the join asks (64 days for a daily period): the server hashes span table rows
+on (keys, chunk), or on the keys alone when all lie in one chunk."""
 SPAN_TABLE_PREFIX = "_jstore_join_spans_"
 SESSION_SETTINGS = ("SET jit = off", "SET random_page_cost = 1.5")
 """The candidate queries' planner settings. JIT off: compiling the plan costs more than it
 saves. A random page read costed at 1.5 sequential reads instead of PostgreSQL's default of 4
 (a spinning disk's): on an SSD, or for a table in memory, a seek costs about what a read in
 sequence does, and with few span table rows the planner then seeks the primary key per row
-instead of scanning the whole table. Measured over user_purchases' 2M rows, 1M entity rows
-apart: 10,000 entity rows 0.34 s (1.1: 0.22-0.29; 4: 0.54-0.56), 100,000 0.95 s (1.1:
+instead of scanning the whole table. Measured on bench_export.py's data (user_purchases' 2M
+rows): 10,000 entity rows 0.34 s (1.1: 0.22-0.29; 4: 0.54-0.56), 100,000 0.95 s (1.1:
 0.79-0.92; 4: 1.04-1.18); at 1M entity rows (150,000 span table rows) 1.5 still hashes over one
 scan, where 1.1 seeks 150,000 times, as fast here with the table cached, slower from a disk."""
 LOAD_BATCH_ROWS = 4_096
@@ -102,14 +103,12 @@ class SpanTables:
         self._owner.execute(
             sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(table, sql.SQL(", ").join(columns))
         )
-        lows, highs, chunks = [], [], []
+        parts: list[dict[str, pa.Scalar]] = []
         loaded = list(types)
 
         def batches() -> Iterator[pa.RecordBatch]:
             for part in spans:
-                lows.append(pc.min(part[FIRST]).as_py())
-                highs.append(pc.max(part[LAST]).as_py())
-                chunks.extend(pc.unique(part[CHUNK]).to_pylist())
+                parts.append({c: pc.min_max(part[c]) for c in (FIRST, LAST, CHUNK)})
                 yield from part.select(loaded).to_batches(LOAD_BATCH_ROWS)
 
         with psycopg.connect(self.dsn) as conn:
@@ -118,10 +117,14 @@ class SpanTables:
         # enough (LASTS' element statistics cost more than the rest of the table's).
         analyzed = [sql.Identifier(c) for c in (*view.join_keys, CHUNK)]
         self._owner.execute(sql.SQL("ANALYZE {} ({})").format(table, sql.SQL(", ").join(analyzed)))
-        lows, highs = [t for t in lows if t is not None], [t for t in highs if t is not None]
-        bounds = (min(lows, default=None), max(highs, default=None))
-        origin = min(chunks, default=None)
-        return SpanTable(self.dsn, self.schema, name, bounds, origin, len(set(chunks)))
+
+        def ends(column: str, end: str) -> list[datetime]:
+            """Each part's `end` ("min" or "max") of `column`, where the part has rows."""
+            return [t for part in parts if (t := part[column][end].as_py()) is not None]
+
+        bounds = (min(ends(FIRST, "min"), default=None), max(ends(LAST, "max"), default=None))
+        chunks = (min(ends(CHUNK, "min"), default=None), max(ends(CHUNK, "max"), default=None))
+        return SpanTable(self.dsn, self.schema, name, bounds, chunks)
 
 
 @dataclass(frozen=True)
@@ -133,11 +136,10 @@ class SpanTable:
     name: str
     bounds: tuple[datetime | None, datetime | None]
     """The spans' earliest FIRST and latest LAST (None without spans)."""
-    origin: datetime | None
-    """The earliest CHUNK (None without spans): every CHUNK is a whole number of chunks from it."""
-    chunks: int
-    """The distinct CHUNKs: with one, the keys alone match a stored row to its span table
-    rows, and the server computes no chunk per stored row."""
+    chunks: tuple[datetime | None, datetime | None]
+    """The spans' earliest and latest CHUNK (None without spans): every CHUNK is a whole number
+    of chunks from the earliest. When they are the same, the keys alone match a stored row to
+    its span table rows, and the server computes no chunk per stored row."""
 
     def rows(self, view: ResolvedView, features: list[FeatureSpec]) -> pa.Table:
         """Per span, the view's rows with FIRST <= feature_ts <= LAST: a table of CODE,
@@ -166,22 +168,22 @@ class SpanTable:
         partitions within `bounds` (constants the planner prunes partitions by), or one
         primary-key range scan per span table row when they are few. When the spans lie in
         one chunk, on the keys alone: computing each stored row's chunk measured 10% of the
-        query's server time. A row is kept when its
-        time is at or before the last time asked in its period (LASTS, indexed by the whole
-        days from FIRST, a period's start, divided by the period's days: a checkpoint period
-        is whole days, and a difference of timestamps counts whole days as days, so the
-        index is exact; a row before FIRST fails the condition beside it)."""
+        query's server time. A row is kept when its time is at or before the last time asked
+        in its period (LASTS, indexed by the whole days from FIRST, a period's start, divided
+        by the period's days: a checkpoint period is whole days, and a difference of
+        timestamps counts whole days as days, so the index is exact; a row before FIRST fails
+        the condition beside it)."""
         match = sql.SQL(" AND ").join(
             sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in view.join_keys
         )
         selected = [sql.Identifier("s", CODE), sql.Identifier("t", "feature_ts")]
         selected += [sql.Identifier("t", spec.name) for spec in features]
         period = int(view.definition.checkpoint_period.total_seconds())
-        if self.chunks > 1:
+        if self.chunks[0] != self.chunks[1]:
             match = sql.SQL("{} AND date_bin({}, t.feature_ts, {}) = s.{}").format(
                 match,
                 sql.Literal(f"{period * CHUNK_PERIODS} seconds"),
-                sql.Literal(self.origin),
+                sql.Literal(self.chunks[0]),
                 sql.Identifier(CHUNK),
             )
         return sql.SQL(
