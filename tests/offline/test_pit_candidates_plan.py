@@ -9,6 +9,7 @@ from datetime import timedelta
 import numpy as np
 import psycopg
 import pyarrow as pa
+import pytest
 
 from jstore.offline import OfflineStore
 from jstore.offline.pit_candidates import SESSION_SETTINGS, SPAN_TABLE_PREFIX, SpanTables
@@ -29,6 +30,11 @@ def _publish(settings, view) -> None:
         for day in range(DAYS)
     ]
     with OfflineStore(settings) as store:
+        if store.layout.hypertables:
+            pytest.skip(
+                "plain PostgreSQL's monthly partitions: over TimescaleDB's chunks of 30 days the "
+                "planner's choice for the few spans varied between two runs (a hash, then seeks)"
+            )
         end = T0 + timedelta(days=DAYS)
         store.publish(view, stage_rows(settings, view, rows, T0, end, "r"))
         store.conn.execute(f'ANALYZE "{settings.offline_schema}"."{view.table}"')
