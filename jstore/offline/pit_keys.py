@@ -33,6 +33,14 @@ class KeyDictionary:
             code = pairs.encode(_pack(code, column.encode(key)))
         return code
 
+    def lookup(self, keys: list[pa.Array]) -> np.ndarray:
+        """The code of each row's key tuple; -1 for a tuple never coded (or a null key). Codes
+        nothing new, so threads may look up at once once the coding is done."""
+        code = self._columns[0].lookup(keys[0])
+        for column, pairs, key in zip(self._columns[1:], self._pairs, keys[1:], strict=True):
+            code = pairs.lookup(_pack(code, column.lookup(key)))
+        return code
+
     def keys(self, codes: np.ndarray) -> list[pa.Array]:
         """The key columns of the tuples coded `codes` (all >= 0)."""
         columns: list[pa.Array] = []
@@ -76,6 +84,10 @@ class _ValueCodes:
             )
         rows = _found(encoded.indices)
         return np.append(code, -1)[rows]  # a null key (index -1) gets -1
+
+    def lookup(self, column: pa.Array) -> np.ndarray:
+        """Each value's code, -1 for a value not coded or null."""
+        return _found(pc.index_in(column, value_set=self.values))
 
 
 def _found(indices: pa.Array) -> np.ndarray:

@@ -21,3 +21,13 @@ def test_two_key_columns_code_the_pair_not_each_column():
     bank, account = keys.keys(np.array([2, 0, 1, 3]))
     assert bank.to_pylist() == ["y", "x", "x", "y"]
     assert account.to_pylist() == [1, 1, 2, 2]
+
+
+def test_a_lookup_finds_the_codes_of_tuples_seen_and_codes_nothing_new():
+    keys = KeyDictionary([pa.string(), pa.int64()])
+    keys.encode([pa.array(["x", "x", "y"]), pa.array([1, 2, 1])])
+    found = keys.lookup(
+        [pa.array(["y", "x", "y", "z", None, "x"]), pa.array([1, 2, 2, 1, 1, None])]
+    )
+    assert found.tolist() == [2, 1, -1, -1, -1, -1]
+    assert keys.encode([pa.array(["z"]), pa.array([1])]).tolist() == [3]
