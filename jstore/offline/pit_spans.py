@@ -246,6 +246,36 @@ def span_rows(
     )
 
 
+class SpanLookup:
+    """The spans of span table rows (`span_rows`), to keep the stored rows the server's join
+    keeps (pit_candidates.py): a row whose key code and period were asked, at or before the
+    last time asked in that period."""
+
+    def __init__(self, view: ResolvedView, rows: pa.Table):
+        self.view = view
+        step = period_us(view)
+        lasts = rows[LASTS].combine_chunks()
+        lengths = lasts.value_lengths().to_numpy().astype(np.int64)
+        starts = np.cumsum(lengths) - lengths
+        slot = np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
+        first = rows[FIRST].cast(pa.int64()).to_numpy()
+        period = np.repeat(first // step, lengths) + slot
+        keys = pack_pair(np.repeat(rows[CODE].to_numpy(), lengths), period + (1 << 31))
+        order = np.argsort(keys)
+        self._keys = keys[order]
+        self._lasts = lasts.flatten().cast(pa.int64()).to_numpy()[order]
+
+    def asked(self, code: np.ndarray, times_us: np.ndarray) -> np.ndarray:
+        """Whether each stored row (its key code, -1 for a key no entity row has, and time) is
+        one the spans ask for."""
+        if not len(self._keys):
+            return np.zeros(len(code), bool)
+        period = checkpoints_us(times_us, self.view) // period_us(self.view)
+        wanted = pack_pair(np.maximum(code, 0), period + (1 << 31))
+        at = np.minimum(np.searchsorted(self._keys, wanted), len(self._keys) - 1)
+        return (code >= 0) & (self._keys[at] == wanted) & (times_us <= self._lasts[at])
+
+
 def checkpoints_us(times_us: np.ndarray, view: ResolvedView) -> np.ndarray:
     """Each time's checkpoint C(T), in microseconds since the epoch."""
     return times_us - np.mod(times_us, period_us(view))
