@@ -91,6 +91,16 @@ def months_between(start: datetime, end: datetime) -> list[datetime]:
     return months
 
 
+def side_table_id(schema: str, view: ResolvedView, suffix: str) -> sql.Identifier:
+    """`<schema>.<table><suffix>`, a table kept beside the view's (`__published`, `__files`); a
+    long table name is cut and given a digest, like partitions."""
+    name = f"{view.table}{suffix}"
+    if len(name) > MAX_IDENTIFIER:
+        digest = hashlib.sha1(view.table.encode()).hexdigest()[:8]
+        name = f"{view.table[: MAX_IDENTIFIER - len(suffix) - 9]}_{digest}{suffix}"
+    return sql.Identifier(schema, name)
+
+
 def partition_name(table: str, month: datetime) -> str:
     name = f"{table}__p{month:%Y%m}"
     if len(name) <= MAX_IDENTIFIER:
