@@ -72,7 +72,7 @@ from jstore.offline.tables import (
     partition_name,
     table_id,
 )
-from jstore.staging import StagedRun, staged_columns, staged_schema
+from jstore.staging import StagedRun, as_staged, staged_columns, staged_schema
 
 CRASH_ENV = "JSTORE_CRASH_AT"
 SCRATCH_MARK = "__load_"
@@ -619,9 +619,7 @@ def _batches(view: ResolvedView, staged: StagedRun, piece: Piece) -> Iterator[pa
         if missing:
             raise StagedRunRejected(f"{path.name}: staged rows lack column {missing[0]!r}")
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-            batch = pa.RecordBatch.from_arrays(
-                [batch.column(c).cast(schema.field(c).type) for c in columns], schema=schema
-            )
+            batch = as_staged(batch, schema)
             ts = batch.column("feature_ts")
             inside = pc.and_(pc.greater_equal(ts, start), pc.less(ts, end))
             if ts.null_count or not pc.all(inside).as_py():
