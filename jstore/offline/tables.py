@@ -128,7 +128,11 @@ class TableLayout:
         return cls(schema=schema, hypertables=bool(installed and installed[0]))
 
     def create(self, conn: psycopg.Connection, view: ResolvedView) -> None:
-        """Create the view version's table if missing (idempotent, safe when run concurrently)."""
+        """Create the view version's table if missing (idempotent, safe when run concurrently),
+        and its files table (published_files.py) with it: only a table that has had one from
+        its first row can be read from the staged files."""
+        from jstore.offline.published_files import create_files_table  # it imports this module
+
         with conn.transaction():
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"jstore.offline:{self.schema}"]
@@ -146,6 +150,7 @@ class TableLayout:
             )
             if self.hypertables:
                 self._make_hypertable(conn, view)
+            create_files_table(conn, self.schema, view)
 
     def ensure_partitions(
         self, conn: psycopg.Connection, view: ResolvedView, start: datetime, end: datetime
