@@ -1,22 +1,27 @@
 """Which staged run's Parquet files hold a view table's rows, range by range.
 
-`<schema>.<table>__files(run_id, start, "end")`, created with the view's table. Publish loads
-the rows of a staged run in [start, end) as they are (publish.py refuses a run with a row
-outside its interval), and `record_run` records the run over [start, end) in the publish's
-transaction; retention drops the rows before a boundary and `expire_before` drops the ranges'
-parts before it in retention's transaction. So, at every commit:
+`<schema>.<table>__files(run_id, start, "end", files)`, created with the view's table. Publish
+loads the rows of a staged run in [start, end) as they are (publish.py refuses a run with a row
+outside its interval), and `record_run` records the run over [start, end), with the names and
+sizes of its Parquet files, in the publish's transaction; retention drops the rows before a
+boundary and `expire_before` drops the ranges' parts before it in retention's transaction. So,
+at every commit:
 
 - the ranges do not overlap (an exclusion constraint holds it) and none is empty;
-- the table's rows are exactly, for each range, the rows of its staged run with
-  start <= feature_ts < "end" (staged runs are immutable, and never deleted by JStore).
+- the table's rows are exactly, for each range, the rows the run's files held when it was
+  published, with start <= feature_ts < "end".
 
-A view table created before this module has no files table, and its readers read PostgreSQL; a
-staged run a user deleted makes `file_ranges` answer None for the ranges it held, with the
-same effect.
+A staged run's folder is not immutable: computing the same run id again (a cleared Airflow DAG
+run, `jstore compute --run-id`) overwrites it, whether or not the new rows are ever validated
+and published, and a user may delete it. So `file_ranges` checks that the run's Parquet files
+are still the ones recorded (Spark names each write's files anew) and answers None when they are
+not, as it does for a view table created before this module, which has no files table: the
+caller reads PostgreSQL then.
 """
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from jstore.arrow_types import ARROW_TYPES
 from jstore.config import Settings
@@ -33,7 +39,7 @@ from jstore.durations import as_utc
 from jstore.lake_fs import LakePath
 from jstore.model import ResolvedView
 from jstore.offline.tables import side_table_id
-from jstore.staging import StagedRun, as_staged, staged_schema
+from jstore.staging import PARQUET_FILES, StagedRun, as_staged, staged_schema
 
 FILES_SUFFIX = "__files"
 
@@ -53,7 +59,8 @@ def create_files_table(conn: psycopg.Connection, schema: str, view: ResolvedView
     conn.execute(
         sql.SQL(
             'CREATE TABLE {} (run_id text NOT NULL, start timestamptz NOT NULL, "end" timestamptz '
-            'NOT NULL, CHECK (start < "end"), EXCLUDE USING gist (tstzrange(start, "end") WITH &&))'
+            'NOT NULL, files jsonb NOT NULL, CHECK (start < "end"), '
+            'EXCLUDE USING gist (tstzrange(start, "end") WITH &&))'
         ).format(table)
     )
 
@@ -61,21 +68,27 @@ def create_files_table(conn: psycopg.Connection, schema: str, view: ResolvedView
 def record_run(tx: psycopg.Connection, schema: str, view: ResolvedView, staged: StagedRun) -> None:
     """Record that [staged.start, staged.end) holds the staged run's rows, in the publish's
     transaction `tx`: the ranges overlapping it are deleted and their parts outside it put back
-    (a range holding the interval becomes two), then the run's range is added. Nothing without
-    a files table."""
+    (a range holding the interval becomes two), then the run's range is added, with its Parquet
+    files' names and sizes (one listing of its folder). Nothing without a files table."""
     table = files_table(schema, view)
     if not _exists(tx, table):
         return
     tx.execute(
         sql.SQL(
             'WITH cut AS (DELETE FROM {table} WHERE start < %(end)s AND "end" > %(start)s '
-            'RETURNING run_id, start, "end") '
-            'INSERT INTO {table} (run_id, start, "end") '
-            "SELECT run_id, start, %(start)s FROM cut WHERE start < %(start)s "
-            'UNION ALL SELECT run_id, %(end)s, "end" FROM cut WHERE "end" > %(end)s '
-            "UNION ALL SELECT %(run_id)s::text, %(start)s::timestamptz, %(end)s::timestamptz"
+            'RETURNING run_id, start, "end", files) '
+            'INSERT INTO {table} (run_id, start, "end", files) '
+            "SELECT run_id, start, %(start)s, files FROM cut WHERE start < %(start)s "
+            'UNION ALL SELECT run_id, %(end)s, "end", files FROM cut WHERE "end" > %(end)s '
+            "UNION ALL SELECT %(run_id)s::text, %(start)s::timestamptz, %(end)s::timestamptz, "
+            "%(files)s::jsonb"
         ).format(table=table),
-        {"run_id": staged.run_id, "start": staged.start, "end": staged.end},
+        {
+            "run_id": staged.run_id,
+            "start": staged.start,
+            "end": staged.end,
+            "files": Jsonb(_parquet_sizes(staged)),
+        },
     )
 
 
@@ -90,9 +103,10 @@ def expire_before(
         return
     conn.execute(
         sql.SQL(
-            'WITH cut AS (DELETE FROM {table} WHERE start < %(boundary)s RETURNING run_id, "end") '
-            'INSERT INTO {table} (run_id, start, "end") '
-            'SELECT run_id, %(boundary)s, "end" FROM cut WHERE "end" > %(boundary)s'
+            "WITH cut AS (DELETE FROM {table} WHERE start < %(boundary)s "
+            'RETURNING run_id, "end", files) '
+            'INSERT INTO {table} (run_id, start, "end", files) '
+            'SELECT run_id, %(boundary)s, "end", files FROM cut WHERE "end" > %(boundary)s'
         ).format(table=table),
         {"boundary": boundary},
     )
@@ -123,31 +137,32 @@ def file_ranges(
     with its staged run's files.
 
     None when the view's table has no files table, or when a run in range is no longer the
-    complete staged run that was published (its folder or manifest is gone, or its manifest
-    names another view version or an interval not holding the range): the caller reads
-    PostgreSQL then."""
+    complete staged run that was published (its folder or manifest is gone, its manifest names
+    another view version or an interval not holding the range, or its Parquet files are not
+    the ones recorded, by name and size): the caller reads PostgreSQL then. Costs a read of the
+    manifest and a listing of the folder per run."""
     table = files_table(schema, view)
     if not _exists(conn, table):
         return None
     recorded = conn.execute(
         sql.SQL(
-            'SELECT run_id, start, "end" FROM {} WHERE start <= %s AND "end" > %s ORDER BY start'
+            'SELECT run_id, start, "end", files FROM {} WHERE start <= %s AND "end" > %s '
+            "ORDER BY start"
         ).format(table),
         [high, low],
     ).fetchall()
-    runs: dict[str, StagedRun | None] = {}
+    runs: dict[str, tuple[StagedRun, dict[str, int]] | None] = {}
     ranges = []
-    for run_id, start, end in recorded:
+    for run_id, start, end, files in recorded:
         if run_id not in runs:
-            runs[run_id] = _published_run(settings, view, run_id)
-        staged = runs[run_id]
+            staged = _published_run(settings, view, run_id)
+            runs[run_id] = None if staged is None else (staged, _parquet_sizes(staged))
+        found = runs[run_id]
         start, end = as_utc(start), as_utc(end)
-        if staged is None or not staged.start <= start < end <= staged.end:
+        if found is None or found[1] != files or not found[0].start <= start < end <= found[0].end:
             return None
-        files = tuple(staged.parquet_files)
-        if staged.rows and not files:
-            return None
-        ranges.append(FileRange(run_id, start, end, files, staged_schema(view)))
+        paths = tuple(found[0].path / name for name in sorted(files))
+        ranges.append(FileRange(run_id, start, end, paths, staged_schema(view)))
     return ranges
 
 
@@ -187,6 +202,15 @@ def _published_run(settings: Settings, view: ResolvedView, run_id: str) -> Stage
     if (staged.view, staged.version, staged.run_id) != (view.name, view.version, run_id):
         return None
     return staged
+
+
+def _parquet_sizes(staged: StagedRun) -> dict[str, int]:
+    """The staged run's Parquet files (`StagedRun.parquet_files`): name -> bytes."""
+    return {
+        name: size
+        for name, size in staged.path.files().items()
+        if "/" not in name and fnmatch.fnmatchcase(name, PARQUET_FILES)
+    }
 
 
 def _exists(conn: psycopg.Connection, table: sql.Identifier) -> bool:

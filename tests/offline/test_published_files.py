@@ -217,6 +217,20 @@ def test_a_deleted_staged_run_is_read_from_postgresql(store, settings, spend_vie
     assert len(file_ranges(store.conn, settings, store.schema, spend_view, T0, T0 + HOUR)) == 1
 
 
+def test_a_staged_run_computed_again_is_read_from_postgresql(store, settings, spend_view):
+    """Computing a published run id again overwrites its folder (a cleared Airflow DAG run):
+    the files are not the published rows any more, even before the new ones are published."""
+    store.publish(
+        spend_view, stage_rows(settings, spend_view, [_row(1, T0, 1)], T0, T0 + HOUR, "r1")
+    )
+    assert len(file_ranges(store.conn, settings, store.schema, spend_view, *EVER)) == 1
+
+    again = [_row(1, T0, 5), _row(2, T0, 6)]
+    stage_rows(settings, spend_view, again, T0, T0 + HOUR, "r1", files=2)
+
+    assert file_ranges(store.conn, settings, store.schema, spend_view, *EVER) is None
+
+
 def test_read_rows_reads_a_lake_on_s3(s3_settings, spend_view):
     rows = [_row(1, T0, 1, 2.5), _row(2, T0 + HOUR, 2)]
     with OfflineStore(s3_settings) as store:
