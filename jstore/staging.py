@@ -54,6 +54,15 @@ def staged_schema(view: ResolvedView) -> pa.Schema:
     return pa.schema([(name, ARROW_TYPES[dtype]) for name, dtype in staged_dtypes(view).items()])
 
 
+def as_staged(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """The columns of `schema` (a staged schema, or some of its columns) from a batch read from
+    staged Parquet, cast to their staged types: what publish stores, and what reading the
+    files back returns."""
+    return pa.RecordBatch.from_arrays(
+        [batch.column(f.name).cast(f.type) for f in schema], schema=schema
+    )
+
+
 PARQUET_CODEC = "zstd"
 
 

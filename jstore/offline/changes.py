@@ -23,7 +23,6 @@ run time), and the second materializer's snapshot starts after the first one's c
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -35,19 +34,15 @@ from psycopg import sql
 from jstore.model import ResolvedView
 from jstore.offline.arrow_copy import copy_out, select_column
 from jstore.offline.reads import latest_rows
-from jstore.offline.tables import MAX_IDENTIFIER, PG_TYPES, table_id
+from jstore.offline.tables import PG_TYPES, side_table_id, table_id
 
 PUBLISHED = "published"
 REMOVED = "removed"
 
 
 def queue_id(schema: str, view: ResolvedView, queue: str) -> sql.Identifier:
-    """`<schema>.<table>__<queue>`; a long table name is cut and given a digest, like partitions."""
-    name = f"{view.table}__{queue}"
-    if len(name) > MAX_IDENTIFIER:
-        digest = hashlib.sha1(view.table.encode()).hexdigest()[:8]
-        name = f"{view.table[: MAX_IDENTIFIER - len(queue) - 11]}_{digest}__{queue}"
-    return sql.Identifier(schema, name)
+    """`<schema>.<table>__<queue>`."""
+    return side_table_id(schema, view, f"__{queue}")
 
 
 def materialize_lock_key(schema: str, view: ResolvedView) -> str:

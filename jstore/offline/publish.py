@@ -23,7 +23,8 @@ the load until after the commit, so publishes of one table run one at a time and
    the run columns as constant columns; the deleted entities with no row back in the ranges
    are queued as removed (changes.py). Then each rebuilt month's old partition is detached and
    dropped and its fresh table attached in its place (a CHECK constraint on `feature_ts`
-   spares the attach a scan), its removed entities queued likewise.
+   spares the attach a scan), its removed entities queued likewise. The run is recorded as
+   the one whose files hold [start, end) (published_files.py), first.
 
 A crash anywhere before the commit leaves the previous rows untouched (the transaction rolls
 back; scratch tables left by a killed publish are dropped by the next publish of the table).
@@ -63,6 +64,7 @@ from jstore.offline.changes import (
     queue_changes,
     queue_id,
 )
+from jstore.offline.published_files import record_run
 from jstore.offline.tables import (
     MAX_IDENTIFIER,
     TableLayout,
@@ -72,7 +74,7 @@ from jstore.offline.tables import (
     partition_name,
     table_id,
 )
-from jstore.staging import StagedRun, staged_columns, staged_schema
+from jstore.staging import StagedRun, as_staged, staged_columns, staged_schema
 
 CRASH_ENV = "JSTORE_CRASH_AT"
 SCRATCH_MARK = "__load_"
@@ -154,6 +156,7 @@ def publish_interval(
         rows = _load(conn, layout.schema, view, staged, pieces, computed_at, dsn)
         with psycopg.connect(dsn) as tx:  # rolled back if anything below raises
             tx.execute("SET LOCAL jit = off")  # compiling these plans costs more than they run
+            record_run(tx, layout.schema, view, staged)  # before the swaps lock the table
             for piece in pieces:  # the rest first: the swaps lock the table until the end
                 if piece.month is None:
                     rows += _replace_rows(tx, layout.schema, view, staged, piece, computed_at)
@@ -619,9 +622,7 @@ def _batches(view: ResolvedView, staged: StagedRun, piece: Piece) -> Iterator[pa
         if missing:
             raise StagedRunRejected(f"{path.name}: staged rows lack column {missing[0]!r}")
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-            batch = pa.RecordBatch.from_arrays(
-                [batch.column(c).cast(schema.field(c).type) for c in columns], schema=schema
-            )
+            batch = as_staged(batch, schema)
             ts = batch.column("feature_ts")
             inside = pc.and_(pc.greater_equal(ts, start), pc.less(ts, end))
             if ts.null_count or not pc.all(inside).as_py():

@@ -13,6 +13,8 @@ PostgreSQL's monthly partitions, TimescaleDB's chunks by `drop_chunks`), so rows
 longer than the retention, never shorter. Training sets count coverage older than
 `now - retention` as not covered either way (export.published_coverage).
 
+The files table's ranges lose what is dropped in the same transaction (published_files.py).
+
 It runs after each publish of the view, holding the table's advisory lock (one publish or
 retention at a time). TimescaleDB's own retention policy (a background job) is not used: it
 drops chunks without queueing anything, which left the online store serving values whose rows
@@ -29,6 +31,7 @@ from psycopg import sql
 
 from jstore.model import ResolvedView
 from jstore.offline.changes import REMOVED, queue_id
+from jstore.offline.published_files import expire_before
 from jstore.offline.tables import TableLayout, lock_key, next_month, table_id
 
 PARTITION_MONTH = re.compile(r"__p(\d{4})(\d{2})$")
@@ -73,7 +76,9 @@ def _drop_partitions(
     if not expired:
         return 0
     with conn.transaction():
-        _queue_left_without_rows(conn, schema, view, max(expired.values()))
+        boundary = max(expired.values())  # the kept months start at or after it
+        _queue_left_without_rows(conn, schema, view, boundary)
+        expire_before(conn, schema, view, boundary)
         for name in expired:
             conn.execute(
                 sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
@@ -102,6 +107,7 @@ def _drop_chunks(
         # Queueing an entity whose rows a chunk kept is harmless: the materializer deletes only
         # the keys of queued entities that have no row left at all.
         _queue_left_without_rows(conn, schema, view, boundary)
+        expire_before(conn, schema, view, boundary)  # chunks do not overlap: kept ones start later
         conn.execute("SELECT drop_chunks(%s::regclass, older_than => %s)", [table, horizon])
     return count
 

@@ -91,6 +91,16 @@ def months_between(start: datetime, end: datetime) -> list[datetime]:
     return months
 
 
+def side_table_id(schema: str, view: ResolvedView, suffix: str) -> sql.Identifier:
+    """`<schema>.<table><suffix>`, a table kept beside the view's (`__published`, `__files`); a
+    long table name is cut and given a digest, like partitions."""
+    name = f"{view.table}{suffix}"
+    if len(name) > MAX_IDENTIFIER:
+        digest = hashlib.sha1(view.table.encode()).hexdigest()[:8]
+        name = f"{view.table[: MAX_IDENTIFIER - len(suffix) - 9]}_{digest}{suffix}"
+    return sql.Identifier(schema, name)
+
+
 def partition_name(table: str, month: datetime) -> str:
     name = f"{table}__p{month:%Y%m}"
     if len(name) <= MAX_IDENTIFIER:
@@ -118,7 +128,11 @@ class TableLayout:
         return cls(schema=schema, hypertables=bool(installed and installed[0]))
 
     def create(self, conn: psycopg.Connection, view: ResolvedView) -> None:
-        """Create the view version's table if missing (idempotent, safe when run concurrently)."""
+        """Create the view version's table if missing (idempotent, safe when run concurrently),
+        and its files table (published_files.py) with it: only a table that has had one from
+        its first row can be read from the staged files."""
+        from jstore.offline.published_files import create_files_table  # it imports this module
+
         with conn.transaction():
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"jstore.offline:{self.schema}"]
@@ -136,6 +150,7 @@ class TableLayout:
             )
             if self.hypertables:
                 self._make_hypertable(conn, view)
+            create_files_table(conn, self.schema, view)
 
     def ensure_partitions(
         self, conn: psycopg.Connection, view: ResolvedView, start: datetime, end: datetime

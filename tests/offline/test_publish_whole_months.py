@@ -103,6 +103,7 @@ def test_no_scratch_table_is_left_behind(store, settings, spend_view):
         [store.schema, f"{spend_view.table}%"],
     ).fetchall()
     assert [t[0] for t in tables] == [
+        f"{spend_view.table}__files",
         partition_name(spend_view.table, MAY),
         partition_name(spend_view.table, JUNE),
         f"{spend_view.table}__published",
