@@ -55,12 +55,15 @@ import pyarrow.compute as pc
 
 from jstore import phases
 from jstore.arrow_types import ARROW_TYPES
+from jstore.config import Settings
 from jstore.errors import InputError
 from jstore.model import FeatureSpec, ResolvedView
 from jstore.offline.pit_candidates import CODE, SpanTable, SpanTables
+from jstore.offline.pit_files import candidate_schema, file_candidates
 from jstore.offline.pit_keys import KeyDictionary, pack_pair
-from jstore.offline.pit_spans import KeyRanges, Spans, checkpoints_us
+from jstore.offline.pit_spans import KeyRanges, SpanLookup, Spans, checkpoints_us
 from jstore.offline.pit_spool import KeyCodes, RangeSpools, RowCodes
+from jstore.offline.published_files import FileRange, file_ranges
 
 EVENT_TIMESTAMP = "event_timestamp"
 MAX_CONNECTIONS = 4
@@ -115,9 +118,10 @@ def point_in_time_join(
     entity_rows: pa.Table,
     features: Sequence[tuple[ResolvedView, FeatureSpec]],
     coverage: Coverage,
+    lake: Settings | None = None,
 ) -> JoinResult:
     """The entity rows with one column per requested feature (see the module docstring)."""
-    join = PointInTimeJoin(dsn, schema, features, coverage)
+    join = PointInTimeJoin(dsn, schema, features, coverage, lake)
 
     def batches(columns: list[str] | None, rows: int) -> list[pa.RecordBatch]:
         selected = entity_rows if columns is None else entity_rows.select(columns)
@@ -137,9 +141,13 @@ class PointInTimeJoin:
         schema: str,
         features: Sequence[tuple[ResolvedView, FeatureSpec]],
         coverage: Coverage,
+        lake: Settings | None = None,
     ):
         self.dsn = dsn
         self.schema = schema
+        self.lake = lake
+        """The settings of the lake whose staged runs the published files are (None: every
+        view's candidate rows come from PostgreSQL)."""
         self.features = list(features)
         self.coverage = coverage
         self.parts: list[_ViewPart] = []
@@ -237,27 +245,43 @@ class PointInTimeJoin:
     def _fetch(
         self, joined: list[_ViewPart], spans: dict[tuple, Spans], ranges: dict[tuple, KeyRanges]
     ) -> None:
-        """Each joined view's candidate rows: the spans of each kind loaded once, each view's
-        query started as soon as its spans are in, on a connection of its own, all in
-        parallel, each view joined as soon as its rows are in: a view of one range gets its
-        `AsOfIndex`; a view of several is joined range by range (`_join_by_ranges`)."""
+        """Each joined view's candidate rows. A view of one key range whose published files
+        can be read reads them (pit_files.py). The other views' spans are loaded once per kind
+        into a span table, each view's query started as soon as its spans are in, on a
+        connection of its own, all in parallel. Each view is joined as soon as its rows are in:
+        a view of one range gets its `AsOfIndex`; a view of several is joined range by range
+        (`_join_by_ranges`)."""
         if any(len(kind_ranges) > 1 for kind_ranges in ranges.values()):
             self._folder = tempfile.TemporaryDirectory(prefix="jstore-join-")
         with (
             SpanTables(self.dsn, self.schema) as tables,
             ThreadPoolExecutor(MAX_CONNECTIONS) as pool,
         ):
-            loading = {
-                pool.submit(tables.load, collected.view, collected.tables(ranges[kind])): kind
-                for kind, collected in spans.items()
-            }
             joining: dict[Future, _ViewPart] = {}
+            loading: dict[Future, list[_ViewPart]] = {}
+            for kind, collected in spans.items():
+                parts = [part for part in joined if _span_kind(part.view) == kind]
+                if len(ranges[kind]) == 1:
+                    asked = collected.lookup()
+                    files = self._published_files(parts, asked)
+                    for part in parts:
+                        if part.view.table in files:
+                            task = pool.submit(
+                                self._index_from_files,
+                                part,
+                                files[part.view.table],
+                                asked,
+                                collected.dictionary,
+                            )
+                            joining[task] = part
+                    parts = [part for part in parts if part.view.table not in files]
+                if parts:
+                    span_rows = collected.tables(ranges[kind])
+                    loading[pool.submit(tables.load, collected.view, span_rows)] = parts
             for loaded in as_completed(loading):
-                kind = loading[loaded]
-                dictionary = spans[kind].dictionary
-                for part in joined:
-                    if _span_kind(part.view) != kind:
-                        continue
+                for part in loading[loaded]:
+                    kind = _span_kind(part.view)
+                    dictionary = spans[kind].dictionary
                     if len(ranges[kind]) == 1:
                         task = pool.submit(self._index, loaded.result(), part, dictionary)
                     else:
@@ -271,6 +295,30 @@ class PointInTimeJoin:
                     self._spooled[table] = result
                 else:
                     self._indexes[table] = result
+
+    def _published_files(
+        self, parts: list[_ViewPart], asked: SpanLookup
+    ) -> dict[str, list[FileRange]]:
+        """Per view table of `parts` whose published files can be read instead of the table
+        (published_files.file_ranges: a files table, every staged run in place), the files
+        over the spans' times; none without a lake or without spans."""
+        if self.lake is None or asked.bounds is None:
+            return {}
+        found = {}
+        with psycopg.connect(self.dsn) as conn:
+            for part in parts:
+                files = file_ranges(conn, self.lake, self.schema, part.view, *asked.bounds)
+                if files is not None:
+                    found[part.view.table] = files
+        return found
+
+    @staticmethod
+    def _index_from_files(
+        part: _ViewPart, files: list[FileRange], asked: SpanLookup, dictionary: KeyDictionary
+    ) -> AsOfIndex:
+        """A view's candidate rows read from its published files, sorted for the as-of match."""
+        candidates = file_candidates(part.view, part.features, files, asked, dictionary)
+        return AsOfIndex(dictionary, candidates, part.features)
 
     @staticmethod
     def _index(spans: SpanTable, part: _ViewPart, dictionary: KeyDictionary) -> AsOfIndex:
@@ -286,7 +334,7 @@ class PointInTimeJoin:
         `AsOfIndex` and the features of that range's entity rows spooled, in entity-row order,
         for `batches` to merge."""
         folder = self._folder.name
-        candidates = RangeSpools(ranges, _candidate_schema(part), folder)
+        candidates = RangeSpools(ranges, candidate_schema(part.features), folder)
         entity_rows = RangeSpools(ranges, ROW_CODES, folder)
         try:
             for batch in spans.row_batches(part.view, part.features):
@@ -389,14 +437,6 @@ def _chunks(rows: int) -> Iterator[int]:
 
 ROW_CODES = pa.schema([(CODE, pa.int64()), ("time_us", pa.int64())])
 """An entity row's key code (of one view's join keys) and time, as split by key range."""
-
-
-def _candidate_schema(part: _ViewPart) -> pa.Schema:
-    """The columns of a view's candidate rows (pit_candidates.SpanTable.rows)."""
-    return pa.schema(
-        [(CODE, pa.int64()), ("feature_ts", ARROW_TYPES["timestamp"])]
-        + [(spec.name, ARROW_TYPES[spec.dtype]) for spec in part.features]
-    )
 
 
 def _span_kind(view: ResolvedView) -> tuple:

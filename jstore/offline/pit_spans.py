@@ -22,6 +22,7 @@ import math
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from typing import IO
 
 import numpy as np
@@ -123,6 +124,13 @@ class Spans:
         cuts = np.searchsorted(total, self.count * np.arange(1, ranges) / ranges) + 1
         starts = np.unique(np.r_[0, cuts[cuts < len(self._per_code)]])
         return KeyRanges(starts.astype(np.int64))
+
+    def lookup(self) -> SpanLookup:
+        """The spans as a `SpanLookup`, when they are one range (held in memory: `ranges` has
+        merged them)."""
+        if self._file is not None or len(self._parts) != 1:
+            raise ValueError("the spans are not one range merged in memory")
+        return SpanLookup(self.view, *self._parts[0].T)
 
     def tables(self, ranges: KeyRanges) -> Iterator[pa.Table]:
         """`table` of each range in turn. Spans in the file are read once, split into a
@@ -247,23 +255,18 @@ def span_rows(
 
 
 class SpanLookup:
-    """The spans of span table rows (`span_rows`), to keep the stored rows the server's join
-    keeps (pit_candidates.py): a row whose key code and period were asked, at or before the
-    last time asked in that period."""
+    """The spans of one range, to keep the stored rows the server's span-table join keeps
+    (pit_candidates.py): a row whose key code and period were asked, at or before the last time
+    asked in that period."""
 
-    def __init__(self, view: ResolvedView, rows: pa.Table):
+    def __init__(self, view: ResolvedView, code: np.ndarray, first: np.ndarray, last: np.ndarray):
+        """`code`, `first`, `last`: one span per code and period, sorted by both (as
+        `last_per_span` gives them)."""
         self.view = view
-        step = period_us(view)
-        lasts = rows[LASTS].combine_chunks()
-        lengths = lasts.value_lengths().to_numpy().astype(np.int64)
-        starts = np.cumsum(lengths) - lengths
-        slot = np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
-        first = rows[FIRST].cast(pa.int64()).to_numpy()
-        period = np.repeat(first // step, lengths) + slot
-        keys = pack_pair(np.repeat(rows[CODE].to_numpy(), lengths), period + (1 << 31))
-        order = np.argsort(keys)
-        self._keys = keys[order]
-        self._lasts = lasts.flatten().cast(pa.int64()).to_numpy()[order]
+        self._keys = pack_pair(code, first // period_us(view) + (1 << 31))
+        self._lasts = last
+        self.bounds = (_utc(int(first.min())), _utc(int(last.max()))) if len(code) else None
+        """The earliest period start and the latest time asked (None without spans)."""
 
     def asked(self, code: np.ndarray, times_us: np.ndarray) -> np.ndarray:
         """Whether each stored row (its key code, -1 for a key no entity row has, and time) is
@@ -274,6 +277,10 @@ class SpanLookup:
         wanted = pack_pair(np.maximum(code, 0), period + (1 << 31))
         at = np.minimum(np.searchsorted(self._keys, wanted), len(self._keys) - 1)
         return (code >= 0) & (self._keys[at] == wanted) & (times_us <= self._lasts[at])
+
+
+def _utc(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
 
 def checkpoints_us(times_us: np.ndarray, view: ResolvedView) -> np.ndarray:

@@ -161,6 +161,7 @@ class OfflineStore(Closable):
             entity_rows,
             features,
             coverage,
+            self.settings,
         )
 
     def prepared_join(
@@ -177,6 +178,7 @@ class OfflineStore(Closable):
             self.schema,
             features,
             coverage,
+            self.settings,
         )
         join.prepare(entity_batches, entity_schema)
         return join

@@ -25,11 +25,18 @@ from tests.offline.conftest import HOUR, T0, account, card, payments
 from tests.offline.spark_engine import spark_point_in_time_join
 
 DAY = timedelta(days=1)
-ENGINES = ["default", "ranges", pytest.param("spark", marks=pytest.mark.spark)]
+ENGINES = ["default", "database", "ranges", pytest.param("spark", marks=pytest.mark.spark)]
 """The engines a test marked `@pytest.mark.parametrize("join", ENGINES, indirect=True)` runs
 against: the same rows are expected of each (Spark's are kept to the most telling tests: each
-costs seconds). `ranges` is the default engine with a budget of a few spans and batches of a
-few rows, so that every view is cut into key code ranges joined one after the other."""
+costs seconds). `default` reads the candidate rows from the published files; `database` is
+the default engine fetching them from PostgreSQL, as for a table without published files;
+`ranges` is the default engine with a budget of a few spans and batches of a few rows, so that
+every view is cut into key code ranges joined one after the other (from PostgreSQL)."""
+
+
+def without_published_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every view's candidate rows from PostgreSQL, as for tables without published files."""
+    monkeypatch.setattr(pit_join, "file_ranges", lambda *args: None)
 
 
 def cut_into_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,6 +58,9 @@ def join(request, store, settings, tmp_path):
     the default engine)."""
     engine = getattr(request, "param", "default")
     if engine == "default":
+        return store.point_in_time_join
+    if engine == "database":
+        without_published_files(request.getfixturevalue("monkeypatch"))
         return store.point_in_time_join
     if engine == "ranges":
         cut_into_ranges(request.getfixturevalue("monkeypatch"))
@@ -210,6 +220,8 @@ def _oracle(entity_rows, stored, coverage, features):
         (1, "default"),
         (2, "default"),
         (3, "default"),
+        (1, "database"),
+        (2, "database"),
         (1, "ranges"),
         (2, "ranges"),
         pytest.param(1, "spark", marks=pytest.mark.spark),
@@ -279,7 +291,7 @@ def test_matches_a_brute_force_oracle(join, store, settings, spend_view, card_vi
     assert expected_uncovered[spend_view.table] > 0
 
 
-@pytest.mark.parametrize("join", ["default", "ranges"], indirect=True)
+@pytest.mark.parametrize("join", ["default", "database", "ranges"], indirect=True)
 @pytest.mark.parametrize(("seed", "step_days"), [(1, 1), (2, 1), (3, 7)])
 def test_months_apart_match_the_oracle(join, store, settings, seed, step_days):
     """Entity rows over 150 days (a daily view) or 150 weeks (weekly), a key asked at a few
@@ -375,7 +387,7 @@ def test_bad_entity_rows_are_refused_naming_the_column(store, card_view, entitie
         )
 
 
-@pytest.mark.parametrize("join", ["default", "ranges"], indirect=True)
+@pytest.mark.parametrize("join", ["default", "database", "ranges"], indirect=True)
 def test_no_entity_rows_or_only_null_keys(join, card_view):
     """An empty batch (a CSV file of its header alone), and a batch whose keys are all null:
     it asks for no stored row, and a null key matches none (its empty-window values)."""

@@ -4,6 +4,8 @@ with t <= T (card_view's period is a day)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from jstore.offline.pit_keys import KeyDictionary
 from jstore.offline.pit_spans import SpanLookup, Spans, checkpoints_us
 
+T0_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US = 1_000_000
 HOUR_US = 3600 * US
 
@@ -19,8 +22,8 @@ def _lookup(view, keys: list[str | None], hours: list[int]) -> tuple[SpanLookup,
     dictionary = KeyDictionary([pa.string()])
     spans = Spans(view, dictionary, budget=1_000_000)
     spans.add(dictionary.encode([pa.array(keys, pa.string())]), np.array(hours) * HOUR_US)
-    (rows,) = spans.tables(spans.ranges())
-    return SpanLookup(view, rows), dictionary
+    assert len(spans.ranges()) == 1
+    return spans.lookup(), dictionary
 
 
 def test_a_stored_row_is_asked_within_its_period_up_to_the_time_asked(card_view):
@@ -51,6 +54,12 @@ def test_a_stored_row_is_asked_within_its_period_up_to_the_time_asked(card_view)
 def test_no_spans_ask_nothing(card_view):
     lookup, _ = _lookup(card_view, [None], [5])
     assert lookup.asked(np.array([0, -1]), np.array([5, 5]) * HOUR_US).tolist() == [False, False]
+    assert lookup.bounds is None
+
+
+def test_the_bounds_are_the_first_period_start_and_the_last_time_asked(card_view):
+    lookup, _ = _lookup(card_view, ["c0", "c1", "c0"], [24 + 10, 24 * 3 + 5, 30])
+    assert lookup.bounds == (T0_EPOCH + timedelta(days=1), T0_EPOCH + timedelta(hours=24 * 3 + 5))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
