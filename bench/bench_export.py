@@ -43,7 +43,7 @@ from jstore.lake import staging_dir
 from jstore.model import ResolvedView
 from jstore.offline import OfflineStore
 from jstore.repo import load_repo
-from jstore.staging import StagedRun
+from jstore.staging import PARQUET_CODEC, StagedRun
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 VIEWS = ("user_purchases", "merchant_sales", "user_categories")
@@ -81,7 +81,13 @@ def stage(settings: Settings, view: ResolvedView, table: pa.Table, days: int) ->
     run_id = f"bench-{view.name}"
     path = staging_dir(settings, view.name, run_id)
     path.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path / "part-00000.parquet")
+    # as the compute job writes staged rows (zstd, no dictionary for floats): the export may
+    # read them back
+    floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
+    dictionary = [name for name in table.column_names if name not in floats]
+    pq.write_table(
+        table, path / "part-00000.parquet", compression=PARQUET_CODEC, use_dictionary=dictionary
+    )
     staged = StagedRun(
         view=view.name,
         version=view.version,
@@ -136,7 +142,8 @@ def jstore_export(
     coverage = {v.table: [(T0, T0 + timedelta(days=days))] for v in views.values()}
     idle = peak_rss_mb()
     began = time.perf_counter()
-    with phases.collecting() as seconds, OfflineStore(Settings(offline_schema=schema)) as store:
+    settings = Settings(offline_schema=schema, lake_uri=str(folder / "lake"))  # the publish's
+    with phases.collecting() as seconds, OfflineStore(settings) as store:
         entity_schema, batches = entity_batches(folder / "entities.parquet", features)
         join = store.prepared_join(batches, entity_schema, features, coverage)
         out = local_path(folder / "out.parquet")
