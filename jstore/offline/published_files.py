@@ -188,7 +188,8 @@ def read_rows(
                         pc.and_(pc.greater_equal(ts, first), pc.less(ts, end)),
                         pc.less_equal(ts, last),
                     )
-                    batch = batch.filter(inside)
+                    if inside.true_count < batch.num_rows:  # a copy of every column otherwise
+                        batch = batch.filter(inside)
                     if batch.num_rows:
                         yield batch.select(columns)
 
