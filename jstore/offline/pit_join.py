@@ -21,7 +21,9 @@ holds a fixed number of batches of entity rows, not all of them:
    integer code from a growing `KeyDictionary` (the codes and times go to temporary files,
    `RowCodes`, for the later passes), and per view kind (join keys and checkpoint period) the
    *spans* asked are collected (pit_spans.py: per key code and checkpoint period, the period's
-   start and the last time asked in it). PostgreSQL returns the stored rows inside the spans
+   start and the last time asked in it). The stored rows inside the spans are read from the
+   view's published files (pit_files.py: the staged runs' Parquet, when the spans are one key
+   range and published_files.py finds every run in place) or else fetched from PostgreSQL
    (pit_candidates.py: the spans loaded once per kind, a connection per view, in parallel);
    they are sorted by (key code, feature_ts) into an `AsOfIndex`, which ends with two extra
    rows: the empty-window values and nulls.
