@@ -64,7 +64,7 @@ from jstore.offline.changes import (
     queue_changes,
     queue_id,
 )
-from jstore.offline.published_files import record_run
+from jstore.offline.published_files import publishing, record_run
 from jstore.offline.tables import (
     MAX_IDENTIFIER,
     TableLayout,
@@ -156,6 +156,7 @@ def publish_interval(
         rows = _load(conn, layout.schema, view, staged, pieces, computed_at, dsn)
         with psycopg.connect(dsn) as tx:  # rolled back if anything below raises
             tx.execute("SET LOCAL jit = off")  # compiling these plans costs more than they run
+            publishing(tx)
             record_run(tx, layout.schema, view, staged)  # before the swaps lock the table
             for piece in pieces:  # the rest first: the swaps lock the table until the end
                 if piece.month is None:

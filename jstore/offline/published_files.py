@@ -38,10 +38,16 @@ from jstore.config import Settings
 from jstore.durations import as_utc
 from jstore.lake_fs import LakePath
 from jstore.model import ResolvedView
-from jstore.offline.tables import side_table_id
+from jstore.offline.tables import side_table_id, side_table_name, table_id
 from jstore.staging import PARQUET_FILES, StagedRun, as_staged, staged_schema
 
 FILES_SUFFIX = "__files"
+STALE_TRIGGER = "jstore_files_stale"
+"""A view table's statement trigger (and the schema's function it runs) dropping the files
+table when the table is written outside a publish (a hand UPDATE, DELETE, INSERT or TRUNCATE
+of the table): its rows may then differ from the files, and the export reads PostgreSQL."""
+PUBLISHING = "jstore.publishing"
+"""The setting a publish's transaction sets to 'on' (`publishing`), which the trigger spares."""
 
 
 def files_table(schema: str, view: ResolvedView) -> sql.Identifier:
@@ -50,7 +56,8 @@ def files_table(schema: str, view: ResolvedView) -> sql.Identifier:
 
 
 def create_files_table(conn: psycopg.Connection, schema: str, view: ResolvedView) -> None:
-    """Create the files table of a view table created in the same transaction.
+    """Create the files table of a view table created in the same transaction, and the
+    trigger that drops it when the table is written by anything but a publish.
 
     A files table left behind by a dropped view table describes rows that are gone: it is
     dropped first, so the new table starts with no range, as it starts with no row."""
@@ -63,6 +70,32 @@ def create_files_table(conn: psycopg.Connection, schema: str, view: ResolvedView
             'EXCLUDE USING gist (tstzrange(start, "end") WITH &&))'
         ).format(table)
     )
+    function = sql.Identifier(schema, STALE_TRIGGER)
+    conn.execute(
+        sql.SQL(
+            "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF current_setting({}, true) IS DISTINCT FROM 'on' THEN "
+            "EXECUTE format('DROP TABLE IF EXISTS %I.%I', TG_TABLE_SCHEMA, TG_ARGV[0]); "
+            "END IF; RETURN NULL; END $$"
+        ).format(function, sql.Literal(PUBLISHING))
+    )
+    conn.execute(
+        sql.SQL(
+            "CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION {}({})"
+        ).format(
+            sql.Identifier(STALE_TRIGGER),
+            table_id(schema, view),
+            function,
+            sql.Literal(side_table_name(view, FILES_SUFFIX)),
+        )
+    )
+
+
+def publishing(tx: psycopg.Connection) -> None:
+    """Mark the transaction `tx` as a publish's: its writes to a view's table keep the files
+    table (record_run describes them)."""
+    tx.execute(sql.SQL("SET LOCAL {} = 'on'").format(sql.Identifier(PUBLISHING)))
 
 
 def record_run(tx: psycopg.Connection, schema: str, view: ResolvedView, staged: StagedRun) -> None:

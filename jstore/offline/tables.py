@@ -92,13 +92,18 @@ def months_between(start: datetime, end: datetime) -> list[datetime]:
 
 
 def side_table_id(schema: str, view: ResolvedView, suffix: str) -> sql.Identifier:
-    """`<schema>.<table><suffix>`, a table kept beside the view's (`__published`, `__files`); a
-    long table name is cut and given a digest, like partitions."""
+    """`<schema>.<side_table_name>`."""
+    return sql.Identifier(schema, side_table_name(view, suffix))
+
+
+def side_table_name(view: ResolvedView, suffix: str) -> str:
+    """`<table><suffix>`, a table kept beside the view's (`__published`, `__files`); a long
+    table name is cut and given a digest, like partitions."""
     name = f"{view.table}{suffix}"
     if len(name) > MAX_IDENTIFIER:
         digest = hashlib.sha1(view.table.encode()).hexdigest()[:8]
         name = f"{view.table[: MAX_IDENTIFIER - len(suffix) - 9]}_{digest}{suffix}"
-    return sql.Identifier(schema, name)
+    return name
 
 
 def partition_name(table: str, month: datetime) -> str:

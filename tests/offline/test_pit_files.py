@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from psycopg import sql
 
 from jstore.lake import staging_dir
 from jstore.offline import OfflineStore, pit_candidates
@@ -82,3 +83,14 @@ def test_a_staged_run_deleted_by_hand_is_read_from_postgresql(store, settings, s
     run = staging_dir(settings, spend_view.name, "a")
     run.fs.delete_dir(run.path)
     assert _join(store, spend_view) == EXPECTED
+
+
+def test_a_table_written_by_hand_is_read_from_postgresql(store, settings, spend_view):
+    """An UPDATE outside a publish drops the files table (its rows may then differ from the
+    files): the join reads the table as it now is."""
+    _published_twice(store, settings, spend_view)
+    table = sql.Identifier(settings.offline_schema, spend_view.table)
+    store.conn.execute(
+        sql.SQL("UPDATE {} SET count_1h = 9, amount_sum_1h = 90.0 WHERE bank = 'y'").format(table)
+    )
+    assert _join(store, spend_view) == [*EXPECTED[:4], (9, 90.0), (9, 90.0)]
