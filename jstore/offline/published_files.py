@@ -100,28 +100,18 @@ def publishing(tx: psycopg.Connection) -> None:
 
 def record_run(tx: psycopg.Connection, schema: str, view: ResolvedView, staged: StagedRun) -> None:
     """Record that [staged.start, staged.end) holds the staged run's rows, in the publish's
-    transaction `tx`: the ranges overlapping it are deleted and their parts outside it put back
-    (a range holding the interval becomes two), then the run's range is added, with its Parquet
-    files' names and sizes (one listing of its folder). Nothing without a files table."""
+    transaction `tx`: the ranges are cut out of [start, end) (`_cut`), then the run's range is
+    added, with its Parquet files' names and sizes (one listing of its folder). Nothing without
+    a files table."""
     table = files_table(schema, view)
     if not _exists(tx, table):
         return
+    _cut(tx, table, staged.start, staged.end)
     tx.execute(
-        sql.SQL(
-            'WITH cut AS (DELETE FROM {table} WHERE start < %(end)s AND "end" > %(start)s '
-            'RETURNING run_id, start, "end", files) '
-            'INSERT INTO {table} (run_id, start, "end", files) '
-            "SELECT run_id, start, %(start)s, files FROM cut WHERE start < %(start)s "
-            'UNION ALL SELECT run_id, %(end)s, "end", files FROM cut WHERE "end" > %(end)s '
-            "UNION ALL SELECT %(run_id)s::text, %(start)s::timestamptz, %(end)s::timestamptz, "
-            "%(files)s::jsonb"
-        ).format(table=table),
-        {
-            "run_id": staged.run_id,
-            "start": staged.start,
-            "end": staged.end,
-            "files": Jsonb(_parquet_sizes(staged)),
-        },
+        sql.SQL('INSERT INTO {} (run_id, start, "end", files) VALUES (%s, %s, %s, %s)').format(
+            table
+        ),
+        [staged.run_id, staged.start, staged.end, Jsonb(_parquet_sizes(staged))],
     )
 
 
@@ -132,16 +122,25 @@ def expire_before(
     are all before `boundary`, the rows it keeps all at or after it. Nothing without a files
     table."""
     table = files_table(schema, view)
-    if not _exists(conn, table):
-        return
+    if _exists(conn, table):
+        _cut(conn, table, "-infinity", boundary)
+
+
+def _cut(conn: psycopg.Connection, table: sql.Identifier, start: object, end: object) -> None:
+    """Take [start, end) out of the ranges: those overlapping it are deleted and their parts
+    outside it put back (a range holding it becomes two), in one statement."""
     conn.execute(
         sql.SQL(
-            "WITH cut AS (DELETE FROM {table} WHERE start < %(boundary)s "
-            'RETURNING run_id, "end", files) '
+            "WITH cut AS (DELETE FROM {table} "
+            'WHERE start < %(end)s::timestamptz AND "end" > %(start)s::timestamptz '
+            'RETURNING run_id, start, "end", files) '
             'INSERT INTO {table} (run_id, start, "end", files) '
-            'SELECT run_id, %(boundary)s, "end", files FROM cut WHERE "end" > %(boundary)s'
+            "SELECT run_id, start, %(start)s::timestamptz, files FROM cut "
+            "WHERE start < %(start)s::timestamptz "
+            'UNION ALL SELECT run_id, %(end)s::timestamptz, "end", files FROM cut '
+            'WHERE "end" > %(end)s::timestamptz'
         ).format(table=table),
-        {"boundary": boundary},
+        {"start": start, "end": end},
     )
 
 
