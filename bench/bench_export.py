@@ -6,19 +6,20 @@
 Feature rows of user_purchases (step 1h), merchant_sales (1d) and user_categories (1h) are
 generated directly (change-only rows at random steps over `--days`), published through staged
 runs into a scratch schema, then `--rows` entity rows (a Parquet file) get every feature of the
-three views, streamed to a Parquet file as `jstore export` does, twice: reading the stored
-rows from the published files (the staged runs' Parquet, what `jstore export` does) and from
-PostgreSQL (the staged runs out of reach, as for a table without published files, or a view of
-several key ranges). The baseline is DuckDB's ASOF
+three views, streamed to a Parquet file as `jstore export` does, twice: as it does (reading
+the stored rows from the published files, the staged runs' Parquet, where they are worth
+reading: pit_join.FILE_ROWS_PER_SPAN) and from PostgreSQL only (the staged runs out of reach,
+as for a table without published files, or a view of several key ranges). The baseline is
+DuckDB's ASOF
 LEFT JOIN over the same rows written to Parquet and loaded once into DuckDB tables (loading is
 not timed; 2 threads), in the same run, twice: its answer written to a Parquet file (`COPY …
 TO`, like with like: JStore's time includes writing the file) and its answer as an in-memory
 Arrow table (no file: a floor JStore's time is not made of). Each side runs in a fresh child
 process, which reports its time, its peak resident memory (VmHWM) and its resident memory
 after imports, before the work. The figures are `ratio export_<rows>_from_database` (from
-PostgreSQL, against DuckDB to Parquet), `ratio export_<rows>_in_memory` (from the files,
-against DuckDB in memory) and, last, `ratio export_<rows>: <JStore rows/s from the files /
-DuckDB-to-Parquet rows/s>`. The scratch schema is dropped at the end.
+PostgreSQL, against DuckDB to Parquet), `ratio export_<rows>_in_memory` (as `jstore export`
+does, against DuckDB in memory) and, last, `ratio export_<rows>: <JStore rows/s as `jstore
+export` does / DuckDB-to-Parquet rows/s>`. The scratch schema is dropped at the end.
 """
 
 from __future__ import annotations
@@ -279,10 +280,10 @@ def main() -> None:
                 duck[to_parquet] = pool.apply(duckdb_asof, (folder, to_parquet))
         assert ours["lake"][1] == ours["no-lake"][1] == duck[True][2] == duck[False][2] == args.rows
         size = f"{args.rows:,} rows x 22 features"
-        for lake, source in (("lake", "published files,"), ("no-lake", "PostgreSQL,")):
+        for lake, source in (("lake", ","), ("no-lake", " from PostgreSQL,")):
             took, _, idle, peak, phases = ours[lake]
             print(
-                f"jstore export from {source:16} to Parquet  {size}  {took:6.2f} s  "
+                f"jstore export{source:17} to Parquet  {size}  {took:6.2f} s  "
                 f"{args.rows / took:>10,.0f} rows/s  peak RSS {peak:,.0f} MB "
                 f"({idle:,.0f} MB after imports)"
             )
@@ -290,7 +291,7 @@ def main() -> None:
         for to_parquet, what in ((True, "to Parquet  "), (False, "in memory   ")):
             loading, took, _, idle, peak = duck[to_parquet]
             print(
-                f"duckdb ASOF JOIN, {what}                 {size}  {took:6.2f} s  "
+                f"duckdb ASOF JOIN, {what}              {size}  {took:6.2f} s  "
                 f"{args.rows / took:>10,.0f} rows/s  peak RSS {peak:,.0f} MB "
                 f"({idle:,.0f} MB after imports; + {loading:.2f} s reading the Parquet once)"
             )

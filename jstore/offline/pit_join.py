@@ -83,6 +83,13 @@ candidate rows, whatever the number of entity rows. 1M entity rows over 100,000 
 days ask 860,000 spans: within one range (measured: peak 461-554 MB resident; cut into two
 ranges of 500,000, 441-465 MB and 0.4 CPU seconds more in spooling the ranges). At 2M entity rows,
 two ranges: peak 603 MB (409-436 MB with a budget of 500,000)."""
+FILE_ROWS_PER_SPAN = 32
+"""A view's published files are read when their runs hold at most this many rows per span
+asked, else its rows are fetched from PostgreSQL: reading the files costs per row they hold,
+the server's plan per span when the spans are few (it then seeks them). Measured with
+bench_export.py over 2.9M stored rows: 98,450 spans (100,000 entity rows) took 1.04 s from the
+files and 1.10 s from PostgreSQL, 10,000 spans 0.60 s and 0.49 s, 860,000 spans 2.46-2.69 s
+and 3.46-3.96 s."""
 Coverage = dict[str, list[tuple[datetime, datetime]]]
 EntityBatches = Callable[[list[str] | None, int], Iterable[pa.RecordBatch]]
 """Called once per pass: the entity rows, in order, in batches of at most the rows given, with
@@ -302,15 +309,19 @@ class PointInTimeJoin:
         self, parts: list[_ViewPart], asked: SpanLookup
     ) -> dict[str, list[FileRange]]:
         """Per view table of `parts` whose published files can be read instead of the table
-        (published_files.file_ranges: a files table, every staged run in place), the files
-        over the spans' times; none without a lake or without spans."""
+        (published_files.file_ranges: a files table, every staged run in place) and worth it
+        (at most FILE_ROWS_PER_SPAN rows read per span asked), the files over the spans'
+        times; none without a lake or without spans."""
         if self.lake is None or asked.bounds is None:
             return {}
         found = {}
         with psycopg.connect(self.dsn) as conn:
             for part in parts:
                 files = file_ranges(conn, self.lake, self.schema, part.view, *asked.bounds)
-                if files is not None:
+                if files is None:
+                    continue
+                read = sum({f.run_id: f.run_rows for f in files}.values())
+                if read <= FILE_ROWS_PER_SPAN * len(asked):
                     found[part.view.table] = files
         return found
 

@@ -268,6 +268,10 @@ class SpanLookup:
         self.bounds = (_utc(int(first.min())), _utc(int(last.max()))) if len(code) else None
         """The earliest period start and the latest time asked (None without spans)."""
 
+    def __len__(self) -> int:
+        """The spans."""
+        return len(self._keys)
+
     def asked(self, code: np.ndarray, times_us: np.ndarray) -> np.ndarray:
         """Whether each stored row (its key code, -1 for a key no entity row has, and time) is
         one the spans ask for."""

@@ -155,6 +155,8 @@ class FileRange:
     """The staged run's Parquet files (none for a run of no rows)."""
     schema: pa.Schema
     """The view's staged schema: `read_rows` casts the files' columns to it, as publish does."""
+    run_rows: int
+    """The staged run's rows, all read to find those of the range (its manifest's count)."""
 
 
 def file_ranges(
@@ -194,7 +196,7 @@ def file_ranges(
         if found is None or found[1] != files or not found[0].start <= start < end <= found[0].end:
             return None
         paths = tuple(found[0].path / name for name in sorted(files))
-        ranges.append(FileRange(run_id, start, end, paths, staged_schema(view)))
+        ranges.append(FileRange(run_id, start, end, paths, staged_schema(view), found[0].rows))
     return ranges
 
 

@@ -8,7 +8,7 @@ import pytest
 from psycopg import sql
 
 from jstore.lake import staging_dir
-from jstore.offline import OfflineStore, pit_candidates
+from jstore.offline import OfflineStore, pit_candidates, pit_join
 from tests.factories import stage_rows
 from tests.offline.conftest import HOUR, T0
 from tests.offline.test_pit_join import _features, _spend, without_published_files
@@ -94,3 +94,25 @@ def test_a_table_written_by_hand_is_read_from_postgresql(store, settings, spend_
         sql.SQL("UPDATE {} SET count_1h = 9, amount_sum_1h = 90.0 WHERE bank = 'y'").format(table)
     )
     assert _join(store, spend_view) == [*EXPECTED[:4], (9, 90.0), (9, 90.0)]
+
+
+def test_files_holding_many_rows_per_span_asked_are_left_for_postgresql(
+    store, settings, spend_view, monkeypatch
+):
+    """Reading files costs per row they hold, the server's seeks per span: runs a and b hold 4
+    rows, 2 per span asked (x1 and y1, one day each)."""
+    _published_twice(store, settings, spend_view)
+    loads = []
+    original = pit_candidates.SpanTables.load
+
+    def counted(self, *args):
+        loads.append(args[0].name)
+        return original(self, *args)
+
+    monkeypatch.setattr(pit_candidates.SpanTables, "load", counted)
+    monkeypatch.setattr(pit_join, "FILE_ROWS_PER_SPAN", 2)
+    assert _join(store, spend_view) == EXPECTED
+    assert loads == []
+    monkeypatch.setattr(pit_join, "FILE_ROWS_PER_SPAN", 1)
+    assert _join(store, spend_view) == EXPECTED
+    assert loads == [spend_view.name]
