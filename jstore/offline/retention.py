@@ -27,7 +27,7 @@ import re
 from datetime import UTC, datetime
 
 import psycopg
-from psycopg import sql
+from psycopg import errors, sql
 
 from jstore.model import ResolvedView
 from jstore.offline.changes import REMOVED, queue_id
@@ -35,6 +35,11 @@ from jstore.offline.published_files import expire_before
 from jstore.offline.tables import TableLayout, lock_key, next_month, table_id
 
 PARTITION_MONTH = re.compile(r"__p(\d{4})(\d{2})$")
+DEADLOCK_ATTEMPTS = 3
+"""Times retention's transaction is tried when PostgreSQL aborts it to break a deadlock. On
+TimescaleDB its `drop_chunks` and the compression policy's background job lock the same catalog
+rows (`dimension_slice`) in opposite orders: seen on 2.26.4 when retention ran right after a
+publish of old rows, which the job was compressing."""
 
 
 def drop_expired(
@@ -51,9 +56,15 @@ def drop_expired(
     key = lock_key(layout.schema, view.table)
     conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [key])
     try:
-        if layout.hypertables:
-            return _drop_chunks(conn, layout.schema, view, horizon)
-        return _drop_partitions(conn, layout.schema, view, horizon)
+        drop = _drop_chunks if layout.hypertables else _drop_partitions
+        attempt = 1
+        while True:
+            try:
+                return drop(conn, layout.schema, view, horizon)
+            except errors.DeadlockDetected:  # its transaction rolled back whole: try it again
+                if attempt == DEADLOCK_ATTEMPTS:
+                    raise
+                attempt += 1
     finally:
         conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
 

@@ -4,10 +4,15 @@ before `now - retention`, and queues for the materializer the entities left with
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 from psycopg import sql
 
+from jstore.offline.changes import REMOVED, queue_id
+from jstore.offline.published_files import files_table
 from jstore.offline.tables import month_start, partition_name
 from tests.factories import stage_rows
 from tests.offline.conftest import HOUR
@@ -73,3 +78,46 @@ def test_only_entities_without_a_newer_row_are_queued_and_no_retention_keeps_eve
     assert _partitions(store, view) == [partition_name(view.table, may)]
     assert _removed(store, view) == [1]  # 2 still has its May row
     assert store.history(view, {"bank": "b", "account_id": 2})[0]["feature_ts"] == may
+
+
+def test_retention_aborted_by_a_deadlock_is_tried_again(store, settings, spend_view):
+    """PostgreSQL aborts one transaction of a deadlock; retention's is tried again. Here another
+    session locks the files table retention cuts, then the removed-entities queue retention has
+    written to: retention, whose deadlock check runs first (after 1 s, the other's after 10 s),
+    is aborted, the other session gets its lock and commits, and retention's second attempt
+    drops April."""
+    april, may = datetime(2024, 4, 1, tzinfo=UTC), datetime(2024, 5, 1, tzinfo=UTC)
+    rows = [_row(1, april, 1), _row(2, may, 2)]
+    store.publish(spend_view, stage_rows(settings, spend_view, rows, april, may + HOUR, "r1"))
+    view = spend_view.model_copy(
+        update={"definition": spend_view.definition.model_copy(update={"retention": HOUR})}
+    )
+    files = files_table(store.schema, view)
+    with psycopg.connect(settings.postgres_dsn.get_secret_value()) as other:
+        other.execute("SET deadlock_timeout = '10s'")
+        other.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(files))
+        with ThreadPoolExecutor(1) as pool:
+            dropped = pool.submit(store.drop_expired, view, may + 2 * HOUR)
+            _wait_for_a_lock_on(other, files)
+            other.execute(
+                sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                    queue_id(store.schema, view, REMOVED)
+                )
+            )
+            other.commit()
+            assert dropped.result(timeout=60) == 1
+    assert _partitions(store, view) == [partition_name(view.table, may)]
+    assert _removed(store, view) == [1]
+
+
+def _wait_for_a_lock_on(conn, table) -> None:
+    """Until a session waits for a lock on `table`."""
+    for _ in range(200):
+        waiting = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND NOT granted",
+            [table.as_string(conn)],
+        ).fetchone()[0]
+        if waiting:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no session waited for {table.as_string(conn)}")
