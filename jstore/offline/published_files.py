@@ -16,7 +16,9 @@ run, `jstore compute --run-id`) overwrites it, whether or not the new rows are e
 and published, and a user may delete it. So `file_ranges` checks that the run's Parquet files
 are still the ones recorded (Spark names each write's files anew) and answers None when they are
 not, as it does for a view table created before this module, which has no files table: the
-caller reads PostgreSQL then.
+caller reads PostgreSQL then. Anything but a publish that writes the view's table (a hand
+UPDATE, DELETE, INSERT or TRUNCATE) makes its rows differ from the files, so a statement
+trigger on the table drops the files table then (`STALE_TRIGGER`).
 """
 
 from __future__ import annotations
