@@ -47,7 +47,7 @@ def file_candidates(
     schema = candidate_schema(features)
     columns = [*view.join_keys, "feature_ts", *(spec.name for spec in features)]
     kept = []
-    for batch in read_rows(files, columns, *asked.bounds, READ_ROWS):
+    for batch in read_rows(files, view, columns, *asked.bounds, READ_ROWS):
         code = keys.lookup([batch.column(k) for k in view.join_keys])
         times = batch.column("feature_ts")
         keep = asked.asked(code, times.cast(pa.int64()).to_numpy())

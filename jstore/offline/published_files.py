@@ -155,8 +155,6 @@ class FileRange:
     end: datetime
     files: tuple[LakePath, ...]
     """The staged run's Parquet files (none for a run of no rows)."""
-    schema: pa.Schema
-    """The view's staged schema: `read_rows` casts the files' columns to it, as publish does."""
     run_rows: int
     """The staged run's rows, all read to find those of the range (its manifest's count)."""
 
@@ -198,20 +196,26 @@ def file_ranges(
         if found is None or found[1] != files or not found[0].start <= start < end <= found[0].end:
             return None
         paths = tuple(found[0].path / name for name in sorted(files))
-        ranges.append(FileRange(run_id, start, end, paths, staged_schema(view), found[0].rows))
+        ranges.append(FileRange(run_id, start, end, paths, found[0].rows))
     return ranges
 
 
 def read_rows(
-    ranges: list[FileRange], columns: list[str], low: datetime, high: datetime, batch_rows: int
+    ranges: list[FileRange],
+    view: ResolvedView,
+    columns: list[str],
+    low: datetime,
+    high: datetime,
+    batch_rows: int,
 ) -> Iterator[pa.RecordBatch]:
-    """The rows of the ranges with start <= feature_ts < end and low <= feature_ts <= high:
-    `columns` (staged columns, in that order), typed as staged, a batch of at most `batch_rows`
-    rows at a time (empty batches are skipped)."""
+    """The rows of the view's ranges with start <= feature_ts < end and low <= feature_ts <=
+    high: `columns` (staged columns, in that order), typed as staged (cast as publish casts
+    them), a batch of at most `batch_rows` rows at a time (empty batches are skipped)."""
     read = columns if "feature_ts" in columns else [*columns, "feature_ts"]
+    staged = staged_schema(view)
+    kept = pa.schema([staged.field(name) for name in read])
     stamp = ARROW_TYPES["timestamp"]
     for span in ranges:
-        kept = pa.schema([span.schema.field(name) for name in read])
         first = pa.scalar(max(span.start, as_utc(low)), stamp)
         end, last = pa.scalar(span.end, stamp), pa.scalar(as_utc(high), stamp)
         for file in span.files:

@@ -125,7 +125,7 @@ def test_file_ranges_read_back_exactly_the_rows_asked(store, settings, spend_vie
         ("r1", T0 + 4 * HOUR, T0 + 6 * HOUR, 2),
     ]
     columns = ["count_1h", "account_id", "amount_sum_1h"]
-    batches = list(read_rows(ranges, columns, T0 + HOUR, T0 + 4 * HOUR, batch_rows=2))
+    batches = list(read_rows(ranges, spend_view, columns, T0 + HOUR, T0 + 4 * HOUR, batch_rows=2))
     assert max(b.num_rows for b in batches) <= 2
     table = pa.Table.from_batches(batches)
     assert table.schema == pa.schema([staged_schema(spend_view).field(c) for c in columns])
@@ -244,7 +244,9 @@ def test_read_rows_reads_a_lake_on_s3(s3_settings, spend_view):
         f"{s3_settings.lake_uri}/staging/account_spend/s3/part-00000.parquet"
     ]
     read = pa.Table.from_batches(
-        read_rows(ranges, ["account_id", "count_1h", "amount_sum_1h"], *EVER, batch_rows=10)
+        read_rows(
+            ranges, spend_view, ["account_id", "count_1h", "amount_sum_1h"], *EVER, batch_rows=10
+        )
     )
     assert read.to_pylist() == [
         {"account_id": 1, "count_1h": 1, "amount_sum_1h": 2.5},
@@ -269,7 +271,7 @@ def _stored_rows(store, view) -> pa.Table:
 
 def _file_rows(store, settings, view) -> pa.Table:
     ranges = file_ranges(store.conn, settings, store.schema, view, *EVER)
-    batches = read_rows(ranges, staged_columns(view), *EVER, batch_rows=7)
+    batches = read_rows(ranges, view, staged_columns(view), *EVER, batch_rows=7)
     return _sorted(pa.Table.from_batches(list(batches), schema=staged_schema(view)), view)
 
 
