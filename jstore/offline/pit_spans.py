@@ -22,7 +22,6 @@ import math
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
 from typing import IO
 
 import numpy as np
@@ -265,7 +264,8 @@ class SpanLookup:
         self.view = view
         self._keys = pack_pair(code, first // period_us(view) + (1 << 31))
         self._lasts = last
-        self.bounds = (_utc(int(first.min())), _utc(int(last.max()))) if len(code) else None
+        ends = pa.array([first.min(), last.max()] if len(code) else [], pa.int64())
+        self.bounds = tuple(ends.cast(ARROW_TYPES["timestamp"]).to_pylist()) or None
         """The earliest period start and the latest time asked (None without spans)."""
 
     def __len__(self) -> int:
@@ -281,10 +281,6 @@ class SpanLookup:
         wanted = pack_pair(np.maximum(code, 0), period + (1 << 31))
         at = np.minimum(np.searchsorted(self._keys, wanted), len(self._keys) - 1)
         return (code >= 0) & (self._keys[at] == wanted) & (times_us <= self._lasts[at])
-
-
-def _utc(us: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
 
 def checkpoints_us(times_us: np.ndarray, view: ResolvedView) -> np.ndarray:
