@@ -14,6 +14,7 @@ from jstore.model import (
     ResolvedView,
     WindowedFeatureView,
 )
+from jstore.offline import OfflineStore
 from jstore.repo import FeatureRepo
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -64,3 +65,10 @@ def spend_view() -> ResolvedView:
 def card_view() -> ResolvedView:
     """Key card_id; step 1d; count_1d."""
     return SMALL_REPO.resolve("card_daily", 1)
+
+
+@pytest.fixture
+def store(settings):
+    """An offline store on the test's own schema (a module may override it: a layout's own)."""
+    with OfflineStore(settings) as s:
+        yield s

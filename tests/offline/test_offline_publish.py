@@ -40,12 +40,6 @@ def _history(store, view, account_id):
     return store.history(view, {"bank": "b", "account_id": account_id})
 
 
-@pytest.fixture
-def store(settings):
-    with OfflineStore(settings) as s:
-        yield s
-
-
 def test_publish_replaces_exactly_the_interval(store, settings, spend_view):
     first = [_row(1, h, h + 1, 10.0 * h, 5.5) for h in range(6)] + [_row(2, 0, 7, 1.0, 1.0)]
     assert (

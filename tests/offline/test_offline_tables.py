@@ -6,16 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from jstore.offline import OfflineStore
 from jstore.offline.tables import chunk_interval, months_between, partition_name
 from tests.factories import stage_rows
 from tests.offline.conftest import HOUR, T0
-
-
-@pytest.fixture
-def store(settings):
-    with OfflineStore(settings) as s:
-        yield s
 
 
 def _columns(store, table):

@@ -4,22 +4,15 @@ PostgreSQL when it cannot, with the same answer either way."""
 from __future__ import annotations
 
 import pyarrow as pa
-import pytest
 from psycopg import sql
 
 from jstore.lake import staging_dir
-from jstore.offline import OfflineStore, pit_candidates, pit_join
+from jstore.offline import pit_candidates, pit_join
 from tests.factories import stage_rows
 from tests.offline.conftest import HOUR, T0
 from tests.offline.test_pit_join import _features, _spend, without_published_files
 
 FEATURES = ("count_1h", "amount_sum_1h")
-
-
-@pytest.fixture
-def store(settings):
-    with OfflineStore(settings) as s:
-        yield s
 
 
 def _published_twice(store, settings, spend_view):

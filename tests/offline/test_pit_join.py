@@ -18,7 +18,7 @@ from jstore.model import (
     SqlFeatureView,
     WindowedFeatureView,
 )
-from jstore.offline import OfflineStore, pit_join
+from jstore.offline import pit_join
 from jstore.repo import FeatureRepo
 from tests.factories import stage_rows
 from tests.offline.conftest import HOUR, T0, account, card, payments
@@ -44,12 +44,6 @@ def cut_into_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pit_join, "RANGE_SPANS", 3)
     monkeypatch.setattr(pit_join, "BATCH_ROWS", 16)
     monkeypatch.setattr(pit_join, "FIRST_PASS_ROWS", 16)
-
-
-@pytest.fixture
-def store(settings):
-    with OfflineStore(settings) as s:
-        yield s
 
 
 @pytest.fixture

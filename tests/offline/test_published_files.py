@@ -52,27 +52,31 @@ def _files(store, view):
     return [tuple(row) for row in rows]
 
 
+@pytest.fixture
+def publish(store, settings, spend_view):
+    """`publish(rows, start, end, run_id, files=1)`: stage the rows and publish them into
+    spend_view's table; returns the rows published."""
+
+    def staged_and_published(rows, start, end, run_id, files=1):
+        staged = stage_rows(settings, spend_view, rows, start, end, run_id, files=files)
+        return store.publish(spend_view, staged)
+
+    return staged_and_published
+
+
 def _with_retention(view, retention):
     definition = view.definition.model_copy(update={"retention": retention})
     return view.model_copy(update={"definition": definition})
 
 
-@pytest.fixture
-def store(settings):
-    with OfflineStore(settings) as s:
-        yield s
-
-
 def test_a_publish_inside_a_range_splits_it_and_one_over_an_end_trims_it(
-    store, settings, spend_view
+    store, spend_view, publish
 ):
     r1 = [_row(1, T0 + h * HOUR, h) for h in range(10)]
-    store.publish(spend_view, stage_rows(settings, spend_view, r1, T0, T0 + 10 * HOUR, "r1"))
+    publish(r1, T0, T0 + 10 * HOUR, "r1")
     assert _files(store, spend_view) == [("r1", T0, T0 + 10 * HOUR)]
 
-    store.publish(
-        spend_view, stage_rows(settings, spend_view, [], T0 + 3 * HOUR, T0 + 5 * HOUR, "r2")
-    )
+    publish([], T0 + 3 * HOUR, T0 + 5 * HOUR, "r2")
     assert _files(store, spend_view) == [
         ("r1", T0, T0 + 3 * HOUR),
         ("r2", T0 + 3 * HOUR, T0 + 5 * HOUR),
@@ -80,9 +84,7 @@ def test_a_publish_inside_a_range_splits_it_and_one_over_an_end_trims_it(
     ]
 
     r3 = [_row(2, T0 + 11 * HOUR, 1)]
-    store.publish(
-        spend_view, stage_rows(settings, spend_view, r3, T0 + 8 * HOUR, T0 + 12 * HOUR, "r3")
-    )
+    publish(r3, T0 + 8 * HOUR, T0 + 12 * HOUR, "r3")
     assert _files(store, spend_view) == [
         ("r1", T0, T0 + 3 * HOUR),
         ("r2", T0 + 3 * HOUR, T0 + 5 * HOUR),
@@ -90,9 +92,7 @@ def test_a_publish_inside_a_range_splits_it_and_one_over_an_end_trims_it(
         ("r3", T0 + 8 * HOUR, T0 + 12 * HOUR),
     ]
 
-    store.publish(
-        spend_view, stage_rows(settings, spend_view, [], T0 + 2 * HOUR, T0 + 9 * HOUR, "r4")
-    )
+    publish([], T0 + 2 * HOUR, T0 + 9 * HOUR, "r4")
     assert _files(store, spend_view) == [
         ("r1", T0, T0 + 2 * HOUR),
         ("r4", T0 + 2 * HOUR, T0 + 9 * HOUR),
@@ -100,23 +100,19 @@ def test_a_publish_inside_a_range_splits_it_and_one_over_an_end_trims_it(
     ]
 
 
-def test_a_republish_of_an_interval_replaces_its_run(store, settings, spend_view):
-    store.publish(spend_view, stage_rows(settings, spend_view, [], APRIL, JUNE, "r1"))
-    store.publish(spend_view, stage_rows(settings, spend_view, [], APRIL, JUNE, "r2"))
+def test_a_republish_of_an_interval_replaces_its_run(store, spend_view, publish):
+    publish([], APRIL, JUNE, "r1")
+    publish([], APRIL, JUNE, "r2")
     assert _files(store, spend_view) == [("r2", APRIL, JUNE)]
 
 
-def test_file_ranges_read_back_exactly_the_rows_asked(store, settings, spend_view):
+def test_file_ranges_read_back_exactly_the_rows_asked(store, settings, spend_view, publish):
     """Ranges overlapping [low, high], both ends included; rows of each range's run inside the
     range and inside [low, high]; only the columns asked, in their order."""
     r1 = [_row(1, T0 + h * HOUR, h, 1.5 * h) for h in range(6)] + [_row(2, T0, 7)]
-    store.publish(
-        spend_view, stage_rows(settings, spend_view, r1, T0, T0 + 6 * HOUR, "r1", files=2)
-    )
+    publish(r1, T0, T0 + 6 * HOUR, "r1", files=2)
     r2 = [_row(1, T0 + 2 * HOUR, 20), _row(3, T0 + 3 * HOUR, 30)]
-    store.publish(
-        spend_view, stage_rows(settings, spend_view, r2, T0 + 2 * HOUR, T0 + 4 * HOUR, "r2")
-    )
+    publish(r2, T0 + 2 * HOUR, T0 + 4 * HOUR, "r2")
 
     ranges = file_ranges(store.conn, settings, store.schema, spend_view, T0 + HOUR, T0 + 4 * HOUR)
     assert [(r.run_id, r.start, r.end, len(r.files)) for r in ranges] == [
@@ -137,11 +133,11 @@ def test_file_ranges_read_back_exactly_the_rows_asked(store, settings, spend_vie
     ]
 
 
-def test_a_rejected_publish_leaves_the_files_table_as_it_was(store, settings, spend_view):
-    store.publish(spend_view, stage_rows(settings, spend_view, [], T0, T0 + 6 * HOUR, "r1"))
+def test_a_rejected_publish_leaves_the_files_table_as_it_was(store, settings, spend_view, publish):
+    publish([], T0, T0 + 6 * HOUR, "r1")
     late = [_row(1, T0 + HOUR, 1), _row(1, T0 + 3 * HOUR, 1)]  # a row after its interval
     with pytest.raises(StagedRunRejected):
-        store.publish(spend_view, stage_rows(settings, spend_view, late, T0, T0 + 2 * HOUR, "late"))
+        publish(late, T0, T0 + 2 * HOUR, "late")
     assert _files(store, spend_view) == [("r1", T0, T0 + 6 * HOUR)]
 
 
@@ -162,9 +158,9 @@ CRASHING_PUBLISH = textwrap.dedent(
 
 
 def test_a_publish_killed_before_its_commit_leaves_the_files_table_as_it_was(
-    store, settings, spend_view
+    store, settings, spend_view, publish
 ):
-    store.publish(spend_view, stage_rows(settings, spend_view, [], T0, T0 + 6 * HOUR, "old"))
+    publish([], T0, T0 + 6 * HOUR, "old")
     new = [_row(1, T0 + HOUR, 2)]
     stage_rows(settings, spend_view, new, T0 + HOUR, T0 + 3 * HOUR, "new")
     env = {
@@ -180,25 +176,25 @@ def test_a_publish_killed_before_its_commit_leaves_the_files_table_as_it_was(
     assert _files(store, spend_view) == [("old", T0, T0 + 6 * HOUR)]
 
 
-def test_retention_cuts_the_ranges_before_the_months_it_drops(store, settings, spend_view):
+def test_retention_cuts_the_ranges_before_the_months_it_drops(store, spend_view, publish):
     if store.layout.hypertables:  # the oracle below covers chunks
         pytest.skip("whole-month partitions are the plain PostgreSQL layout")
-    store.publish(spend_view, stage_rows(settings, spend_view, [], APRIL, APRIL + DAY, "r1"))
-    store.publish(
-        spend_view, stage_rows(settings, spend_view, [], APRIL + 10 * DAY, MAY + 10 * DAY, "r2")
-    )
+    publish([], APRIL, APRIL + DAY, "r1")
+    publish([], APRIL + 10 * DAY, MAY + 10 * DAY, "r2")
     view = _with_retention(spend_view, DAY)
     assert store.drop_expired(view, now=MAY + 2 * DAY) == 1  # April
     assert _files(store, spend_view) == [("r2", MAY, MAY + 10 * DAY)]
 
 
-def test_a_table_without_a_files_table_is_read_from_postgresql(store, settings, spend_view):
+def test_a_table_without_a_files_table_is_read_from_postgresql(
+    store, settings, spend_view, publish
+):
     """A table created before the files table existed: publish and retention work as before,
     and `file_ranges` answers None."""
     store.ensure_table(spend_view)
     store.conn.execute(sql.SQL("DROP TABLE {}").format(files_table(store.schema, spend_view)))
     rows = [_row(1, APRIL + HOUR, 1), _row(1, MAY + HOUR, 2)]
-    assert store.publish(spend_view, stage_rows(settings, spend_view, rows, APRIL, JUNE, "r1")) == 2
+    assert publish(rows, APRIL, JUNE, "r1") == 2
     assert store.drop_expired(_with_retention(spend_view, DAY), now=MAY + DAY) >= 1  # April
 
     assert file_ranges(store.conn, settings, store.schema, spend_view, *EVER) is None
@@ -207,8 +203,8 @@ def test_a_table_without_a_files_table_is_read_from_postgresql(store, settings, 
     )
 
 
-def test_a_deleted_staged_run_is_read_from_postgresql(store, settings, spend_view):
-    store.publish(spend_view, stage_rows(settings, spend_view, [], T0, T0 + 2 * HOUR, "r1"))
+def test_a_deleted_staged_run_is_read_from_postgresql(store, settings, spend_view, publish):
+    publish([], T0, T0 + 2 * HOUR, "r1")
     staged = stage_rows(settings, spend_view, [], T0 + 2 * HOUR, T0 + 4 * HOUR, "r2")
     store.publish(spend_view, staged)
     assert len(file_ranges(store.conn, settings, store.schema, spend_view, *EVER)) == 2
@@ -219,12 +215,10 @@ def test_a_deleted_staged_run_is_read_from_postgresql(store, settings, spend_vie
     assert len(file_ranges(store.conn, settings, store.schema, spend_view, T0, T0 + HOUR)) == 1
 
 
-def test_a_staged_run_computed_again_is_read_from_postgresql(store, settings, spend_view):
+def test_a_staged_run_computed_again_is_read_from_postgresql(store, settings, spend_view, publish):
     """Computing a published run id again overwrites its folder (a cleared Airflow DAG run):
     the files are not the published rows any more, even before the new ones are published."""
-    store.publish(
-        spend_view, stage_rows(settings, spend_view, [_row(1, T0, 1)], T0, T0 + HOUR, "r1")
-    )
+    publish([_row(1, T0, 1)], T0, T0 + HOUR, "r1")
     assert len(file_ranges(store.conn, settings, store.schema, spend_view, *EVER)) == 1
 
     again = [_row(1, T0, 5), _row(2, T0, 6)]
