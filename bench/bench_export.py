@@ -6,20 +6,19 @@
 Feature rows of user_purchases (step 1h), merchant_sales (1d) and user_categories (1h) are
 generated directly (change-only rows at random steps over `--days`), published through staged
 runs into a scratch schema, then `--rows` entity rows (a Parquet file) get every feature of the
-three views, streamed to a Parquet file as `jstore export` does, twice: as it does (reading
-the stored rows from the published files, the staged runs' Parquet, where they are worth
-reading: pit_join.FILE_ROWS_PER_SPAN) and from PostgreSQL only (the staged runs out of reach,
-as for a table without published files, or a view of several key ranges). The baseline is
-DuckDB's ASOF
+three views, streamed to a Parquet file as `jstore export` does, twice: as it does (reading the
+stored rows from the published files, the staged runs' Parquet, where they are worth reading:
+pit_join.FILE_ROWS_PER_SPAN) and from PostgreSQL only (the staged runs out of reach, as for a
+table without published files, or a view of several key ranges). The baseline is DuckDB's ASOF
 LEFT JOIN over the same rows written to Parquet and loaded once into DuckDB tables (loading is
 not timed; 2 threads), in the same run, twice: its answer written to a Parquet file (`COPY …
 TO`, like with like: JStore's time includes writing the file) and its answer as an in-memory
 Arrow table (no file: a floor JStore's time is not made of). Each side runs in a fresh child
-process, which reports its time, its peak resident memory (VmHWM) and its resident memory
-after imports, before the work. The figures are `ratio export_<rows>_from_database` (from
-PostgreSQL, against DuckDB to Parquet), `ratio export_<rows>_in_memory` (as `jstore export`
-does, against DuckDB in memory) and, last, `ratio export_<rows>: <JStore rows/s as `jstore
-export` does / DuckDB-to-Parquet rows/s>`. The scratch schema is dropped at the end.
+process, which reports its time, its peak resident memory (VmHWM) and its resident memory after
+imports, before the work. The figures are `ratio export_<rows>_from_database` (from PostgreSQL,
+against DuckDB to Parquet), `ratio export_<rows>_in_memory` (as `jstore export` does, against
+DuckDB in memory) and, last, `ratio export_<rows>: <JStore rows/s as `jstore export` does /
+DuckDB-to-Parquet rows/s>`. The scratch schema is dropped at the end.
 """
 
 from __future__ import annotations
